@@ -62,8 +62,10 @@ def _check_metadata(path: Path, spec: TableSpec, meta: dict, problems: list[str]
         problems.append(f"this is a {meta.get('table')!r} table, expected {spec.name!r}")
     version = str(meta.get("version", spec.version))
     if int(version.split(".")[0]) != spec.major:
-        problems.append(f"{spec.name} schema version {version} is not readable by this version "
-                        f"({spec.version}); convert it or use a matching chexbench release")
+        problems.append(
+            f"{spec.name} schema version {version} is not readable by this version "
+            f"({spec.version}); convert it or use a matching chexbench release"
+        )
     for key in spec.required_metadata:
         if key not in meta.get("extra", {}):
             problems.append(f"metadata lacks {key!r}")
@@ -75,8 +77,9 @@ def _load_raw(path: Path, spec: TableSpec) -> pd.DataFrame:
     try:
         if path.suffix == ".parquet":
             table = pq.read_table(path)
-            frame = table.drop_columns([c for c in table.column_names if pa.types.is_fixed_size_list(
-                table.schema.field(c).type)]).to_pandas(types_mapper=None)
+            frame = table.drop_columns(
+                [c for c in table.column_names if pa.types.is_fixed_size_list(table.schema.field(c).type)]
+            ).to_pandas(types_mapper=None)
             for name in table.column_names:
                 if pa.types.is_fixed_size_list(table.schema.field(name).type):
                     frame[name] = list(_fixed_list_to_numpy(table.column(name)))
@@ -84,10 +87,9 @@ def _load_raw(path: Path, spec: TableSpec) -> pd.DataFrame:
         if path.suffix == ".csv":
             if any(c.kind == "vector" for c in spec.columns):
                 raise BadInputError(f"{path}: a {spec.name} table has vectors and must be Parquet, not CSV")
-            options = pacsv.ConvertOptions(column_types={}, strings_can_be_null=False, quoted_strings_can_be_null=False)
-            table = pacsv.read_csv(path, convert_options=options)
-            return pd.DataFrame({n: table.column(n).cast(pa.string()).to_pylist() for n in table.column_names})
-    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+            # every cell as text, so ids keep leading zeros; the validator converts per the contract
+            return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise BadInputError(f"{path}: cannot be read as {path.suffix[1:]}: {exc}".splitlines()[0]) from None
     raise BadInputError(f"{path}: unsupported file type {path.suffix!r}; use .parquet or .csv")
 
@@ -139,12 +141,24 @@ def _arrow_table(frame: pd.DataFrame, spec: TableSpec) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
-def write_table(frame: pd.DataFrame, path: str | Path, table: str | TableSpec, *, producer: str,
-                run_id: str | None = None, extra: dict | None = None) -> Path:
+def write_table(
+    frame: pd.DataFrame,
+    path: str | Path,
+    table: str | TableSpec,
+    *,
+    producer: str,
+    run_id: str | None = None,
+    extra: dict | None = None,
+) -> Path:
     """Validate, then write atomically as Parquet (or CSV plus a .meta.json sidecar)."""
     path, spec = Path(path), _spec(table)
-    meta = {"table": spec.name, "version": spec.version, "producer": producer, "run_id": run_id,
-            "extra": dict(extra or {})}
+    meta = {
+        "table": spec.name,
+        "version": spec.version,
+        "producer": producer,
+        "run_id": run_id,
+        "extra": dict(extra or {}),
+    }
     problems: list[str] = []
     _check_metadata(path, spec, meta, problems)
     frame, row_problems = validate_frame(frame, spec)
@@ -167,15 +181,29 @@ def write_table(frame: pd.DataFrame, path: str | Path, table: str | TableSpec, *
     return path
 
 
-def write_embeddings(frame: pd.DataFrame, vectors: np.ndarray, path: str | Path, *, producer: str,
-                     extractor: str, weights_sha256: str, preprocessing: dict | str,
-                     run_id: str | None = None, extra: dict | None = None) -> Path:
+def write_embeddings(
+    frame: pd.DataFrame,
+    vectors: np.ndarray,
+    path: str | Path,
+    *,
+    producer: str,
+    extractor: str,
+    weights_sha256: str,
+    preprocessing: dict | str,
+    run_id: str | None = None,
+    extra: dict | None = None,
+) -> Path:
     """Write an embeddings table from id columns plus an (N, d) matrix."""
     vectors = np.asarray(vectors, dtype=np.float32)
     if vectors.ndim != 2 or len(vectors) != len(frame):
         raise BadInputError(f"{path}: {len(frame)} rows but vectors of shape {vectors.shape}")
     frame = frame.copy()
     frame["vector"] = list(vectors)
-    meta = {"extractor": extractor, "weights_sha256": weights_sha256, "preprocessing": preprocessing,
-            "dim": int(vectors.shape[1]), **(extra or {})}
+    meta = {
+        "extractor": extractor,
+        "weights_sha256": weights_sha256,
+        "preprocessing": preprocessing,
+        "dim": int(vectors.shape[1]),
+        **(extra or {}),
+    }
     return write_table(frame, path, "embeddings", producer=producer, run_id=run_id, extra=meta)

@@ -70,8 +70,13 @@ PROMPTS = TableSpec(
         ),
         Column("view", "string", "View position (AP, PA, ...).", nullable=True),
         *(
-            Column(label, "int8", f"CheXpert label {label}: 1 positive, 0 negative, -1 uncertain, null unmentioned.",
-                   nullable=True, allowed=LABEL_VALUES)
+            Column(
+                label,
+                "int8",
+                f"CheXpert label {label}: 1 positive, 0 negative, -1 uncertain, null unmentioned.",
+                nullable=True,
+                allowed=LABEL_VALUES,
+            )
             for label in CHEXPERT_LABELS
         ),
     ),

@@ -91,8 +91,10 @@ def validate_frame(df: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, lis
     df = df.reset_index(drop=True)
     missing = [c.name for c in spec.columns if c.name not in df.columns]
     if missing:
-        problems.append(f"missing column(s) {', '.join(repr(m) for m in missing)}; a {spec.name} table needs "
-                        f"{', '.join(spec.column_names)}")
+        problems.append(
+            f"missing column(s) {', '.join(repr(m) for m in missing)}; a {spec.name} table needs "
+            f"{', '.join(spec.column_names)}"
+        )
     out = {}
     for col in spec.columns:
         if col.name not in df.columns:
@@ -127,8 +129,10 @@ def validate_frame(df: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, lis
             value = tuple(frame.iloc[i])
             if value in first_seen:
                 shown = value[0] if len(value) == 1 else value
-                problems.append(f"row {i + 1}, column {'+'.join(key)!r}: duplicate value {shown!r} "
-                                f"(first at row {first_seen[value] + 1})")
+                problems.append(
+                    f"row {i + 1}, column {'+'.join(key)!r}: duplicate value {shown!r} "
+                    f"(first at row {first_seen[value] + 1})"
+                )
             else:
                 first_seen[value] = i
     result = pd.DataFrame(out, index=df.index)

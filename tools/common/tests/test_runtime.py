@@ -1,0 +1,108 @@
+import io
+import os
+
+import click
+import pytest
+from chexbench_common.cli import stage_group
+from chexbench_common.env import configure_caches
+from chexbench_common.paths import resolve_under
+from chexbench_common.progress import Progress, track
+from chexbench_schema.errors import MissingResourceError, PathEscapeError, SchemaError
+from click.testing import CliRunner
+
+
+def test_resolve_under_accepts_inside_and_refuses_escapes(tmp_path):
+    root = tmp_path / "root"
+    (root / "a").mkdir(parents=True)
+    assert resolve_under(root, "a/b.png") == (root / "a" / "b.png").resolve()
+    for bad in ("../x.png", "a/../../x.png", "/etc/passwd"):
+        with pytest.raises(PathEscapeError):
+            resolve_under(root, bad, where="images.csv row 3")
+    (root / "link").symlink_to(tmp_path)
+    with pytest.raises(PathEscapeError, match="images.csv row 4: path 'link/secret' resolves outside"):
+        resolve_under(root, "link/secret", where="images.csv row 4")
+
+
+def test_progress_log_mode_prints_periodic_lines():
+    out = io.StringIO()
+    assert list(track(range(10), desc="embed", unit="img", mode="log", every_n=5, stream=out)) == list(range(10))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert "embed: 5/10 img" in lines[0] and "embed: 10/10 img" in lines[1] and "ETA" in lines[0]
+
+
+def test_progress_auto_is_log_off_a_terminal_and_none_is_silent():
+    out = io.StringIO()
+    progress = Progress(3, "x", mode="auto", stream=out)
+    assert progress.mode == "log"
+    silent = io.StringIO()
+    with Progress(3, "x", mode="none", stream=silent) as p:
+        p.update(3)
+    assert silent.getvalue() == ""
+
+
+def test_progress_log_mode_reports_by_time(monkeypatch):
+    out = io.StringIO()
+    clock = iter([0.0, 1.0, 61.0, 62.0, 63.0])  # start, three updates, close
+    monkeypatch.setattr("chexbench_common.progress.time.monotonic", lambda: next(clock))
+    with Progress(None, "gen", mode="log", every_s=60, stream=out) as p:
+        p.update()
+        p.update()
+        p.update()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2  # one once 60 s have passed, one at close
+    assert "gen: 2 it" in lines[0] and "gen: 3 it" in lines[1]
+
+
+def test_configure_caches_sets_unset_variables_only(tmp_path, monkeypatch):
+    for var in ("HF_HOME", "TORCH_HOME", "XDG_CACHE_HOME", "MPLCONFIGDIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("TORCH_HOME", "/already/set")
+    root = configure_caches(tmp_path / "cache")
+    assert os.environ["HF_HOME"] == str(root / "huggingface")
+    assert os.environ["TORCH_HOME"] == "/already/set"
+    assert os.environ["XDG_CACHE_HOME"].startswith(str(tmp_path))
+
+
+def _cli_raising(error):
+    group = stage_group("demo", "9.9", "Demo tool.")
+
+    @group.command()
+    def run():
+        raise error
+
+    return group
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "text"),
+    [
+        (MissingResourceError("weights not found at /x/model.safetensors"), 5, "weights not found"),
+        (PathEscapeError("row 2: path '../x' escapes its root"), 3, "escapes its root"),
+        (SchemaError("p.csv", ["row 1, column 'a': bad", "row 2, column 'b': bad"]), 4, "p.csv: row 2"),
+    ],
+)
+def test_cli_turns_errors_into_short_messages_and_exit_codes(error, code, text):
+    result = CliRunner().invoke(_cli_raising(error), ["run"])
+    assert result.exit_code == code
+    assert text in result.stderr
+    assert "Traceback" not in result.stderr
+    assert all(line.startswith("chexbench-demo: error: ") for line in result.stderr.splitlines())
+
+
+def test_cli_version_and_help():
+    group = stage_group("demo", "9.9", "Demo tool.")
+    group.add_command(click.Command("run", help="Run it."))
+    assert "9.9" in CliRunner().invoke(group, ["--version"]).output
+    assert "run" in CliRunner().invoke(group, ["--help"]).output
+
+
+def test_select_device_refuses_cuda_without_gpu():
+    torch = pytest.importorskip("torch")
+    from chexbench_common.device import select_device
+
+    assert select_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        assert select_device("auto").type == "cpu"
+        with pytest.raises(MissingResourceError, match="no CUDA GPU"):
+            select_device("cuda")
