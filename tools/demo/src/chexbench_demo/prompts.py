@@ -1,0 +1,58 @@
+"""Our own short findings prompts with CheXpert labels (invented text; no MIMIC content)."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+
+from chexbench_schema import CHEXPERT_LABELS
+
+# (sentence, {label: value}); -1 marks an uncertain finding
+FINDINGS: tuple[tuple[str, dict[str, int]], ...] = (
+    ("No acute cardiopulmonary process.", {"No Finding": 1}),
+    ("Small left pleural effusion with adjacent basilar atelectasis.", {"Pleural Effusion": 1, "Atelectasis": 1}),
+    ("Moderate cardiomegaly with mild pulmonary edema.", {"Cardiomegaly": 1, "Edema": 1}),
+    (
+        "Right lower lobe consolidation concerning for pneumonia.",
+        {"Consolidation": 1, "Pneumonia": 1, "Lung Opacity": 1},
+    ),
+    ("Small right apical pneumothorax.", {"Pneumothorax": 1}),
+    ("Enlarged cardiomediastinal silhouette.", {"Enlarged Cardiomediastinum": 1}),
+    ("Healing fracture of the left sixth rib.", {"Fracture": 1}),
+    ("Nodular opacity in the right upper lobe.", {"Lung Lesion": 1, "Lung Opacity": 1}),
+    ("Bilateral pleural effusions, larger on the right.", {"Pleural Effusion": 1}),
+    ("Patchy bibasilar opacities, possibly atelectasis.", {"Lung Opacity": 1, "Atelectasis": -1}),
+)
+QUALIFIERS: tuple[tuple[str, dict[str, int]], ...] = (
+    ("", {}),
+    ("Lungs are otherwise clear.", {}),
+    ("Endotracheal tube terminates above the carina.", {"Support Devices": 1}),
+    ("Left central venous catheter with tip in the superior vena cava.", {"Support Devices": 1}),
+)
+CR_PROMPT = (
+    "Multiple rounded nodular opacities in both mid and lower lungs.",
+    {"Lung Lesion": 1, "Lung Opacity": 1},
+)
+
+
+def prompt_id(text: str) -> str:
+    """The contract's stable prompt id: 'p' + 16 hex of sha256 of the text."""
+    return "p" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def demo_prompts(n: int) -> list[tuple[str, dict[str, int]]]:
+    """n distinct prompts: every finding with every qualifier, in a fixed order (at most 40)."""
+    combos = [
+        (" ".join(part for part in (finding, qualifier) if part), {**labels, **extra})
+        for (qualifier, extra), (finding, labels) in itertools.product(QUALIFIERS, FINDINGS)
+    ]
+    if n > len(combos):
+        raise ValueError(f"at most {len(combos)} demo prompts exist, {n} were asked for")
+    return combos[:n]
+
+
+def label_row(labels: dict[str, int]) -> dict[str, int | None]:
+    unknown = set(labels) - set(CHEXPERT_LABELS)
+    if unknown:
+        raise ValueError(f"unknown labels {sorted(unknown)}")
+    return {label: labels.get(label) for label in CHEXPERT_LABELS}
