@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import csv
 import datetime as dt
+import functools
 import hashlib
 import importlib.metadata
 import re
@@ -46,6 +47,7 @@ LLAVARAD_COLUMNS: tuple[str, ...] = (
     "chexpert_labels_len",
     "Contains_Uncertainity",
 )
+USED_COLUMNS = ("id", "path", "view", "chexpert_labels", "annotated_prompt", "patientID")
 # How an uncertain (-1) label is written out; None keeps -1.
 UNCERTAINTY_POLICIES: dict[str, int | None] = {"u-zeros": 0, "u-ones": 1, "keep": None}
 DEFAULT_POLICY = "u-zeros"
@@ -55,7 +57,7 @@ _STUDY = re.compile(r"(?:^|/)(s\d+)(?:/|$)")
 
 @dataclass
 class SourceRow:
-    """One data row of an annotation CSV: 1-based data row number, first file line, values by column."""
+    """One data row of an annotation CSV: 1-based data row number, first file line, the used columns' values."""
 
     row: int
     line: int
@@ -116,13 +118,14 @@ def read_annotations(path: str | Path) -> list[SourceRow]:
                         f"{', '.join(LLAVARAD_COLUMNS)}"
                     ],
                 )
+            keep = [(header.index(c), c) for c in USED_COLUMNS]
             line, number = reader.line_num + 1, 0
             for fields in reader:
                 if not fields:  # blank line: skipped, as pandas does, so row numbers match the original's
                     line = reader.line_num + 1
                     continue
                 number += 1
-                row = SourceRow(number, line, dict(zip(header, fields, strict=False)))
+                row = SourceRow(number, line, {c: fields[i] if i < len(fields) else "" for i, c in keep})
                 if len(fields) != len(header):
                     problems.append(f"{row.where()}: {len(fields)} field(s), the header has {len(header)}")
                 rows.append(row)
@@ -143,15 +146,25 @@ def _short(text: str, limit: int = 60) -> str:
 
 
 def parse_labels(text: str) -> tuple[dict[str, int | None], list[str]]:
-    """Parse a `chexpert_labels` dict string safely; return the 14 labels (1/0/-1/None) and the problems found."""
+    """Parse a `chexpert_labels` dict string safely; return the 14 labels (1/0/-1/None) and the problems found.
+
+    Labels with a bad value are left out of the returned dict (the row is refused anyway).
+    """
+    values, problems = _parse_labels_cached(text)
+    return {k: v for k, v in zip(CHEXPERT_LABELS, values, strict=True) if v != "bad"}, list(problems)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_labels_cached(text: str) -> tuple[tuple, tuple[str, ...]]:
+    """parse_labels on immutable results: label strings repeat a lot, so each distinct one is evaluated once."""
     if not text.strip():
-        return {}, ["empty; expected a dict of the 14 CheXpert labels"]
+        return ("bad",) * len(CHEXPERT_LABELS), ("empty; expected a dict of the 14 CheXpert labels",)
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return {}, [f"not a Python dict literal: {_short(text)}"]
+        return ("bad",) * len(CHEXPERT_LABELS), (f"not a Python dict literal: {_short(text)}",)
     if not isinstance(value, dict):
-        return {}, [f"a {type(value).__name__}, not a dict of the 14 CheXpert labels"]
+        return ("bad",) * len(CHEXPERT_LABELS), (f"a {type(value).__name__}, not a dict of the 14 CheXpert labels",)
     problems = []
     unknown = [k for k in value if k not in CHEXPERT_LABELS]
     if unknown:
@@ -159,18 +172,19 @@ def parse_labels(text: str) -> tuple[dict[str, int | None], list[str]]:
     missing = [k for k in CHEXPERT_LABELS if k not in value]
     if missing:
         problems.append(f"missing label key(s) {', '.join(map(repr, missing))}")
-    labels, bad = {}, []
+    labels, bad = [], []
     for key in CHEXPERT_LABELS:
         raw = value.get(key)
         if raw is None:
-            labels[key] = None
+            labels.append(None)
         elif not isinstance(raw, bool) and isinstance(raw, int | float) and raw in (1, 0, -1):
-            labels[key] = int(raw)
+            labels.append(int(raw))
         else:
+            labels.append("bad")
             bad.append(f"{key!r}: {raw!r}")
     if bad:
         problems.append(f"value(s) outside 1.0/0.0/-1.0/None: {', '.join(bad)}")
-    return labels, problems
+    return tuple(labels), tuple(problems)
 
 
 def _row_record(row: SourceRow, split: str, problems: list[str]) -> tuple[dict, dict[str, int | None]]:
@@ -217,29 +231,30 @@ def convert_rows(
     mapped_to = UNCERTAINTY_POLICIES[uncertainty]
     problems: list[str] = []
     records, duplicates = [], []
-    first: dict[str, tuple[SourceRow, dict]] = {}
+    first: dict[str, list] = {}  # prompt -> [data row kept, its labels, occurrences so far]
     uncertain = rows_in = 0
     for row in rows:
         rows_in += 1
         record, labels = _row_record(row, split, problems)
         prompt = record["prompt"]
         if prompt in first:
-            kept_row, kept_labels = first[prompt]
+            seen = first[prompt]
+            seen[2] += 1
             duplicates.append(
                 {
                     "row": row.row,
                     "line": row.line,
                     "id": record["id"],
                     "image_path": record["image_path"],
-                    "kept_row": kept_row.row,
-                    "labels_differ": labels != kept_labels,
+                    "kept_row": seen[0],
+                    "labels_differ": labels != seen[1],
                 }
             )
             if not keep_duplicates:
                 continue
-            record["prompt_id"] += f".{sum(d['kept_row'] == kept_row.row for d in duplicates) + 1}"
+            record["prompt_id"] += f".{seen[2]}"
         else:
-            first[prompt] = (row, labels)
+            first[prompt] = [row.row, labels, 1]
         for key, value in labels.items():
             if value == -1:
                 uncertain += 1

@@ -56,7 +56,11 @@ PROMPTS = TableSpec(
     description="Text prompts with their real image and CheXpert labels; one row per unique prompt of a split.",
     columns=(
         Column("split", "string", "Split name, e.g. train, test, train20k."),
-        Column("prompt_id", "string", "Stable id: 'p' + first 16 hex of sha256 of the prompt text."),
+        Column(
+            "prompt_id",
+            "string",
+            "Stable id: 'p' + first 16 hex of sha256 of the prompt text (+ '.<k>' for the k-th kept repeat).",
+        ),
         Column("prompt", "string", "The text-to-image prompt (LLaVA-Rad findings, `annotated_prompt`)."),
         Column("patient_id", "string", "Patient id (MIMIC `patientID`, e.g. p10000032).", nullable=True),
         Column("study_id", "string", "Study id (e.g. s50414267), parsed from the image path.", nullable=True),

@@ -70,8 +70,9 @@ def _check_vector(col: Column, series: pd.Series, problems: list[str]) -> pd.Ser
 
 
 def _check_strings(col: Column, series: pd.Series, problems: list[str]) -> pd.Series:
-    values = series.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
-    values = values.map(lambda v: None if v is not None and v.strip() == "" else v)
+    # Plain Python lists: pandas 3 re-infers mapped strings as `str` dtype and turns None back into NaN.
+    cleaned = [None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v) for v in series.tolist()]
+    values = pd.Series([None if v is None or v.strip() == "" else v for v in cleaned], index=series.index, dtype=object)
     if col.pattern is not None:
         rx = re.compile(col.pattern)
         for i, v in enumerate(values):
@@ -82,7 +83,7 @@ def _check_strings(col: Column, series: pd.Series, problems: list[str]) -> pd.Se
             why = v is not None and path_problem(v)
             if why:
                 problems.append(f"row {i + 1}, column {col.name!r}: {why}")
-    return values.astype(object)
+    return values
 
 
 def validate_frame(df: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, list[str]]:
@@ -111,13 +112,12 @@ def validate_frame(df: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, lis
             for i in _rows(nulls):
                 problems.append(f"row {i + 1}, column {col.name!r}: empty value; this column is required")
         if col.allowed is not None:
-            allowed = set(col.allowed)
-            for i in _rows(~nulls):
+            bad = ~nulls & ~series.isin(list(col.allowed)).to_numpy(dtype=bool)
+            shown = "/".join(str(a) for a in col.allowed) + ("/blank" if col.nullable else "")
+            for i in _rows(bad):
                 value = series.iloc[i]
                 value = value.item() if hasattr(value, "item") else value
-                if value not in allowed:
-                    shown = "/".join(str(a) for a in col.allowed) + ("/blank" if col.nullable else "")
-                    problems.append(f"row {i + 1}, column {col.name!r}: {value!r} is not one of {shown}")
+                problems.append(f"row {i + 1}, column {col.name!r}: {value!r} is not one of {shown}")
         out[col.name] = series
     for key in spec.unique:
         if not all(k in out for k in key):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 
 from chexbench_schema import CHEXPERT_LABELS
+from chexbench_schema.splits import prompt_id
+
+__all__ = ["demo_prompts", "label_row", "prompt_id"]
 
 # (sentence, {label: value}); -1 marks an uncertain finding
 FINDINGS: tuple[tuple[str, dict[str, int]], ...] = (
@@ -33,11 +35,6 @@ CR_PROMPT = (
     "Multiple rounded nodular opacities in both mid and lower lungs.",
     {"Lung Lesion": 1, "Lung Opacity": 1},
 )
-
-
-def prompt_id(text: str) -> str:
-    """The contract's stable prompt id: 'p' + 16 hex of sha256 of the text."""
-    return "p" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def demo_prompts(n: int) -> list[tuple[str, dict[str, int]]]:

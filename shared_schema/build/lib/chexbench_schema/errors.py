@@ -1,0 +1,63 @@
+"""The one error family every chexbench CLI turns into a short message and a distinct exit code."""
+
+from __future__ import annotations
+
+# Exit codes shared by every chexbench command (0 ok, 1 bug, 2 usage error from Click).
+EXIT_BAD_INPUT = 3
+EXIT_CONTRACT = 4
+EXIT_MISSING_RESOURCE = 5
+EXIT_OUT_OF_MEMORY = 6
+EXIT_INTERRUPTED = 130
+
+MAX_REPORTED_PROBLEMS = 50
+
+
+class ChexbenchError(Exception):
+    """An expected failure: bad input, a missing resource, ... Printed without a traceback."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def lines(self) -> list[str]:
+        """The message lines shown to the user (one per problem: join several problems with newlines)."""
+        return str(self).splitlines() or [type(self).__name__]
+
+
+class BadInputError(ChexbenchError):
+    """An input file or value the user has to fix (unreadable image, malformed CSV row, ...)."""
+
+
+class PathEscapeError(BadInputError):
+    """A path from a table that is absolute or leaves its declared root."""
+
+
+class ImageDecodeError(BadInputError):
+    """An image file that cannot be read or decoded."""
+
+
+class MissingResourceError(ChexbenchError):
+    """Weights, a model folder, a GPU or another resource that is not where it was expected."""
+
+    exit_code = EXIT_MISSING_RESOURCE
+
+
+class OutOfMemoryError(ChexbenchError):
+    """The accelerator or host ran out of memory."""
+
+    exit_code = EXIT_OUT_OF_MEMORY
+
+
+class SchemaError(ChexbenchError):
+    """A table that does not satisfy its contract; carries every problem found, not just the first."""
+
+    exit_code = EXIT_CONTRACT
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = list(problems)
+        super().__init__(f"{source}: {len(self.problems)} problem(s): {self.problems[0] if self.problems else ''}")
+
+    def lines(self) -> list[str]:
+        shown = [f"{self.source}: {p}" for p in self.problems[:MAX_REPORTED_PROBLEMS]]
+        if len(self.problems) > MAX_REPORTED_PROBLEMS:
+            shown.append(f"{self.source}: ... and {len(self.problems) - MAX_REPORTED_PROBLEMS} more problem(s)")
+        return shown

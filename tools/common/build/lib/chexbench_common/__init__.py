@@ -1,0 +1,1 @@
+"""Runtime helpers shared by every chexbench stage (no stage logic lives here)."""
