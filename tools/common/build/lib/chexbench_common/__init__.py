@@ -1,1 +1,0 @@
-"""Runtime helpers shared by every chexbench stage (no stage logic lives here)."""
