@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 from chexbench_bench.cli import main
-from chexbench_bench.registry import closure, load_registry
+from chexbench_bench.registry import closure, generate_args, load_registry
 from chexbench_schema.hashing import sha256_tree
 from click.testing import CliRunner
 
@@ -39,9 +39,18 @@ def test_repository_registry_is_consistent():
     for name in ("sana", "pixart_sigma", "SD-V1-4", "SD-V3-5", "lumina", "flux", "radedit", "inception", "raddino"):
         assert name in assets
     for asset in assets.values():
-        for needed in ([asset.base] if asset.base else []) + list(asset.requires):
+        for needed in ([asset.base] if asset.base else []) + [a for _, a in asset.components]:
             assert needed in assets, f"{asset.id} needs unknown {needed}"
     assert [a.id for a in closure(assets, "radedit")] == ["radedit", "sdxl-vae", "biovil-t"]
+    radedit = generate_args(assets, "radedit", REPO)
+    assert radedit[:2] == ["--model-path", str(REPO / "assets/checkpoints/radedit")]
+    assert f"vae={REPO / 'assets/checkpoints/base/sdxl-vae'}" in radedit
+    assert generate_args(assets, "flux", REPO) == [
+        "--model-path",
+        str(REPO / "assets/checkpoints/base/FLUX.1-dev"),
+        "--lora",
+        str(REPO / "assets/checkpoints/flux/flux_lora.safetensors"),
+    ]
 
 
 def test_check_names_every_missing_file_then_passes_and_pins(tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from . import __version__
 from .assets import CHEST_CR, CHEST_CT, packaged_file
 from .drr import demo_poses, load_attenuation, render
 from .prompts import CR_PROMPT, demo_prompts, label_row, prompt_id
-from .registry import check, load_registry, pin, resolve_path
+from .registry import check, generate_args, load_registry, pin, resolve_path
 
 main = stage_group(
     "bench",
@@ -124,3 +125,23 @@ def assets_pin(asset_id: str, registry: Path) -> None:
     digest = sha256_path(path)
     pin(registry, asset, digest)
     click.echo(f"{asset_id}: sha256 {digest}", err=True)
+
+
+@assets.command("generate-args")
+@click.argument("model")
+@REGISTRY_OPTION
+def assets_generate_args(model: str, registry: Path) -> None:
+    """Print the chexbench-generate options that load MODEL from its local paths (after checking them)."""
+    assets_ = load_registry(registry)
+    check(assets_, model, Path.cwd(), registry)
+    click.echo(shlex.join(generate_args(assets_, model, Path.cwd())))
+
+
+@assets.command("path")
+@click.argument("asset_id")
+@REGISTRY_OPTION
+def assets_path(asset_id: str, registry: Path) -> None:
+    """Print the local path of ASSET_ID (after checking it and what it needs)."""
+    assets_ = load_registry(registry)
+    check(assets_, asset_id, Path.cwd(), registry)
+    click.echo(resolve_path(assets_[asset_id], Path.cwd()))

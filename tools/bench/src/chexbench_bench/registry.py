@@ -23,7 +23,7 @@ class Asset:
     local_path: str | None
     sha256: str | None
     base: str | None
-    requires: tuple[str, ...]
+    components: tuple[tuple[str, str], ...]  # (pipeline component, asset id), e.g. RadEdit's VAE
     licence: str
     gated: bool
 
@@ -43,7 +43,7 @@ def load_registry(path: Path) -> dict[str, Asset]:
                 local_path=entry.get("local_path"),
                 sha256=entry.get("sha256"),
                 base=entry.get("base"),
-                requires=tuple(entry.get("requires") or ()),
+                components=tuple((entry.get("components") or {}).items()),
                 licence=str(entry.get("licence", "")),
                 gated=bool(entry.get("gated", False)),
             )
@@ -72,7 +72,7 @@ def closure(assets: dict[str, Asset], asset_id: str) -> list[Asset]:
         if current not in ordered:
             ordered.append(current)
             stack.extend([current.base] if current.base else [])
-            stack.extend(current.requires)
+            stack.extend(dict.fromkeys(asset for _, asset in current.components))
     return ordered
 
 
@@ -114,3 +114,18 @@ def pin(registry_path: Path, asset: Asset, digest: str) -> None:
             write_text_atomic(registry_path, "".join(lines))
             return
     raise BadInputError(f"{registry_path}: the block of {asset.id!r} has no sha256 line")
+
+
+def generate_args(assets: dict[str, Asset], asset_id: str, repo_root: Path) -> list[str]:
+    """The chexbench-generate options that load ASSET_ID from its local paths."""
+    asset = assets[asset_id]
+    own = resolve_path(asset, repo_root)
+    if own is None:
+        raise BadInputError(f"{asset_id} has no local weights: {asset.source}")
+    if asset.base:
+        args = ["--model-path", str(resolve_path(assets[asset.base], repo_root)), "--lora", str(own)]
+    else:
+        args = ["--model-path", str(own)]
+    for component, component_asset in asset.components:
+        args += ["--component", f"{component}={resolve_path(assets[component_asset], repo_root)}"]
+    return args

@@ -125,3 +125,17 @@ def merge(results, model, run_id, num_shards, force):
     from .merge import merge as merge_shards
 
     _print_outputs(*merge_shards(results, model, run_id, num_shards, force))
+
+
+@main.command("tiny-raddino")
+@click.argument("out_dir", type=_path)
+@click.option("--image-size", default=56, help="Processor crop and model image size (a multiple of 14).")
+@click.option("--seed", default=0, help="Seed of the random weights.")
+def tiny_raddino(out_dir, image_size, seed):
+    """Test/demo tooling: save a tiny random-weight model folder shaped like microsoft/rad-dino to OUT_DIR.
+
+    Its vectors mean nothing; it lets the `make bench` demo and tests run the raddino path offline.
+    """
+    from .tiny import build_tiny_raddino
+
+    click.echo(build_tiny_raddino(out_dir, image_size=image_size, seed=seed))

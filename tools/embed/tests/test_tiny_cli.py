@@ -1,0 +1,12 @@
+from chexbench_embed.cli import main
+from click.testing import CliRunner
+
+
+def test_tiny_raddino_command_writes_a_loadable_model_folder(tmp_path):
+    result = CliRunner().invoke(main, ["tiny-raddino", str(tmp_path / "rd"), "--image-size", "28"])
+    assert result.exit_code == 0, result.output
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(tmp_path / "rd")
+    assert config.model_type == "dinov2" and config.image_size == 28
+    assert (tmp_path / "rd" / "preprocessor_config.json").exists()
