@@ -26,17 +26,21 @@ STAMP      := $(VENV)/.setup-done
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export CHEXBENCH_CACHE_DIR ?= $(CACHE_DIR)
+# compose writes Results/ as the caller
+export CHEXBENCH_UID ?= $(shell id -u)
+export CHEXBENCH_GID ?= $(shell id -g)
+COMPOSE_FILES ?= compose/compose.yaml
 
 # --- runners: $(call stage_cmd,<stage>) expands to the prefix that runs chexbench-<stage> ---------------------
 gpu_flag = $(if $(filter $(1),$(GPU_STAGES)),--nv,)
 ifeq ($(RUNNER),local)
 stage_cmd = $(BIN)/chexbench-$(1)
 else ifeq ($(RUNNER),docker)
-stage_cmd = docker compose -f compose/compose.yaml --profile $(1) run --rm $(1) chexbench-$(1)
+stage_cmd = docker compose $(addprefix -f ,$(COMPOSE_FILES)) --profile $(1) run --rm $(1) chexbench-$(1)
 else ifeq ($(RUNNER),apptainer)
 stage_cmd = apptainer exec $(call gpu_flag,$(1)) --cleanenv --no-home --pwd /work \
   --bind $(CURDIR)/$(RESULTS):/work/$(RESULTS) --bind $(CURDIR)/assets:/work/assets:ro \
-  --bind $(CURDIR)/MIMIC_Splits:/work/MIMIC_Splits:ro --bind $(MIMIC_ROOT):/data/mimic:ro \
+  --bind $(CURDIR)/MIMIC_Splits:/work/MIMIC_Splits:ro $(if $(wildcard $(MIMIC_ROOT)),--bind $(MIMIC_ROOT):/data/mimic:ro) \
   --bind $(CACHE_DIR):/cache --env CHEXBENCH_CACHE_DIR=/cache,HF_HUB_OFFLINE=$(HF_HUB_OFFLINE) \
   $(SIF_DIR)/chexbench-$(1)_$(IMAGE_TAG).sif chexbench-$(1)
 else
@@ -47,7 +51,7 @@ endif
 
 help: ## list targets and variables
 	@echo "chexbench make targets:"
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
 	@echo "  <stage>        run one stage: $(STAGES)"
 	@echo "                 e.g. make embed CMD=run ARGS=\"--extractor raddino ...\" (CMD defaults to run)"
 	@echo
@@ -76,13 +80,68 @@ test: setup lint ## lint, then the full test suite (offline)
 splits: setup ## convert a LLaVA-Rad annotation CSV to a prompts table (SPLIT_CSV=..., SPLIT=...)
 	$(BIN)/chexbench-splits convert --input $(SPLIT_CSV) --split $(SPLIT) --out MIMIC_Splits/prompts_$(SPLIT).parquet
 
-$(STAGES): setup
+$(STAGES): $(if $(filter local,$(RUNNER)),setup)
 	@test "$(RUNNER)" != local || test -x $(BIN)/chexbench-$@ || \
 	  { echo "make: chexbench-$@ is not installed: the $@ stage is not implemented yet" >&2; exit 3; }
 	$(call stage_cmd,$@) $(CMD) $(ARGS)
 
-bench: setup ## the whole benchmark for MODEL (default: the embedded demo)
-	@echo "bench for MODEL=$(MODEL) RUNNER=$(RUNNER): stages are added by later issues" && false
+# --- make bench ------------------------------------------------------------------------------------------------
+# MODEL=demo (the default): the embedded default, CPU only, no downloads. Any other MODEL: a registry model from
+# assets/models.yml, real prompts from `make splits` and real images under MIMIC_ROOT.
+DEVICE      ?= auto
+PROMPTS     ?= MIMIC_Splits/prompts_$(SPLIT).parquet
+BOOTSTRAP   ?= 100
+BENCH_ARGS_GENERATE ?=
+BENCH       := $(BIN)/chexbench-bench
+GEN_DIR     := $(RUN_DIR)/generate
+# inside containers the MIMIC root is mounted at /data/mimic; paths under the repository are the same everywhere
+REAL_ROOT   := $(if $(filter local,$(RUNNER)),$(MIMIC_ROOT),/data/mimic)
+
+ifeq ($(MODEL),demo)
+BENCH_PROMPTS   := $(RUN_DIR)/inputs/prompts.parquet
+BENCH_REAL_ROOT := $(RUN_DIR)/inputs/real
+bench-inputs: setup
+	$(BENCH) demo-inputs --results $(RESULTS) --run-id $(RUN_ID)
+	test -f $(RUN_DIR)/models/tiny-sana/model_index.json || \
+	  $(call stage_cmd,generate) tiny-pipeline sana $(RUN_DIR)/models/tiny-sana
+	test -f $(RUN_DIR)/models/tiny-raddino/config.json || \
+	  $(call stage_cmd,embed) tiny-raddino $(RUN_DIR)/models/tiny-raddino
+bench-generate: bench-inputs
+	$(call stage_cmd,generate) run --model sana --model-name $(MODEL) --model-path $(RUN_DIR)/models/tiny-sana \
+	  --prompts $(BENCH_PROMPTS) --results $(RESULTS) --run-id $(RUN_ID) --height 64 --width 64 --steps 2 \
+	  --batch-size 8 --device $(DEVICE) $(BENCH_ARGS_GENERATE)
+RADDINO_PATH = $(RUN_DIR)/models/tiny-raddino
+else
+BENCH_PROMPTS   := $(PROMPTS)
+BENCH_REAL_ROOT := $(REAL_ROOT)
+bench-inputs: setup
+	$(BENCH) assets check $(MODEL)
+	$(BENCH) assets check raddino
+	@test -f $(PROMPTS) || { echo "make: $(PROMPTS) is missing: convert the split first (make splits, see MIMIC_Splits/README.md)" >&2; exit 3; }
+	@test -d $(MIMIC_ROOT) || { echo "make: MIMIC_ROOT=$(MIMIC_ROOT) is not a folder: point it at your MIMIC-CXR-JPG 2.0.0 copy" >&2; exit 3; }
+bench-generate: bench-inputs
+	$(call stage_cmd,generate) run --model $(MODEL) $$($(BENCH) assets generate-args $(MODEL)) \
+	  --prompts $(BENCH_PROMPTS) --results $(RESULTS) --run-id $(RUN_ID) --device $(DEVICE) $(BENCH_ARGS_GENERATE)
+RADDINO_PATH = $$($(BENCH) assets path raddino)
+endif
+
+bench-embed: bench-generate
+	$(call stage_cmd,embed) run --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \
+	  --images $(GEN_DIR)/images.parquet --images-root $(GEN_DIR)/images \
+	  --prompts $(BENCH_PROMPTS) --real-root $(BENCH_REAL_ROOT) \
+	  --extractor inception --extractor raddino=$(RADDINO_PATH) --device $(DEVICE)
+
+bench-fidelity: bench-embed
+	$(call stage_cmd,fidelity) run --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \
+	  --prompts $(BENCH_PROMPTS) --images $(GEN_DIR)/images.parquet --conditional --bootstrap $(BOOTSTRAP) \
+	  --extra-info "$(MODEL) $(RUN_ID)"
+
+bench: bench-fidelity ## the whole benchmark for MODEL (default: the embedded demo, CPU only)
+	$(BENCH) show $(RUN_DIR)/fidelity
+
+.PHONY: bench-inputs bench-generate bench-embed bench-fidelity
 
 clean: ## remove the environment and caches (Results/ is kept)
 	rm -rf $(VENV) .pytest_cache .ruff_cache $(CACHE_DIR)
+
+include images/images.mk compose/hpc/sif.mk compose/hpc/slurm.mk

@@ -12,6 +12,7 @@ from chexbench_common.cli import stage_group
 from chexbench_common.imageio import save_png
 from chexbench_common.progress import track
 from chexbench_schema import write_table
+from chexbench_schema.errors import BadInputError
 from chexbench_schema.hashing import sha256_path
 from chexbench_schema.rundir import StageRun
 
@@ -19,7 +20,7 @@ from . import __version__
 from .assets import CHEST_CR, CHEST_CT, packaged_file
 from .drr import demo_poses, load_attenuation, render
 from .prompts import CR_PROMPT, demo_prompts, label_row, prompt_id
-from .registry import check, generate_args, load_registry, pin, resolve_path
+from .registry import check, generate_args, load_registry, pin, resolve_path, shown_path
 
 main = stage_group(
     "bench",
@@ -144,4 +145,23 @@ def assets_path(asset_id: str, registry: Path) -> None:
     """Print the local path of ASSET_ID (after checking it and what it needs)."""
     assets_ = load_registry(registry)
     check(assets_, asset_id, Path.cwd(), registry)
-    click.echo(resolve_path(assets_[asset_id], Path.cwd()))
+    click.echo(shown_path(assets_[asset_id], Path.cwd()))
+
+
+@main.command()
+@click.argument("fidelity_dir", type=click.Path(path_type=Path, file_okay=False))
+def show(fidelity_dir: Path) -> None:
+    """Print the leaderboard row(s) of a finished fidelity stage (and the per-pathology FIDs, if any)."""
+    overall, conditional = fidelity_dir / "leaderboard.csv", fidelity_dir / "leaderboard_conditional.csv"
+    if not (fidelity_dir / "_SUCCESS").exists() or not overall.exists():
+        raise BadInputError(f"{fidelity_dir}: no finished fidelity stage here (run `make fidelity` first)")
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        click.echo(pd.read_csv(overall).to_string(index=False))
+        if conditional.exists():
+            table = pd.read_csv(conditional)
+            click.echo("\nper pathology:")
+            click.echo(
+                table[[c for c in ("Pathology", "FID", "FID (RadDino)", "KID", "Extra Info") if c in table]].to_string(
+                    index=False
+                )
+            )

@@ -116,16 +116,23 @@ def pin(registry_path: Path, asset: Asset, digest: str) -> None:
     raise BadInputError(f"{registry_path}: the block of {asset.id!r} has no sha256 line")
 
 
+def shown_path(asset: Asset, repo_root: Path) -> str:
+    """The asset's path relative to the repository root when inside it, so the same command line works in
+    containers, whose working directory is the repository mounted elsewhere."""
+    path = resolve_path(asset, repo_root)
+    if path is None:
+        raise BadInputError(f"{asset.id} has no local weights: {asset.source}")
+    return str(path.relative_to(repo_root)) if path.is_relative_to(repo_root) else str(path)
+
+
 def generate_args(assets: dict[str, Asset], asset_id: str, repo_root: Path) -> list[str]:
     """The chexbench-generate options that load ASSET_ID from its local paths."""
     asset = assets[asset_id]
-    own = resolve_path(asset, repo_root)
-    if own is None:
-        raise BadInputError(f"{asset_id} has no local weights: {asset.source}")
+    own = shown_path(asset, repo_root)
     if asset.base:
-        args = ["--model-path", str(resolve_path(assets[asset.base], repo_root)), "--lora", str(own)]
+        args = ["--model-path", shown_path(assets[asset.base], repo_root), "--lora", own]
     else:
-        args = ["--model-path", str(own)]
+        args = ["--model-path", own]
     for component, component_asset in asset.components:
-        args += ["--component", f"{component}={resolve_path(assets[component_asset], repo_root)}"]
+        args += ["--component", f"{component}={shown_path(assets[component_asset], repo_root)}"]
     return args

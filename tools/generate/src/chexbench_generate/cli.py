@@ -13,6 +13,7 @@ from chexbench_common.env import configure_caches
 
 from . import __version__
 from .registry import EXTERNAL, REGISTRY, get_model
+from .tiny import FAMILIES
 
 main = stage_group("generate", __version__, "Generate synthetic chest X-rays from a prompts table, or import them.")
 
@@ -219,3 +220,18 @@ def import_cmd(
         f"imported {counts['imported']} of {counts['rows']} rows ({counts['unmatched']} unmatched) into "
         f"{results / model_name / run_id / 'generate'}"
     )
+
+
+@main.command("tiny-pipeline")
+@click.argument("family", type=click.Choice(FAMILIES))
+@click.argument("out_dir", type=_path)
+@click.option("--seed", default=0, help="Seed of the random weights.")
+def tiny_pipeline_cmd(family: str, out_dir: Path, seed: int) -> None:
+    """Test/demo tooling: save a tiny random-weight pipeline of FAMILY (diffusers layout) to OUT_DIR.
+
+    Its images mean nothing; it lets the `make bench` demo and tests run the real loading code offline.
+    """
+    configure_caches()
+    from .tiny import build_tiny_pipeline
+
+    click.echo(build_tiny_pipeline(family, out_dir, seed=seed))

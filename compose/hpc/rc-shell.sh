@@ -1,0 +1,8 @@
+#!/bin/bash
+# SHELL for `make` inside Slurm jobs (compose/hpc/common.sh): runs each recipe line with bash, like the Makefile's own
+# SHELL, and writes the line's exit status to $CHEXBENCH_RC_FILE, so the job can report the stage's exit code
+# (3 bad input, 4 contract, 5 missing resource, 6 out of memory) instead of make's generic 2.
+/bin/bash "$@"
+rc=$?
+if [[ -n ${CHEXBENCH_RC_FILE:-} ]]; then echo "$rc" > "$CHEXBENCH_RC_FILE"; fi
+exit "$rc"

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Submit the chexbench chain to Slurm: generate (array) -> merge -> embed (array) -> merge -> fidelity, each step
+# waiting for the previous one with --dependency=afterok (a failure cancels what depends on it).
+#
+# Idempotent: a stage whose Results/<model>/<run_id>/<stage>/_SUCCESS exists is not submitted again as long as
+# nothing upstream of it is re-run in the same submission; once a stage is submitted, everything after it is too.
+# Each job still decides itself: a stage (or shard) whose outputs are complete for the same inputs and parameters
+# returns at once, and generate resumes image by image. Re-running this script after a failure or a time-out
+# therefore re-queues exactly what is missing.
+#
+# Usage: MODEL=sana RUN_ID=r1 NUM_SHARDS=8 GENERATE_ARGS="..." EMBED_ARGS="..." compose/hpc/submit.sh [--dry-run]
+#   (or `make slurm-submit MODEL=...`). Environment:
+#   MODEL (required), RUN_ID (default), RESULTS (Results), RUNNER (apptainer | local | docker), NUM_SHARDS (4),
+#   STAGES ("generate embed fidelity": a subset, in order), LOG_DIR ($RESULTS/$MODEL/$RUN_ID/slurm-logs),
+#   GENERATE_ARGS EMBED_ARGS FIDELITY_ARGS (stage options, space-separated), MAKE_VARS (make variables for the runner,
+#   e.g. "SIF_DIR=/scratch/$USER/sif MIMIC_ROOT=/data/mimic-cxr-jpg/2.0.0"),
+#   SBATCH_ARGS (sbatch options for every job, e.g. "--partition=gpu --account=proj"),
+#   GENERATE_SBATCH EMBED_SBATCH MERGE_SBATCH FIDELITY_SBATCH (per-job sbatch options, e.g. "--gres=gpu:a100:1").
+# Prints one line per submitted job ("<job name> <job id>") and writes them to $LOG_DIR/submitted.tsv.
+set -euo pipefail
+
+# Started from `make slurm-submit`, make's own variables would reach every job's make through --export=ALL.
+unset MAKEFLAGS MFLAGS MAKELEVEL
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+dry_run=0
+[[ ${1:-} == "--dry-run" ]] && dry_run=1
+
+export CHEXBENCH_ROOT=$root
+export MODEL=${MODEL:?set MODEL, e.g. MODEL=sana}
+export RUN_ID=${RUN_ID:-default}
+export RESULTS=${RESULTS:-Results}
+export RUNNER=${RUNNER:-apptainer}
+export NUM_SHARDS=${NUM_SHARDS:-4}
+export LOG_DIR=${LOG_DIR:-$RESULTS/$MODEL/$RUN_ID/slurm-logs}
+export GENERATE_ARGS=${GENERATE_ARGS:-} EMBED_ARGS=${EMBED_ARGS:-} FIDELITY_ARGS=${FIDELITY_ARGS:-}
+export MAKE_VARS=${MAKE_VARS:-}
+STAGES=${STAGES:-generate embed fidelity}
+
+cd "$root"
+die() { echo "submit.sh: $*" >&2; exit 1; }
+[[ $NUM_SHARDS =~ ^[1-9][0-9]*$ ]] || die "NUM_SHARDS must be a positive integer, not '$NUM_SHARDS'"
+case $RUNNER in local | docker | apptainer) ;; *) die "RUNNER must be local, docker or apptainer, not '$RUNNER'" ;; esac
+command -v make > /dev/null || die "make is not on PATH"
+((dry_run)) || command -v sbatch > /dev/null || die "sbatch is not on PATH (run this on a Slurm login node)"
+
+# Check, before queueing anything, that the runner can start each stage: the same command line the jobs will use.
+for stage in $STAGES; do
+  case $stage in generate | embed | fidelity) ;; *) die "unknown stage '$stage' (generate, embed, fidelity)" ;; esac
+  # shellcheck disable=SC2086
+  cmd=$(make --no-print-directory -s -n -o setup "$stage" CMD=run RUNNER="$RUNNER" RESULTS="$RESULTS" $MAKE_VARS \
+    | tail -n1) || die "make -n $stage failed"
+  case $RUNNER in
+    local) prog=${cmd%% *}; [[ -x $prog ]] || die "$prog is missing: run 'make setup' first" ;;
+    apptainer)
+      sif=$(tr ' ' '\n' <<< "$cmd" | grep -m1 '\.sif$' || true)
+      [[ -f $sif ]] || die "$sif is missing: build it once on the login node with 'make sif STAGE=$stage'" ;;
+    docker) command -v docker > /dev/null || die "docker is not on PATH" ;;
+  esac
+done
+
+((dry_run)) || mkdir -p "$LOG_DIR"
+log_dir_abs=$(realpath -m "$LOG_DIR")
+run_dir=$RESULTS/$MODEL/$RUN_ID
+fake_id=1000
+dep=""
+upstream_submitted=0
+
+# submit NAME TEMPLATE LOG_PATTERN [sbatch options...]: submits after $dep (if any) and sets dep to the new job id
+submit() {
+  local name=$1 template=$2 pattern=$3
+  shift 3
+  local -a opts=(--parsable --job-name="$name" --chdir="$root" --output="$log_dir_abs/$pattern")
+  [[ -n $dep ]] && opts+=(--dependency="afterok:$dep" --kill-on-invalid-dep=yes)
+  # shellcheck disable=SC2206  # SBATCH_ARGS and the per-job variables are lists of options
+  opts+=(${SBATCH_ARGS:-} "$@")
+  if ((dry_run)); then
+    fake_id=$((fake_id + 1))
+    echo "sbatch ${opts[*]} compose/hpc/$template" >&2
+    dep=$fake_id
+  else
+    dep=$(sbatch "${opts[@]}" "compose/hpc/$template" | cut -d';' -f1)
+    [[ $dep =~ ^[0-9]+$ ]] || die "sbatch did not return a job id for $name"
+  fi
+  echo "$name $dep"
+  ((dry_run)) || printf '%s\t%s\t%s\n' "$(date -Is)" "$name" "$dep" >> "$LOG_DIR/submitted.tsv"
+}
+
+for stage in $STAGES; do
+  upper=${stage^^}
+  per_job_var=${upper}_SBATCH
+  if ((!upstream_submitted)) && [[ -f $run_dir/$stage/_SUCCESS ]]; then
+    echo "skip $stage: $run_dir/$stage/_SUCCESS exists" >&2
+    continue
+  fi
+  if [[ $stage == fidelity ]]; then
+    # shellcheck disable=SC2086
+    submit "chexbench-$stage" "$stage.sbatch" '%x-%j.out' ${!per_job_var:-}
+    upstream_submitted=1
+    continue
+  fi
+  # Sharded stage: the array over all shards (a shard that finished before returns at once), then the merge.
+  # shellcheck disable=SC2086
+  submit "chexbench-$stage" "$stage.sbatch" '%x-%A_%a.out' --array="0-$((NUM_SHARDS - 1))" ${!per_job_var:-}
+  if ((NUM_SHARDS > 1)); then
+    # shellcheck disable=SC2086
+    submit "chexbench-$stage-merge" merge.sbatch '%x-%j.out' --export="ALL,STAGE=$stage" ${MERGE_SBATCH:-}
+  fi
+  upstream_submitted=1
+done
+[[ -n $dep ]] || echo "nothing to submit: every stage of $run_dir has _SUCCESS" >&2

@@ -1,0 +1,279 @@
+"""Fast checks of the Slurm templates without a scheduler (the real run is `make slurm-test`).
+
+compose/hpc/submit.sh --dry-run prints the sbatch commands it would run; the job body (compose/hpc/common.sh) runs
+against stand-in console scripts in a throw-away venv (VENV=... through MAKE_VARS), so what is checked is the real
+make command line, quoting, exit codes and jobs.tsv.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HPC = ROOT / "compose" / "hpc"
+STAGES = ("generate", "embed", "fidelity")
+FAKE_SCRIPT = """#!/usr/bin/env python3
+import json, os, sys
+with open(os.environ["FAKE_CALLS"], "a") as f:
+    f.write(json.dumps({"argv": sys.argv, "cache": os.environ.get("CHEXBENCH_CACHE_DIR"),
+                        "offline": os.environ.get("HF_HUB_OFFLINE"), "tqdm": os.environ.get("TQDM_DISABLE")}) + "\\n")
+sys.exit(int(os.environ.get("FAKE_EXIT", "0")))
+"""
+
+
+@pytest.fixture
+def fake_venv(tmp_path):
+    bindir = tmp_path / "venv" / "bin"
+    bindir.mkdir(parents=True)
+    for stage in STAGES:
+        script = bindir / f"chexbench-{stage}"
+        script.write_text(FAKE_SCRIPT)
+        script.chmod(0o755)
+    return tmp_path / "venv"
+
+
+def submit(tmp_path: Path, venv: Path, *, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_"))}
+    full |= {
+        "MODEL": "m",
+        "RUN_ID": "r",
+        "RESULTS": str(tmp_path / "Results"),
+        "RUNNER": "local",
+        "NUM_SHARDS": "3",
+        "MAKE_VARS": f"VENV={venv}",
+    } | env
+    result = subprocess.run(
+        ["bash", str(HPC / "submit.sh"), "--dry-run"],
+        cwd=tmp_path,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def sbatch_calls(result: subprocess.CompletedProcess) -> list[dict]:
+    """The dry run's sbatch commands as {name, template, options}."""
+    calls = []
+    for line in result.stderr.splitlines():
+        if line.startswith("sbatch "):
+            tokens = shlex.split(line)
+            opts = {}
+            for tok in tokens[1:-1]:
+                key, _, value = tok.partition("=")
+                opts[key] = value
+            calls.append({"name": opts["--job-name"], "template": tokens[-1], "opts": opts})
+    return calls
+
+
+def test_chain_order_dependencies_arrays_and_logs(tmp_path, fake_venv):
+    result = submit(tmp_path, fake_venv, EMBED_SBATCH="--gres=gpu:a100:1", SBATCH_ARGS="--partition=gpu")
+    printed = [line.split() for line in result.stdout.splitlines()]
+    calls = sbatch_calls(result)
+    names = [
+        "chexbench-generate",
+        "chexbench-generate-merge",
+        "chexbench-embed",
+        "chexbench-embed-merge",
+        "chexbench-fidelity",
+    ]
+    assert [c["name"] for c in calls] == [p[0] for p in printed] == names
+    ids = [p[1] for p in printed]
+    assert "--dependency" not in calls[0]["opts"]
+    for prev, call in zip(ids, calls[1:], strict=False):
+        assert call["opts"]["--dependency"] == f"afterok:{prev}"
+        assert call["opts"]["--kill-on-invalid-dep"] == "yes"
+    logs = tmp_path / "Results" / "m" / "r" / "slurm-logs"
+    for call in calls:
+        array = call["name"] in ("chexbench-generate", "chexbench-embed")
+        assert call["opts"]["--output"] == str(logs / ("%x-%A_%a.out" if array else "%x-%j.out"))
+        assert call["opts"].get("--array") == ("0-2" if array else None)
+        assert call["opts"]["--chdir"] == str(ROOT)
+        assert call["opts"]["--partition"] == "gpu"
+        assert ("--gres" in call["opts"]) == (call["name"] == "chexbench-embed")
+    assert calls[1]["opts"]["--export"] == "ALL,STAGE=generate" and calls[3]["opts"]["--export"] == "ALL,STAGE=embed"
+    assert [c["template"] for c in calls] == [
+        f"compose/hpc/{t}.sbatch" for t in ("generate", "merge", "embed", "merge", "fidelity")
+    ]
+    assert not logs.exists()  # a dry run writes nothing
+
+
+def mark_done(tmp_path: Path, *stages: str) -> None:
+    for stage in stages:
+        d = tmp_path / "Results" / "m" / "r" / stage
+        d.mkdir(parents=True)
+        (d / "_SUCCESS").write_text("")
+
+
+def test_finished_stages_are_not_resubmitted(tmp_path, fake_venv):
+    mark_done(tmp_path, "generate")
+    calls = sbatch_calls(submit(tmp_path, fake_venv))
+    assert [c["name"] for c in calls] == ["chexbench-embed", "chexbench-embed-merge", "chexbench-fidelity"]
+    assert "--dependency" not in calls[0]["opts"]
+
+    mark_done(tmp_path, "embed", "fidelity")
+    result = submit(tmp_path, fake_venv)
+    assert sbatch_calls(result) == [] and result.stdout == ""
+    assert "nothing to submit" in result.stderr
+
+
+def test_a_rerun_stage_reruns_everything_after_it(tmp_path, fake_venv):
+    mark_done(tmp_path, "embed", "fidelity")  # generate lost its _SUCCESS: embed and fidelity must follow it
+    calls = sbatch_calls(submit(tmp_path, fake_venv))
+    assert [c["name"] for c in calls][::2] == ["chexbench-generate", "chexbench-embed", "chexbench-fidelity"]
+
+
+def test_single_shard_has_no_merge_and_stages_subset(tmp_path, fake_venv):
+    calls = sbatch_calls(submit(tmp_path, fake_venv, NUM_SHARDS="1", STAGES="embed fidelity"))
+    assert [c["name"] for c in calls] == ["chexbench-embed", "chexbench-fidelity"]
+    assert calls[0]["opts"]["--array"] == "0-0"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"NUM_SHARDS": "0"}, "NUM_SHARDS must be a positive integer"),
+        ({"RUNNER": "podman"}, "RUNNER must be local, docker or apptainer"),
+        ({"STAGES": "generate classify"}, "unknown stage 'classify'"),
+        ({"MAKE_VARS": "VENV=/nonexistent"}, "/nonexistent/bin/chexbench-generate is missing: run 'make setup'"),
+        ({"RUNNER": "apptainer", "MAKE_VARS": "SIF_DIR=/nonexistent"}, "make sif STAGE=generate"),
+    ],
+)
+def test_preflight_refuses_what_cannot_start(tmp_path, fake_venv, env, message):
+    result = submit(tmp_path, fake_venv, check=False, **env)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert sbatch_calls(result) == []
+
+
+def test_apptainer_preflight_passes_when_the_sifs_exist(tmp_path, fake_venv):
+    sif_dir = tmp_path / "sif"
+    sif_dir.mkdir()
+    for stage in STAGES:
+        (sif_dir / f"chexbench-{stage}_7.7.7.sif").write_text("")
+    calls = sbatch_calls(
+        submit(tmp_path, fake_venv, RUNNER="apptainer", MAKE_VARS=f"SIF_DIR={sif_dir} IMAGE_TAG=7.7.7")
+    )
+    assert len(calls) == 5
+
+
+def run_job(tmp_path: Path, venv: Path, template: str, **env: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """Run an .sbatch file as Slurm would (bash, with the SLURM_* variables), against the stand-in scripts."""
+    calls = tmp_path / "calls.jsonl"
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "CHEXBENCH_"))}
+    full |= {
+        "CHEXBENCH_ROOT": str(ROOT),
+        "MODEL": "m",
+        "RUN_ID": "r",
+        "RESULTS": str(tmp_path / "Results"),
+        "RUNNER": "local",
+        "NUM_SHARDS": "2",
+        "MAKE_VARS": f"VENV={venv} CACHE_DIR={tmp_path}/cache",
+        "FAKE_CALLS": str(calls),
+        "SLURM_JOB_ID": "41",
+        "SLURM_JOB_NAME": f"chexbench-{template}",
+    } | env
+    result = subprocess.run(
+        ["bash", str(HPC / f"{template}.sbatch")], cwd=tmp_path, env=full, capture_output=True, text=True, timeout=120
+    )
+    recorded = [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
+    return result, recorded
+
+
+def test_array_task_runs_its_shard_with_the_stage_options(tmp_path, fake_venv):
+    result, calls = run_job(
+        tmp_path,
+        fake_venv,
+        "embed",
+        SLURM_ARRAY_JOB_ID="40",
+        SLURM_ARRAY_TASK_ID="1",
+        EMBED_ARGS="--extractor inception --images Results/m/r/generate/images.parquet",
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(calls) == 1
+    assert calls[0]["argv"][1:] == [
+        "run",
+        "--results",
+        str(tmp_path / "Results"),
+        "--model",
+        "m",
+        "--run-id",
+        "r",
+        "--num-shards",
+        "2",
+        "--shard-index",
+        "1",
+        "--extractor",
+        "inception",
+        "--images",
+        "Results/m/r/generate/images.parquet",
+    ]
+    assert Path(calls[0]["argv"][0]) == fake_venv / "bin" / "chexbench-embed"
+    # the Makefile's environment reaches the stage; progress bars are off in batch logs
+    assert calls[0]["cache"] == f"{tmp_path}/cache" and calls[0]["offline"] == "1" and calls[0]["tqdm"] == "1"
+    rows = (tmp_path / "Results/m/r/slurm-logs/jobs.tsv").read_text().splitlines()
+    assert rows[0].split("\t")[:7] == ["time", "job_name", "job_id", "array_job_id", "task", "stage", "exit_code"]
+    assert rows[1].split("\t")[1:7] == ["chexbench-embed", "41", "40", "1", "embed run", "0"]
+
+
+def test_generate_names_the_registry_model_and_the_output_model(tmp_path, fake_venv):
+    result, calls = run_job(
+        tmp_path,
+        fake_venv,
+        "generate",
+        SLURM_ARRAY_TASK_ID="0",
+        GENERATOR="sana",
+        MODEL="sana-run",
+        GENERATE_ARGS="--prompts p.parquet",
+    )
+    assert result.returncode == 0, result.stderr
+    argv = calls[0]["argv"]
+    assert argv[argv.index("--model") + 1] == "sana" and argv[argv.index("--model-name") + 1] == "sana-run"
+    assert argv[argv.index("--shard-index") + 1] == "0" and argv[-2:] == ["--prompts", "p.parquet"]
+
+
+def test_the_stage_exit_code_reaches_slurm_and_jobs_tsv(tmp_path, fake_venv):
+    result, calls = run_job(tmp_path, fake_venv, "merge", STAGE="embed", FAKE_EXIT="5")
+    assert result.returncode == 5  # not make's generic 2
+    assert calls[0]["argv"][1:] == [
+        "merge",
+        "--results",
+        str(tmp_path / "Results"),
+        "--model",
+        "m",
+        "--run-id",
+        "r",
+        "--num-shards",
+        "2",
+    ]
+    row = (tmp_path / "Results/m/r/slurm-logs/jobs.tsv").read_text().splitlines()[1].split("\t")
+    assert row[5:7] == ["embed merge", "5"]
+
+
+def test_array_template_refuses_to_run_outside_an_array(tmp_path, fake_venv):
+    result, calls = run_job(tmp_path, fake_venv, "generate")
+    assert result.returncode != 0 and "job array" in result.stderr
+    assert calls == []
+
+
+def test_templates_declare_the_slurm_conventions():
+    for template in ("generate", "embed", "merge", "fidelity"):
+        text = (HPC / f"{template}.sbatch").read_text()
+        directives = dict((m.group(1), m.group(2)) for m in re.finditer(r"^#SBATCH --([\w-]+)(?:=(\S+))?", text, re.M))
+        array = template in ("generate", "embed")
+        assert directives["job-name"] == f"chexbench-{template}"
+        assert directives["output"] == ("%x-%A_%a.out" if array else "%x-%j.out")
+        assert directives["open-mode"] == "append" and directives["kill-on-invalid-dep"] == "yes"
+        assert "requeue" in directives
+        assert (directives.get("gres") == "gpu:1") == array  # GPU for the GPU stages only
+        subprocess.run(["bash", "-n", str(HPC / f"{template}.sbatch")], check=True)
