@@ -1,0 +1,174 @@
+"""chexbench-fidelity: thin Click layer over run.py and leaderboard.collect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from chexbench_common.cli import stage_group
+
+from . import __version__
+from .evaluate import Settings
+
+main = stage_group("fidelity", __version__, "FID, KID, IS, precision/recall/density/coverage from embeddings tables.")
+
+_path = click.Path(path_type=Path)
+_file = click.Path(path_type=Path, dir_okay=False)
+
+
+@main.command()
+@click.option("--results", type=_path, default=Path("Results"), help="Results root folder.")
+@click.option("--model", required=True, help="Model name: outputs go to <results>/<model>/<run-id>/fidelity/.")
+@click.option("--run-id", default="default", help="Run id.")
+@click.option(
+    "--real",
+    "real",
+    type=_file,
+    multiple=True,
+    help="Real embeddings table (repeat, one per extractor) [default: <run>/embed/real-*.parquet].",
+)
+@click.option(
+    "--synth",
+    "synth",
+    type=_file,
+    multiple=True,
+    help="Synthetic embeddings table (repeat) [default: <run>/embed/synthetic-*.parquet].",
+)
+@click.option(
+    "--synth-logits",
+    type=_file,
+    help="Synthetic classifier logits (embeddings table, extractor "
+    "inception-logits) for the Inception Score; IS is reported unavailable without it.",
+)
+@click.option("--prompts", type=_file, help="prompts table: labels of the real images (conditional mode).")
+@click.option(
+    "--images",
+    type=_file,
+    help="images table: the prompt of every synthetic image (conditional mode, prompt-paired bootstrap).",
+)
+@click.option("--conditional/--no-conditional", default=False, help="Also evaluate each CheXpert label group.")
+@click.option("--unconditional/--no-unconditional", default=True, help="Evaluate the whole sets (subset `all`).")
+@click.option(
+    "--pathology",
+    "pathologies",
+    multiple=True,
+    help="Only these labels in conditional mode (repeat); an empty requested group is an error.",
+)
+@click.option(
+    "--prdc-extractor",
+    "prdc_extractors",
+    multiple=True,
+    help="Extractor(s) for precision/recall/density/coverage [default: raddino, else dinov2, else inception].",
+)
+@click.option("-k", "--nearest-k", "k", default=Settings.k, help="k of the k-NN balls for P/R/D/C.")
+@click.option("--kid-subsets", default=Settings.kid_subsets, help="KID: number of random subsets.")
+@click.option("--kid-subset-size", default=Settings.kid_subset_size, help="KID: subset size (capped at the set sizes).")
+@click.option("--is-splits", default=Settings.is_splits, help="Inception Score: number of splits.")
+@click.option("--seed", default=Settings.seed, help="Seed of every random choice (KID subsets, IS shuffle, ...).")
+@click.option("--equal-n/--no-equal-n", default=False, help="Subsample the larger set to the smaller one (seeded).")
+@click.option("--fd-inf/--no-fd-inf", default=False, help="Also report FD-infinity (Chong & Forsyth).")
+@click.option(
+    "--bootstrap",
+    default=0,
+    help="Replicates for confidence intervals (FID: prompt bootstrap; P/R/D/C: prompt half-samples); 0 = none.",
+)
+@click.option("--ci-level", default=0.95, type=click.FloatRange(0.5, 0.999), help="Confidence level of the CIs.")
+@click.option("--tile", default=Settings.tile, help="Tile edge of the P/R/D/C distance blocks (memory ~ 12 x tile² B).")
+@click.option("--extra-info", default="", help="Free text for the leaderboard's Extra Info column.")
+@click.option("--cache-dir", type=_path, help="Real-statistics cache [default: $CHEXBENCH_CACHE_DIR/fidelity].")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the real-statistics cache.")
+@click.option("--force", is_flag=True, help="Recompute even if a finished run has the same inputs and parameters.")
+def run(
+    results,
+    model,
+    run_id,
+    real,
+    synth,
+    synth_logits,
+    prompts,
+    images,
+    conditional,
+    unconditional,
+    pathologies,
+    prdc_extractors,
+    k,
+    kid_subsets,
+    kid_subset_size,
+    is_splits,
+    seed,
+    equal_n,
+    fd_inf,
+    bootstrap,
+    ci_level,
+    tile,
+    extra_info,
+    cache_dir,
+    no_cache,
+    force,
+):
+    """Compute fidelity metrics of one run; writes metrics.parquet and leaderboard CSV(s)."""
+    from .run import Request
+    from .run import run as run_stage
+
+    if pathologies and not conditional:
+        raise click.UsageError("--pathology needs --conditional")
+    if not (conditional or unconditional):
+        raise click.UsageError("--no-unconditional needs --conditional")
+    for name, value, low in (
+        ("--nearest-k", k, 1),
+        ("--kid-subsets", kid_subsets, 1),
+        ("--kid-subset-size", kid_subset_size, 2),
+        ("--is-splits", is_splits, 1),
+        ("--bootstrap", bootstrap, 0),
+        ("--tile", tile, 16),
+    ):
+        if value < low:
+            raise click.BadParameter(f"must be at least {low}", param_hint=name)
+    settings = Settings(
+        k=k,
+        kid_subsets=kid_subsets,
+        kid_subset_size=kid_subset_size,
+        is_splits=is_splits,
+        seed=seed,
+        equal_n=equal_n,
+        fd_inf=fd_inf,
+        bootstrap=bootstrap,
+        ci_level=ci_level,
+        tile=tile,
+    )
+    request = Request(
+        results=results,
+        model=model,
+        run_id=run_id,
+        real=list(real),
+        synth=list(synth),
+        synth_logits=synth_logits,
+        prompts=prompts,
+        images=images,
+        conditional=conditional,
+        unconditional=unconditional,
+        pathologies=tuple(pathologies),
+        prdc_extractors=tuple(prdc_extractors),
+        settings=settings,
+        extra_info=extra_info,
+        cache_dir=cache_dir,
+        use_cache=not no_cache,
+        force=force,
+    )
+    stage, did_work = run_stage(request)
+    for rel in stage.read_manifest().get("outputs", {}).values():
+        click.echo(stage.dir / rel)
+    if not did_work:
+        click.echo(f"up to date: {stage.dir}", err=True)
+
+
+@main.command()
+@click.option("--results", type=_path, default=Path("Results"), help="Results root folder.")
+@click.option("--out", type=_file, required=True, help="Merged leaderboard CSV to write.")
+@click.option("--conditional", is_flag=True, help="Merge the per-pathology leaderboards instead.")
+def collect(results, out, conditional):
+    """Merge the leaderboard CSVs of every finished run under RESULTS into one file."""
+    from .leaderboard import collect as collect_runs
+
+    path, count = collect_runs(results, out, conditional)
+    click.echo(f"{path} ({count} run(s))")

@@ -1,0 +1,263 @@
+"""Compute every metric of one subset (all, or one pathology) for every extractor, as long-format rows."""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+from chexbench_common.progress import Progress
+from chexbench_schema.errors import BadInputError
+
+from . import bootstrap
+from .cache import StatsCache, stats_key
+from .frechet import fd_infinity, fit_gaussian, frechet_distance, psd_sqrt
+from .groups import ALL, Catalogue, Group
+from .inception_score import inception_score
+from .inputs import FeatureSet
+from .kid import kernel_inception_distance
+from .manifold import DEFAULT_TILE, compute_prdc
+
+log = logging.getLogger(__name__)
+PRDC_METRICS = ("precision", "recall", "density", "coverage")
+
+
+@dataclass(frozen=True)
+class Settings:
+    k: int = 5
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    is_splits: int = 10
+    seed: int = 0
+    equal_n: bool = False
+    fd_inf: bool = False
+    bootstrap: int = 0
+    ci_level: float = 0.95
+    prdc_extractors: tuple[str, ...] = ()
+    tile: int = DEFAULT_TILE
+
+
+@dataclass
+class Row:
+    metric: str
+    subset: str
+    extractor: str | None
+    value: float | None
+    n_real: int | None = None
+    n_synth: int | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def note(self) -> str | None:
+        return "; ".join(self.notes) or None
+
+
+class Shortfall(BadInputError):
+    """Fewer samples than a metric needs (an error for `all` or a requested pathology, a note otherwise)."""
+
+
+def _group_rng(seed: int, group: str, purpose: str) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(group.encode()), zlib.crc32(purpose.encode())])
+
+
+def select_rows(group: Group, real: FeatureSet, synth: FeatureSet, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of the group in both tables, subsampled (seeded) to equal N when asked."""
+    ri, si = group.rows(real), group.rows(synth)
+    if settings.equal_n and len(ri) != len(si):
+        rng = _group_rng(settings.seed, group.name, "equal-n")
+        n = min(len(ri), len(si))
+        ri, si = (
+            np.sort(rng.choice(ri, n, replace=False)) if len(ri) > n else ri,
+            np.sort(rng.choice(si, n, replace=False)) if len(si) > n else si,
+        )
+    return ri, si
+
+
+def check_counts(group: Group, real: FeatureSet, synth: FeatureSet, settings: Settings, strict: bool) -> list[str]:
+    """Shortfalls of this group for this extractor; raises the first one when `strict`."""
+    ri, si = select_rows(group, real, synth, settings)
+    where = f"{real.extractor} embeddings" + ("" if group.name == "all" else f", pathology {group.name!r}")
+    problems = []
+    if len(ri) == 0 or len(si) == 0:
+        problems.append(
+            f"empty group: {len(ri)} real and {len(si)} synthetic samples ({where}; real images need "
+            "label == 1, synthetic images inherit their prompt's labels)"
+        )
+    else:
+        if min(len(ri), len(si)) < 2:
+            problems.append(
+                f"fewer samples than FID and KID need (2 per set): {len(ri)} real, {len(si)} synthetic ({where})"
+            )
+        if real.extractor in settings.prdc_extractors and min(len(ri), len(si)) <= settings.k:
+            problems.append(
+                f"fewer samples than precision/recall/density/coverage need (more than k={settings.k} per "
+                f"set): {len(ri)} real, {len(si)} synthetic ({where})"
+            )
+    if strict and problems:
+        raise Shortfall(problems[0])
+    return problems
+
+
+class Evaluator:
+    """Metrics of groups against paired embeddings, with the real statistics cache."""
+
+    def __init__(
+        self,
+        pairs: dict[str, tuple[FeatureSet, FeatureSet]],
+        catalogue: Catalogue,
+        settings: Settings,
+        cache: StatsCache,
+        logits: FeatureSet | None = None,
+        logits_note: str | None = None,
+    ):
+        self.pairs, self.catalogue, self.settings, self.cache = pairs, catalogue, settings, cache
+        self.logits, self.logits_note = logits, logits_note
+
+    def group(self, group: Group, strict: bool) -> list[Row]:
+        rows: list[Row] = []
+        for real, synth in self.pairs.values():
+            rows += self._extractor(group, real, synth, strict)
+        rows += self._inception_score(group, strict)
+        return rows
+
+    def _extractor(self, group: Group, real: FeatureSet, synth: FeatureSet, strict: bool) -> list[Row]:
+        s, name = self.settings, real.extractor
+        problems = check_counts(group, real, synth, s, strict)
+        ri, si = select_rows(group, real, synth, s)
+        n = {"n_real": len(ri), "n_synth": len(si)}
+        metrics = (
+            ["FID", "KID", "KID_std"]
+            + (["FD_inf"] if s.fd_inf else [])
+            + (list(PRDC_METRICS) if name in s.prdc_extractors else [])
+        )
+        if len(ri) == 0 or len(si) == 0:
+            return [Row(m, group.name, name, None, **n, notes=list(problems)) for m in metrics]
+        x_real, x_synth = real.vectors[ri], synth.vectors[si]
+        out = self._fid(group, real, ri, x_real, x_synth, n) + self._kid(group, name, x_real, x_synth, n)
+        if name in s.prdc_extractors:
+            out += self._prdc(group, name, real, synth, ri, si, n)
+        return out
+
+    def _fid(self, group: Group, real: FeatureSet, ri: np.ndarray, x_real, x_synth, n: dict) -> list[Row]:
+        s, name = self.settings, real.extractor
+        metrics = ["FID"] + (["FD_inf"] if s.fd_inf else [])
+        if min(len(x_real), len(x_synth)) < 2:
+            return [
+                Row(m, group.name, name, None, **n, notes=["fewer samples than FID needs (2 per set)"]) for m in metrics
+            ]
+        key = stats_key(real.sha256, name, ri)
+        g_real, sqrt_real = self.cache.get(key, lambda: _real_stats(x_real))
+        row = Row("FID", group.name, name, frechet_distance(g_real, fit_gaussian(x_synth), sqrt_real), **n)
+        if min(len(x_real), len(x_synth)) < real.dim:
+            row.notes.append(f"unstable: n < d (n_real={len(x_real)}, n_synth={len(x_synth)}, d={real.dim})")
+        if s.bootstrap:
+            units = self._units(group, real, ri, x_synth)
+            with _progress(s.bootstrap, f"FID bootstrap {name}/{group.name}") as progress:
+                reps = bootstrap.fid_replicates(x_real, x_synth, units, s.bootstrap, s.seed, progress.update)
+            if len(reps) >= 2:
+                row.ci_low, row.ci_high = bootstrap.centred_interval(row.value, reps, s.ci_level, (0.0, np.inf))
+                row.notes.append(f"{int(s.ci_level * 100)}% CI: {len(reps)} prompt-bootstrap replicates")
+        out = [row]
+        if s.fd_inf:
+            try:
+                fdi = fd_infinity(g_real, sqrt_real, x_synth, seed=s.seed)
+                out.append(
+                    Row(
+                        "FD_inf",
+                        group.name,
+                        name,
+                        fdi.value,
+                        **n,
+                        notes=[
+                            f"fit over synthetic subsets n={fdi.sizes[0]}..{fdi.sizes[-1]} ({len(fdi.sizes)} sizes), "
+                            f"slope {fdi.slope:.6g}"
+                        ],
+                    )
+                )
+            except ValueError as exc:
+                out.append(Row("FD_inf", group.name, name, None, **n, notes=[str(exc)]))
+        return out
+
+    def _units(self, group: Group, real: FeatureSet, ri: np.ndarray, x_synth) -> bootstrap.Units:
+        synth = self.pairs[real.extractor][1]
+        _, si = select_rows(group, real, synth, self.settings)
+        return bootstrap.Units.from_labels(
+            self.catalogue.unit(real)[ri], self.catalogue.unit(synth)[si], self.catalogue.paired
+        )
+
+    def _kid(self, group: Group, name: str, x_real, x_synth, n: dict) -> list[Row]:
+        s = self.settings
+        if min(len(x_real), len(x_synth)) < 2:
+            note = ["fewer samples than KID needs (2 per set)"]
+            return [
+                Row("KID", group.name, name, None, **n, notes=note),
+                Row("KID_std", group.name, name, None, **n, notes=note),
+            ]
+        kid = kernel_inception_distance(
+            x_real, x_synth, subsets=s.kid_subsets, subset_size=s.kid_subset_size, seed=s.seed
+        )
+        note = [f"{s.kid_subsets} subsets of {kid.subset_size}"]
+        if kid.subset_size < s.kid_subset_size:
+            note.append(f"subset size {kid.subset_size} < {s.kid_subset_size} (group smaller than a subset)")
+        return [
+            Row("KID", group.name, name, kid.mean, **n, notes=list(note)),
+            Row("KID_std", group.name, name, kid.std, **n, notes=list(note)),
+        ]
+
+    def _prdc(self, group: Group, name: str, real: FeatureSet, synth: FeatureSet, ri, si, n: dict) -> list[Row]:
+        s = self.settings
+        x_real, x_synth = real.vectors[ri], synth.vectors[si]
+        if min(len(ri), len(si)) <= s.k:
+            note = [f"fewer samples than precision/recall/density/coverage need (more than k={s.k} per set)"]
+            return [Row(m, group.name, name, None, **n, notes=list(note)) for m in PRDC_METRICS]
+        result = compute_prdc(x_real, x_synth, s.k, tile=s.tile).as_dict()
+        rows = [Row(m, group.name, name, result[m], **n, notes=[f"k={s.k}"]) for m in PRDC_METRICS]
+        if s.bootstrap:
+            units = self._units(group, real, ri, x_synth)
+            with _progress(s.bootstrap, f"P/R/D/C half-samples {name}/{group.name}") as progress:
+                reps = bootstrap.prdc_replicates(
+                    x_real, x_synth, units, s.bootstrap, s.seed, s.k, s.tile, progress.update
+                )
+            for row in rows:
+                if len(reps[row.metric]) >= 2:
+                    bounds = (0.0, np.inf if row.metric == "density" else 1.0)
+                    row.ci_low, row.ci_high = bootstrap.centred_interval(
+                        row.value, reps[row.metric], s.ci_level, bounds
+                    )
+                    row.notes.append(f"{int(s.ci_level * 100)}% CI: {len(reps[row.metric])} prompt half-samples")
+        return rows
+
+    def _inception_score(self, group: Group, strict: bool) -> list[Row]:
+        s = self.settings
+        if self.logits is None:
+            return [
+                Row(m, group.name, "inception-logits", None, notes=[self.logits_note or "no logits"])
+                for m in ("IS", "IS_std")
+            ]
+        si = group.rows(self.logits)
+        n = {"n_real": None, "n_synth": len(si)}
+        if len(si) < s.is_splits:
+            message = f"fewer samples than the Inception Score needs ({s.is_splits} splits): {len(si)} synthetic"
+            if strict:
+                raise Shortfall(f"{message} ({self.logits.path})")
+            return [Row(m, group.name, self.logits.extractor, None, **n, notes=[message]) for m in ("IS", "IS_std")]
+        score = inception_score(self.logits.vectors[si], splits=s.is_splits, seed=s.seed)
+        note = [f"{s.is_splits} splits, std ddof 0"]
+        return [
+            Row("IS", group.name, self.logits.extractor, score.mean, **n, notes=list(note)),
+            Row("IS_std", group.name, self.logits.extractor, score.std, **n, notes=list(note)),
+        ]
+
+
+def _progress(total: int, desc: str) -> Progress:
+    """A line every 60 s and one at the end for the whole set; pathology groups stay quiet."""
+    quiet = not desc.endswith("/" + ALL)
+    return Progress(total, desc, "replicates", every_n=10**9, every_s=60.0, mode="none" if quiet else None)
+
+
+def _real_stats(x: np.ndarray):
+    g = fit_gaussian(x)
+    return g, psd_sqrt(g.cov)

@@ -1,0 +1,125 @@
+"""Long-format rows -> the `metrics` table and a leaderboard CSV with the original CheXGenBench column names.
+
+Each run writes its own leaderboard files (never appending to a shared file); `collect` merges finished runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from chexbench_schema.atomic import atomic_path
+from chexbench_schema.errors import BadInputError
+from chexbench_schema.rundir import SUCCESS
+
+from .evaluate import PRDC_METRICS, Row
+
+ORIGINAL_COLUMNS = (
+    "FID",
+    "FID (RadDino)",
+    "Inception Score",
+    "KID",
+    "KID (RadDino)",
+    "Precision",
+    "Recall",
+    "Density",
+    "Coverage",
+    "Extra Info",
+)
+SUFFIX = {"inception": "", "raddino": " (RadDino)", "dinov2": " (DINOv2)"}
+LEADERBOARD = "leaderboard.csv"
+LEADERBOARD_CONDITIONAL = "leaderboard_conditional.csv"
+STAGE = "fidelity"
+
+
+def _suffix(extractor: str) -> str:
+    return SUFFIX.get(extractor, f" ({extractor})")
+
+
+def metrics_frame(rows: list[Row], model: str, run_id: str) -> pd.DataFrame:
+    """The `metrics` table (chexbench_schema) of these rows."""
+    return pd.DataFrame(
+        {
+            "run_id": run_id,
+            "model": model,
+            "stage": STAGE,
+            "metric": [r.metric for r in rows],
+            "subset": [r.subset for r in rows],
+            "extractor": [r.extractor for r in rows],
+            "value": [r.value for r in rows],
+            "ci_low": [r.ci_low for r in rows],
+            "ci_high": [r.ci_high for r in rows],
+            "n_real": [r.n_real for r in rows],
+            "n_synth": [r.n_synth for r in rows],
+            "note": [r.note for r in rows],
+        }
+    )
+
+
+def _column(row: Row, prdc_primary: str | None) -> str | None:
+    """Leaderboard column of a metrics row (None: not shown)."""
+    if row.metric in ("IS", "IS_std"):
+        return "Inception Score" + (" std" if row.metric == "IS_std" else "")
+    suffix = _suffix(row.extractor)
+    if row.metric in ("FID", "KID"):
+        return row.metric + suffix
+    if row.metric == "KID_std":
+        return f"KID{suffix} std"
+    if row.metric == "FD_inf":
+        return f"FD-infinity{suffix}"
+    if row.metric in PRDC_METRICS:
+        return row.metric.capitalize() + ("" if row.extractor == prdc_primary else suffix)
+    return None
+
+
+def leaderboard_frame(
+    rows: list[Row], *, model: str, run_id: str, extra_info: str, conditional: bool, prdc_primary: str | None
+) -> pd.DataFrame:
+    """One leaderboard row per subset: the original columns first, then Pathology, then chexbench's additions."""
+    records: dict[str, dict] = {}
+    for row in rows:
+        rec = records.setdefault(row.subset, {"Extra Info": extra_info, "Model": model, "Run ID": run_id})
+        column = _column(row, prdc_primary)
+        if column is None:
+            continue
+        rec[column] = np.nan if row.value is None else row.value
+        if row.ci_low is not None:
+            rec[f"{column} CI low"], rec[f"{column} CI high"] = row.ci_low, row.ci_high
+        if row.metric == "FID" and "N Real" not in rec:
+            rec["N Real"], rec["N Synthetic"] = row.n_real, row.n_synth
+        if row.note:
+            rec.setdefault("_notes", []).append(f"{column}: {row.note}")
+    for rec in records.values():
+        rec["Notes"] = " | ".join(rec.pop("_notes", []))
+    frame = pd.DataFrame(list(records.values()))
+    if conditional:
+        frame.insert(0, "Pathology", list(records))
+    leading = list(ORIGINAL_COLUMNS) + (["Pathology"] if conditional else [])
+    for col in leading:
+        if col not in frame:
+            frame[col] = np.nan
+    rest = [c for c in frame.columns if c not in leading]
+    return frame[leading + rest]
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+    return path
+
+
+def collect(results: Path, out: Path, conditional: bool) -> tuple[Path, int]:
+    """Merge the leaderboard files of every finished fidelity run under `results` into `out`."""
+    name = LEADERBOARD_CONDITIONAL if conditional else LEADERBOARD
+    files = sorted(p for p in results.glob(f"*/*/{STAGE}/{name}") if (p.parent / SUCCESS).exists())
+    if not files:
+        raise BadInputError(
+            f"{results}: no finished fidelity run has a {name} (looked for "
+            f"<model>/<run_id>/{STAGE}/{name} next to {SUCCESS})"
+        )
+    frames = [pd.read_csv(p) for p in files]
+    merged = pd.concat(frames, ignore_index=True, sort=False)
+    leading = [c for c in frames[0].columns if c in ORIGINAL_COLUMNS or c == "Pathology"]
+    merged = merged[leading + [c for c in merged.columns if c not in leading]]
+    return write_csv(merged, out), len(files)

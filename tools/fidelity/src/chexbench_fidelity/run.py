@@ -1,0 +1,199 @@
+"""`chexbench-fidelity run`: validate every input first, then compute, then write metrics + leaderboard atomically."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from chexbench_schema import CHEXPERT_LABELS, write_table
+from chexbench_schema.errors import BadInputError, ChexbenchError, OutOfMemoryError
+from chexbench_schema.rundir import StageRun
+
+from . import __version__
+from .cache import StatsCache
+from .evaluate import Evaluator, Settings, check_counts
+from .groups import ALL, Group, build_catalogue, label_groups
+from .inputs import load_features, load_logits, logits_note, pair_features
+from .leaderboard import LEADERBOARD, LEADERBOARD_CONDITIONAL, STAGE, leaderboard_frame, metrics_frame, write_csv
+
+log = logging.getLogger(__name__)
+PRODUCER = f"chexbench-fidelity {__version__}"
+METRICS = "metrics.parquet"
+OUTPUTS = (METRICS, LEADERBOARD, LEADERBOARD_CONDITIONAL)
+PRDC_PREFERENCE = ("raddino", "dinov2", "inception")
+
+
+@dataclass
+class Request:
+    results: Path
+    model: str
+    run_id: str
+    real: list[Path] = field(default_factory=list)
+    synth: list[Path] = field(default_factory=list)
+    synth_logits: Path | None = None
+    prompts: Path | None = None
+    images: Path | None = None
+    conditional: bool = False
+    unconditional: bool = True
+    pathologies: tuple[str, ...] = ()  # explicit request: an empty group is an error
+    prdc_extractors: tuple[str, ...] = ()  # empty: the first of PRDC_PREFERENCE present
+    settings: Settings = field(default_factory=Settings)
+    extra_info: str = ""
+    cache_dir: Path | None = None  # None: $CHEXBENCH_CACHE_DIR/fidelity
+    use_cache: bool = True
+    force: bool = False
+
+
+def discover(request: Request) -> None:
+    """Without --real/--synth, take <results>/<model>/<run_id>/embed/{real,synthetic}-*.parquet, and the prompts and
+    images tables that embed read (its manifest) where --prompts / --images are not given."""
+    if request.real or request.synth:
+        return
+    embed = request.results / request.model / request.run_id / "embed"
+    manifest = embed / "manifest.json"
+    recorded = json.loads(manifest.read_text()).get("inputs", {}) if manifest.exists() else {}
+    for name in ("prompts", "images"):
+        path = Path(recorded.get(name, {}).get("path", ""))
+        if getattr(request, name) is None and recorded.get(name) and path.is_file():
+            setattr(request, name, path)
+            log.info("--%s %s (from %s)", name, path, manifest)
+    request.real = sorted(embed.glob("real-*.parquet"))
+    request.synth = sorted(p for p in embed.glob("synthetic-*.parquet"))
+    if not request.real or not request.synth:
+        raise BadInputError(
+            f"no --real/--synth given and {embed} has no real-*.parquet and synthetic-*.parquet "
+            "embeddings tables; run chexbench-embed first or pass the tables"
+        )
+
+
+def _prdc_extractors(request: Request, available: list[str]) -> tuple[str, ...]:
+    if request.prdc_extractors:
+        missing = [e for e in request.prdc_extractors if e not in available]
+        if missing:
+            raise BadInputError(
+                f"--prdc-extractor {', '.join(missing)}: no such embeddings given (available: {', '.join(available)})"
+            )
+        return request.prdc_extractors
+    return next(((e,) for e in PRDC_PREFERENCE if e in available), (available[0],))
+
+
+def prepare(request: Request):
+    """Load and cross-check every input and every group's sample counts; nothing is written."""
+    discover(request)
+    real = [load_features(p, "real") for p in request.real]
+    synth = [load_features(p, "synthetic") for p in request.synth]
+    pairs = pair_features(real, synth)
+    logits = load_logits(request.synth_logits) if request.synth_logits else None
+    catalogue = build_catalogue(request.prompts, request.images, real, synth + ([logits] if logits else []))
+    settings = Settings(**{**asdict(request.settings), "prdc_extractors": _prdc_extractors(request, list(pairs))})
+    groups: list[tuple[Group, bool]] = []
+    if request.unconditional:
+        groups.append((Group(ALL), True))
+    if request.conditional:
+        explicit = bool(request.pathologies)
+        groups += [(g, explicit) for g in label_groups(catalogue, request.pathologies or CHEXPERT_LABELS)]
+    for group, strict in groups:
+        for r, s in pairs.values():
+            for problem in check_counts(group, r, s, settings, strict):
+                log.warning("%s", problem)
+        if logits is not None and strict and len(group.rows(logits)) < settings.is_splits:
+            raise BadInputError(
+                f"fewer samples than the Inception Score needs ({settings.is_splits} splits): "
+                f"{len(group.rows(logits))} synthetic logits ({request.synth_logits}, {group.name})"
+            )
+    evaluator = Evaluator(pairs, catalogue, settings, _cache(request), logits, logits_note(pairs))
+    return evaluator, groups
+
+
+def _cache(request: Request) -> StatsCache:
+    if not request.use_cache:
+        return StatsCache(None)
+    if request.cache_dir is None:
+        from chexbench_common.env import configure_caches
+
+        return StatsCache(configure_caches() / STAGE)
+    return StatsCache(request.cache_dir)
+
+
+def _params(request: Request, evaluator: Evaluator, groups) -> dict:
+    return {
+        "settings": asdict(evaluator.settings),
+        "groups": [g.name for g, _ in groups],
+        "strict": [g.name for g, strict in groups if strict],
+        "extra_info": request.extra_info,
+        "synth_logits": request.synth_logits is not None,
+    }
+
+
+def _inputs(request: Request) -> dict[str, Path]:
+    inputs = {f"real_{i}": p for i, p in enumerate(request.real)}
+    inputs |= {f"synth_{i}": p for i, p in enumerate(request.synth)}
+    for name in ("synth_logits", "prompts", "images"):
+        if getattr(request, name) is not None:
+            inputs[name] = getattr(request, name)
+    return inputs
+
+
+def run(request: Request) -> tuple[StageRun, bool]:
+    """Run the stage; returns (stage run, whether work was done). Inputs are validated before anything is written."""
+    evaluator, groups = prepare(request)
+    stage = StageRun(request.results, request.model, request.run_id, STAGE, tool_version=__version__)
+    params, inputs = _params(request, evaluator, groups), _inputs(request)
+    if not request.force and stage.is_complete(params, inputs):
+        return stage, False
+    stage.start(params, inputs)
+    for name in OUTPUTS:
+        (stage.dir / name).unlink(missing_ok=True)
+    try:
+        rows_by_group = {group.name: evaluator.group(group, strict) for group, strict in groups}
+        outputs = _write(stage, request, evaluator, rows_by_group)
+    except MemoryError:
+        stage.fail("out of memory")
+        raise OutOfMemoryError(
+            "out of host memory while computing fidelity metrics; use fewer samples, "
+            "a smaller --tile or a machine with more memory"
+        ) from None
+    except ChexbenchError as exc:
+        stage.fail(str(exc))
+        raise
+    stage.update(
+        cache={"hits": evaluator.cache.hits, "misses": evaluator.cache.misses, "folder": str(evaluator.cache.folder)},
+        counts={
+            g: {f"{r.extractor}": [r.n_real, r.n_synth] for r in rows if r.metric == "FID"}
+            for g, rows in rows_by_group.items()
+        },
+    )
+    stage.finish(outputs)
+    return stage, True
+
+
+def _write(stage: StageRun, request: Request, evaluator: Evaluator, rows_by_group: dict) -> dict[str, Path]:
+    rows = [r for group_rows in rows_by_group.values() for r in group_rows]
+    primary = evaluator.settings.prdc_extractors[0]
+    extra = request.extra_info or f"model={request.model}; run={request.run_id}"
+    outputs = {}
+    boards = {
+        LEADERBOARD: [r for r in rows if r.subset == ALL],
+        LEADERBOARD_CONDITIONAL: [r for r in rows if r.subset != ALL],
+    }
+    for name, board_rows in boards.items():
+        if board_rows:
+            frame = leaderboard_frame(
+                board_rows,
+                model=request.model,
+                run_id=request.run_id,
+                extra_info=extra,
+                conditional=name == LEADERBOARD_CONDITIONAL,
+                prdc_primary=primary,
+            )
+            outputs[name.removesuffix(".csv")] = write_csv(frame, stage.dir / name)
+    outputs["metrics"] = write_table(
+        metrics_frame(rows, request.model, request.run_id),
+        stage.dir / METRICS,
+        "metrics",
+        producer=PRODUCER,
+        run_id=request.run_id,
+    )
+    return outputs
