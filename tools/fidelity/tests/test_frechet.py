@@ -9,6 +9,7 @@ from chexbench_fidelity.frechet import (
     fd_infinity,
     fit_gaussian,
     frechet_distance,
+    frechet_distance_low_rank,
     psd_sqrt,
     trace_sqrt_product,
 )
@@ -75,6 +76,17 @@ def test_rank_deficient_covariance_matches_nuclear_norm_route():
     assert np.isfinite(psd_sqrt(g1.cov)).all()
     r = psd_sqrt(g1.cov)
     np.testing.assert_allclose(r @ r, g1.cov, atol=1e-10)
+
+
+def test_low_rank_route_equals_scipy_sqrtm_with_and_without_weights():
+    rng = np.random.default_rng(4)
+    x, y = correlated(rng, 25, 64), correlated(rng, 31, 64, shift=0.3, scale=1.2)
+    assert frechet_distance_low_rank(x, y) == pytest.approx(sqrtm_fid(x, y), rel=1e-6)
+    wx, wy = rng.integers(0, 3, len(x)), rng.integers(0, 3, len(y))
+    repeated = sqrtm_fid(np.repeat(x, wx, axis=0), np.repeat(y, wy, axis=0))
+    assert frechet_distance_low_rank(x, y, wx, wy) == pytest.approx(repeated, rel=1e-6)
+    big_x, big_y = correlated(rng, 300, 16), correlated(rng, 280, 16, shift=0.1)  # also right when n > d
+    assert frechet_distance_low_rank(big_x, big_y) == pytest.approx(sqrtm_fid(big_x, big_y), rel=1e-6)
 
 
 def test_fid_matches_torchmetrics_on_identical_features():

@@ -148,20 +148,40 @@ def assets_path(asset_id: str, registry: Path) -> None:
     click.echo(shown_path(assets_[asset_id], Path.cwd()))
 
 
+LEADERBOARD_COLUMNS = (
+    "FID",
+    "FID (RadDino)",
+    "Inception Score",
+    "KID",
+    "KID (RadDino)",
+    "Precision",
+    "Recall",
+    "Density",
+    "Coverage",
+)
+
+
 @main.command()
 @click.argument("fidelity_dir", type=click.Path(path_type=Path, file_okay=False))
 def show(fidelity_dir: Path) -> None:
-    """Print the leaderboard row(s) of a finished fidelity stage (and the per-pathology FIDs, if any)."""
+    """Print the leaderboard row (value and CI per metric, then the notes) and the per-pathology FIDs."""
     overall, conditional = fidelity_dir / "leaderboard.csv", fidelity_dir / "leaderboard_conditional.csv"
     if not (fidelity_dir / "_SUCCESS").exists() or not overall.exists():
         raise BadInputError(f"{fidelity_dir}: no finished fidelity stage here (run `make fidelity` first)")
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        click.echo(pd.read_csv(overall).to_string(index=False))
-        if conditional.exists():
-            table = pd.read_csv(conditional)
-            click.echo("\nper pathology:")
-            click.echo(
-                table[[c for c in ("Pathology", "FID", "FID (RadDino)", "KID", "Extra Info") if c in table]].to_string(
-                    index=False
-                )
-            )
+    for _, row in pd.read_csv(overall).iterrows():
+        click.echo(
+            f"{row.get('Model', '')} {row.get('Run ID', '')}: n_real={row.get('N Real')} "
+            f"n_synth={row.get('N Synthetic')}"
+        )
+        for name in LEADERBOARD_COLUMNS:
+            low, high = row.get(f"{name} CI low"), row.get(f"{name} CI high")
+            ci = f"  [{low:.4g}, {high:.4g}]" if pd.notna(low) and pd.notna(high) else ""
+            click.echo(f"  {name:<16} {row[name]:>12.6g}{ci}")
+        for note in str(row.get("Notes", "")).split(" | "):
+            if note and note != "nan":
+                click.echo(f"  note: {note}")
+    if conditional.exists():
+        table = pd.read_csv(conditional)
+        click.echo("per pathology:")
+        wanted = [c for c in ("Pathology", "N Real", "N Synthetic", "FID", "FID (RadDino)", "KID") if c in table]
+        click.echo(table[wanted].to_string(index=False))

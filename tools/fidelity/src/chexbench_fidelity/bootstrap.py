@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .frechet import fit_gaussian, frechet_distance, psd_sqrt
+from .frechet import fit_gaussian, frechet_distance, frechet_distance_low_rank, psd_sqrt
 from .manifold import compute_prdc
 
 
@@ -77,8 +77,11 @@ def fid_replicates(
         w_real, w_synth = units.resample(rng)
         if w_real.sum() < 2 or w_synth.sum() < 2:
             continue
-        g_real = fit_gaussian(real, w_real)
-        out.append(frechet_distance(g_real, fit_gaussian(synth, w_synth), psd_sqrt(g_real.cov)))
+        if min(np.count_nonzero(w_real), np.count_nonzero(w_synth)) < real.shape[1]:
+            out.append(frechet_distance_low_rank(real, synth, w_real, w_synth))
+        else:
+            g_real = fit_gaussian(real, w_real)
+            out.append(frechet_distance(g_real, fit_gaussian(synth, w_synth), psd_sqrt(g_real.cov)))
         tick()
     return np.asarray(out)
 

@@ -79,6 +79,35 @@ def frechet_distance(real: Gaussian, synth: Gaussian, sqrt_real: np.ndarray | No
     return float(diff @ diff + traces - 2.0 * trace_sqrt_product(sqrt_real, synth.cov))
 
 
+def _scaled_centred_rows(x: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, M) with MᵀM = the covariance (divisor n - 1): centred rows scaled by √(w / (n - 1))."""
+    x = np.asarray(x, dtype=np.float64)
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
+    keep = np.flatnonzero(w)
+    x, w = x[keep], w[keep]
+    n = w.sum()
+    if n < 2:
+        raise ValueError(f"a covariance needs at least 2 samples, got {int(n)}")
+    mean = w @ x / n
+    return mean, (x - mean) * np.sqrt(w / (n - 1))[:, None]
+
+
+def frechet_distance_low_rank(
+    real: np.ndarray, synth: np.ndarray, w_real: np.ndarray | None = None, w_synth: np.ndarray | None = None
+) -> float:
+    """The same Fréchet distance from the samples when there are fewer (distinct) rows than dimensions.
+
+    With Σ_r = AᵀA and Σ_s = BᵀB, the non-zero eigenvalues of Σ_r Σ_s are those of (ABᵀ)(ABᵀ)ᵀ, so
+    Tr √(Σ_r Σ_s) is the nuclear norm of the n_r × n_s matrix ABᵀ: exact, and O(n_r n_s d) instead of O(d³)
+    (written here because no library offers it; it makes bootstrap CIs of small groups at d = 2048 cheap).
+    """
+    mean_r, a = _scaled_centred_rows(real, w_real)
+    mean_s, b = _scaled_centred_rows(synth, w_synth)
+    diff = mean_r - mean_s
+    nuclear = scipy.linalg.svdvals(a @ b.T, check_finite=False).sum()
+    return float(diff @ diff + np.einsum("ij,ij->", a, a) + np.einsum("ij,ij->", b, b) - 2.0 * nuclear)
+
+
 @dataclass(frozen=True)
 class FDInfinity:
     """Chong & Forsyth's bias-free FD: the intercept a of FD_n = a + b / n fitted over subset sizes n."""
