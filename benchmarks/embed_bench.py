@@ -33,6 +33,7 @@ from chexbench_embed.inception import TRANSFORM as INCEPTION
 from chexbench_embed.inputs import Source
 from chexbench_embed.run import Request, run
 from chexbench_schema import CHEXPERT_LABELS, write_table
+from machine import cpu_model
 from PIL import Image
 
 RESULTS = Path(__file__).parent / "results"
@@ -301,14 +302,7 @@ def gpu_mode(args) -> dict:
 
 
 def environment() -> dict:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    cpu = cpu_model()
     return {
         "cpu": cpu,
         "cpus_available": len(os.sched_getaffinity(0)),

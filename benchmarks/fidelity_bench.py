@@ -342,8 +342,8 @@ def markdown(results: dict) -> str:
         "Synthetic float32 features (64-dim structure + isotropic noise), identical for every method. Every method runs"
         " in its own process (peak = its peak RSS, features included). Part (a) runs each method once per round, "
         f"{results['settings'].get('rounds', 1)} rounds interleaved, and reports the fastest round of each: the "
-        "machine is shared and its 1-minute load average was between 2 and 10 during these runs, so single timings "
-        "vary by up to 4x; ratios are taken between the fastest rounds.",
+        "machine is shared with other jobs (1-minute load average before each step in the last column); under a load "
+        "of 5 to 10 single timings were up to 4x longer, so ratios are taken between the fastest rounds.",
         "",
         "- **bound**: time of the three plain numpy float32 products R·Rᵀ, S·Sᵀ, S·Rᵀ (N x N x d each) that any exact"
         " P/R/D/C needs, measured in the same process right before and after ours (part a) or in separate processes"

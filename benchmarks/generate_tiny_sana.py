@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -30,6 +29,7 @@ from chexbench_generate.runner import Job, generate_batch, run_shard
 from chexbench_generate.settings import resolve
 from chexbench_generate.tiny import CORPUS, build_tiny_pipeline, tiny_settings
 from chexbench_schema import CHEXPERT_LABELS, read_table, write_table
+from machine import cpu_model
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -83,14 +83,7 @@ def measure(spec, files, prompts, items, batch: int, root: Path, repeats: int, t
 
 
 def machine() -> dict:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    cpu = cpu_model()
     return {
         "cpu": cpu,
         "cpus": os.cpu_count(),

@@ -148,19 +148,6 @@ def assets_path(asset_id: str, registry: Path) -> None:
     click.echo(shown_path(assets_[asset_id], Path.cwd()))
 
 
-LEADERBOARD_COLUMNS = (
-    "FID",
-    "FID (RadDino)",
-    "Inception Score",
-    "KID",
-    "KID (RadDino)",
-    "Precision",
-    "Recall",
-    "Density",
-    "Coverage",
-)
-
-
 @main.command()
 @click.argument("fidelity_dir", type=click.Path(path_type=Path, file_okay=False))
 def show(fidelity_dir: Path) -> None:
@@ -168,12 +155,14 @@ def show(fidelity_dir: Path) -> None:
     overall, conditional = fidelity_dir / "leaderboard.csv", fidelity_dir / "leaderboard_conditional.csv"
     if not (fidelity_dir / "_SUCCESS").exists() or not overall.exists():
         raise BadInputError(f"{fidelity_dir}: no finished fidelity stage here (run `make fidelity` first)")
-    for _, row in pd.read_csv(overall).iterrows():
+    table = pd.read_csv(overall)
+    metrics = list(table.columns[: table.columns.get_loc("Extra Info")])  # the original's metric columns come first
+    for _, row in table.iterrows():
         click.echo(
             f"{row.get('Model', '')} {row.get('Run ID', '')}: n_real={row.get('N Real')} "
             f"n_synth={row.get('N Synthetic')}"
         )
-        for name in LEADERBOARD_COLUMNS:
+        for name in metrics:
             low, high = row.get(f"{name} CI low"), row.get(f"{name} CI high")
             ci = f"  [{low:.4g}, {high:.4g}]" if pd.notna(low) and pd.notna(high) else ""
             click.echo(f"  {name:<16} {row[name]:>12.6g}{ci}")
