@@ -206,7 +206,7 @@ def test_collect_merges_finished_runs(dataset):
     assert empty.exit_code == 3 and "no finished fidelity run" in empty.stderr
 
 
-def _refused(ds, result, code, *fragments):
+def assert_refused(ds, result, code, *fragments):
     assert result.exit_code == code, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("chexbench-fidelity: error: "), result.stderr
@@ -218,18 +218,18 @@ def _refused(ds, result, code, *fragments):
 
 def test_non_finite_vectors_are_refused(dataset):
     poison(dataset.synth["raddino"], 3, np.inf)
-    _refused(dataset, invoke(dataset, *dataset.args()), 4, "row 4", "NaN or infinite")
+    assert_refused(dataset, invoke(dataset, *dataset.args()), 4, "row 4", "NaN or infinite")
 
 
 def test_dimension_mismatch_is_refused(dataset):
     rng = np.random.default_rng(0)
     write_emb(dataset.synth["raddino"], dataset.image_ids, rng.standard_normal((120, 9)), "synthetic", "raddino")
-    _refused(dataset, invoke(dataset, *dataset.args()), 3, "dimension mismatch for raddino", "d=8", "d=9")
+    assert_refused(dataset, invoke(dataset, *dataset.args()), 3, "dimension mismatch for raddino", "d=8", "d=9")
 
 
 def test_extractor_mismatch_is_refused(dataset):
     args = ["--real", str(dataset.real["inception"]), "--synth", str(dataset.synth["raddino"])]
-    _refused(dataset, invoke(dataset, *args), 3, "extractor mismatch", "'inception'", "raddino")
+    assert_refused(dataset, invoke(dataset, *args), 3, "extractor mismatch", "'inception'", "raddino")
     rng = np.random.default_rng(0)
     other = write_emb(
         dataset.root / "other.parquet",
@@ -240,7 +240,7 @@ def test_extractor_mismatch_is_refused(dataset):
         weights_sha256="d" * 64,
     )
     args = ["--real", str(dataset.real["raddino"]), "--synth", str(other)]
-    _refused(dataset, invoke(dataset, *args), 3, "extractor mismatch for raddino", "weights_sha256")
+    assert_refused(dataset, invoke(dataset, *args), 3, "extractor mismatch for raddino", "weights_sha256")
 
 
 def test_too_few_samples_are_refused(dataset):
@@ -249,12 +249,23 @@ def test_too_few_samples_are_refused(dataset):
         dataset.root / "tiny.parquet", dataset.image_ids[:4], rng.standard_normal((4, 8)), "synthetic", "raddino"
     )
     args = ["--real", str(dataset.real["raddino"]), "--synth", str(tiny)]
-    _refused(dataset, invoke(dataset, *args), 3, "fewer samples than precision/recall/density/coverage need", "k=5")
+    assert_refused(
+        dataset, invoke(dataset, *args), 3, "fewer samples than precision/recall/density/coverage need", "k=5"
+    )
     one = write_emb(
         dataset.root / "one.parquet", dataset.image_ids[:1], rng.standard_normal((1, 24)), "synthetic", "inception"
     )
     args = ["--real", str(dataset.real["inception"]), "--synth", str(one)]
-    _refused(dataset, invoke(dataset, *args), 3, "fewer samples than FID and KID need")
+    assert_refused(dataset, invoke(dataset, *args), 3, "fewer samples than FID and KID need")
+    logits = write_emb(
+        dataset.root / "logits.parquet",
+        dataset.image_ids[:7],
+        rng.standard_normal((7, 30)),
+        "synthetic",
+        "inception-logits",
+    )
+    args = [*dataset.args(), "--synth-logits", str(logits)]
+    assert_refused(dataset, invoke(dataset, *args), 3, "fewer samples than the Inception Score needs (10 splits)", "7")
 
 
 def test_empty_requested_pathology_is_refused(dataset):
@@ -268,7 +279,7 @@ def test_empty_requested_pathology_is_refused(dataset):
         "--images",
         str(dataset.images),
     ]
-    _refused(dataset, invoke(dataset, *args), 3, "empty group", "'Fracture'", "label == 1")
+    assert_refused(dataset, invoke(dataset, *args), 3, "empty group", "'Fracture'", "label == 1")
 
 
 def test_image_without_embedding_is_refused(dataset):
@@ -278,12 +289,12 @@ def test_image_without_embedding_is_refused(dataset):
         dataset.root / "partial.parquet", dataset.image_ids[1:], rng.standard_normal((119, 8)), "synthetic", "raddino"
     )
     args = ["--real", str(dataset.real["raddino"]), "--synth", str(partial), "--images", str(dataset.images)]
-    _refused(dataset, invoke(dataset, *args), 3, "1 image(s)", "have no embedding", "failed to decode")
+    assert_refused(dataset, invoke(dataset, *args), 3, "1 image(s)", "have no embedding", "failed to decode")
 
 
 def test_inception_score_on_pool_features_is_refused(dataset):
     args = [*dataset.args(), "--synth-logits", str(dataset.synth["inception"])]
-    _refused(dataset, invoke(dataset, *args), 3, "needs classifier logits", "'inception' features")
+    assert_refused(dataset, invoke(dataset, *args), 3, "needs classifier logits", "'inception' features")
 
 
 def test_failed_rerun_removes_the_previous_outputs(dataset):
@@ -301,5 +312,5 @@ def test_failed_rerun_removes_the_previous_outputs(dataset):
         result = invoke(dataset, *dataset.args(), "--force")
     finally:
         evaluate.kernel_inception_distance = original
-    _refused(dataset, result, 6, "out of host memory")
+    assert_refused(dataset, result, 6, "out of host memory")
     assert json.loads((stage_dir(dataset) / "manifest.json").read_text())["status"] == "failed"
