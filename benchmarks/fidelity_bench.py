@@ -122,21 +122,27 @@ def worker_torchmetrics_fid_kid(data: Path) -> dict:
 
 
 def worker_ours_prdc(data: Path) -> dict:
-    """Ours, with the compute bound measured in the same process just before and just after (same load)."""
-    from chexbench_fidelity.manifold import compute_prdc
+    """Ours, P/R/D/C alone and P/R/D/C with KID fused into its tiles (the same subsets as the KID workers), with the
+    compute bound measured in the same process just before and just after (same load)."""
+    from chexbench_fidelity.manifold import compute_prdc, compute_prdc_kid
 
     real, synth = _load(data)
-    bounds, times = [], []
+    draws = _draws(data)
+    bounds, times, fused_times = [], [], []
     for _ in range(max(REPEAT, 1)):
         bounds.append(_three_products(real, synth)["three_products"])
         t0 = time.perf_counter()
         result = compute_prdc(real, synth, K)
-        times.append(time.perf_counter() - t0)
+        t1 = time.perf_counter()
+        fused, kid = compute_prdc_kid(real, synth, K, subsets=KID_SUBSETS, subset_size=KID_SIZE, draws=draws)
+        times.append(t1 - t0)
+        fused_times.append(time.perf_counter() - t1)
     bounds.append(_three_products(real, synth)["three_products"])
     return {
-        "seconds": {"prdc": min(times), "bound": min(bounds)},
-        "all_seconds": {"prdc": times, "bound": bounds},
+        "seconds": {"prdc": min(times), "prdc_kid": min(fused_times), "bound": min(bounds)},
+        "all_seconds": {"prdc": times, "prdc_kid": fused_times, "bound": bounds},
         "values": result.as_dict(),
+        "fused_values": {**fused.as_dict(), "kid_mean": kid.mean, "kid_std": kid.std},
     }
 
 
@@ -263,21 +269,32 @@ def part_a(n: int, d: int, tmp: Path) -> dict:
         res[name]["seconds"] = {k: min(r[name]["seconds"][k] for r in rounds) for k in rounds[-1][name]["seconds"]}
         res[name]["peak_rss_gb"] = max(r[name]["peak_rss_gb"] for r in rounds)
         res[name]["rounds"] = [{k: r[name][k] for k in ("seconds", "load_avg_1min")} for r in rounds]
-    ours_t = res["ours_fid_kid"]["seconds"]["fid_kid"] + res["ours_prdc"]["seconds"]["prdc"]
+    # ours in total: FID + P/R/D/C with KID fused into its tiles (what evaluate.py runs on a P/R/D/C extractor)
+    ours_t = res["ours_fid_kid"]["seconds"]["fid"] + res["ours_prdc"]["seconds"]["prdc_kid"]
     theirs_t = res["torchmetrics_fid_kid"]["seconds"]["fid_kid"] + res["prdc_package"]["seconds"]["prdc"]
     ov, tv = res["ours_fid_kid"]["values"], res["torchmetrics_fid_kid"]["values"]
+    fv = res["ours_prdc"]["fused_values"]
+    theirs_kid_prdc = res["torchmetrics_fid_kid"]["seconds"]["kid"] + res["prdc_package"]["seconds"]["prdc"]
     summary = {
         "n": n,
         "d": d,
         "speedup_total": theirs_t / ours_t,
+        "speedup_total_unfused": theirs_t
+        / (res["ours_fid_kid"]["seconds"]["fid_kid"] + res["ours_prdc"]["seconds"]["prdc"]),
         "speedup_fid": res["torchmetrics_fid_kid"]["seconds"]["fid"] / res["ours_fid_kid"]["seconds"]["fid"],
         "speedup_kid": res["torchmetrics_fid_kid"]["seconds"]["kid"] / res["ours_fid_kid"]["seconds"]["kid"],
         "speedup_prdc": res["prdc_package"]["seconds"]["prdc"] / res["ours_prdc"]["seconds"]["prdc"],
+        "speedup_kid_prdc_fused": theirs_kid_prdc / res["ours_prdc"]["seconds"]["prdc_kid"],
         "prdc_over_bound": res["ours_prdc"]["seconds"]["prdc"] / res["ours_prdc"]["seconds"]["bound"],
+        "prdc_kid_over_bound": res["ours_prdc"]["seconds"]["prdc_kid"] / res["ours_prdc"]["seconds"]["bound"],
         "fid_rel_diff": rel(ov["fid"], tv["fid"]),
-        "kid_mean_rel_diff": rel(ov["kid_mean"], tv["kid_mean"]),
-        "kid_std_rel_diff": rel(ov["kid_std"], tv["kid_std"]),
-        "prdc_identical": res["ours_prdc"]["values"] == res["prdc_package"]["values"],
+        "kid_mean_rel_diff": rel(fv["kid_mean"], tv["kid_mean"]),
+        "kid_std_rel_diff": rel(fv["kid_std"], tv["kid_std"]),
+        "kid_standalone_mean_rel_diff": rel(ov["kid_mean"], tv["kid_mean"]),
+        "kid_fused_vs_standalone_mean_rel_diff": rel(fv["kid_mean"], ov["kid_mean"]),
+        "kid_fused_vs_standalone_std_rel_diff": rel(fv["kid_std"], ov["kid_std"]),
+        "prdc_identical": res["ours_prdc"]["values"] == res["prdc_package"]["values"]
+        and {k: fv[k] for k in res["prdc_package"]["values"]} == res["prdc_package"]["values"],
         "prdc_max_abs_diff": max(
             abs(res["ours_prdc"]["values"][k] - res["prdc_package"]["values"][k]) for k in res["prdc_package"]["values"]
         ),
@@ -353,25 +370,33 @@ def markdown(results: dict) -> str:
         " (any later model against the same real set). torchmetrics: `FrechetInceptionDistance` on the features.",
         "- **KID**: both sides use the same 100 subsets of 1000 (torchmetrics' own `randperm` draws after"
         f" `torch.manual_seed({SEED})`), so the values must agree to float32 rounding.",
-        "- **PRDC identical**: all four values equal to the `prdc` package's (k = 5), compared with `==`.",
+        "- **PRDC identical**: all four values equal to the `prdc` package's (k = 5), compared with `==`, both from"
+        " P/R/D/C alone and from the fused pass.",
+        "- **fused**: P/R/D/C with KID fused into its tiles (`compute_prdc_kid`, what the stage runs on a P/R/D/C"
+        " extractor): the polynomial kernel is evaluated on the inner products of the P/R/D/C distance tiles and summed"
+        " per subset through 0/1 membership matrices, on the same 100 subsets. **Total** = ours FID (cold) + fused,"
+        " against torchmetrics FID + KID + prdc; `unfused` = ours FID + standalone KID + P/R/D/C alone.",
         "",
         "## (a) ours vs torchmetrics FID + KID and the prdc package",
         "",
-        "| N, d | ours FID (cached) / KID / PRDC s | torchmetrics FID / KID, prdc s |"
-        " speed-up: total (FID, KID, PRDC) | PRDC / bound | FID, KID rel. diff | PRDC identical |"
-        " peak GB: ours FID+KID, PRDC; torchmetrics, prdc | load |",
+        "| N, d | ours FID (cached) / KID alone / PRDC alone / PRDC+KID fused s | torchmetrics FID / KID, prdc s |"
+        " speed-up: **total** (unfused; FID, KID alone, PRDC alone, KID+PRDC fused) | PRDC / bound, fused / bound |"
+        " KID rel. diff: fused vs torchmetrics (standalone vs torchmetrics; fused vs standalone); FID rel. diff |"
+        " PRDC identical | peak GB: ours FID+KID, PRDC; torchmetrics, prdc | load |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for a in results["a"]:
         s, r = a["summary"], a["runs"]
-        o, t = r["ours_fid_kid"]["seconds"], r["torchmetrics_fid_kid"]["seconds"]
+        o, t, p = r["ours_fid_kid"]["seconds"], r["torchmetrics_fid_kid"]["seconds"], r["ours_prdc"]["seconds"]
         lines.append(
             f"| {s['n']}, {s['d']} | {o['fid']:.2f} ({o['fid_cached_real']:.2f}) / {o['kid']:.2f} / "
-            f"{r['ours_prdc']['seconds']['prdc']:.2f} | {t['fid']:.2f} / {t['kid']:.2f}, "
-            f"{r['prdc_package']['seconds']['prdc']:.2f} | **{s['speedup_total']:.2f}x** ({s['speedup_fid']:.2f}x, "
-            f"{s['speedup_kid']:.2f}x, {s['speedup_prdc']:.2f}x) | **{s['prdc_over_bound']:.2f}** "
-            f"(bound {r['ours_prdc']['seconds']['bound']:.2f} s) | {s['fid_rel_diff']:.1e}, "
-            f"{s['kid_mean_rel_diff']:.1e} | {s['prdc_identical']} | {r['ours_fid_kid']['peak_rss_gb']:.2f}, "
+            f"{p['prdc']:.2f} / {p['prdc_kid']:.2f} | {t['fid']:.2f} / {t['kid']:.2f}, "
+            f"{r['prdc_package']['seconds']['prdc']:.2f} | **{s['speedup_total']:.2f}x** "
+            f"({s['speedup_total_unfused']:.2f}x; {s['speedup_fid']:.2f}x, {s['speedup_kid']:.2f}x, "
+            f"{s['speedup_prdc']:.2f}x, {s['speedup_kid_prdc_fused']:.2f}x) | **{s['prdc_over_bound']:.2f}**, "
+            f"{s['prdc_kid_over_bound']:.2f} (bound {p['bound']:.2f} s) | {s['kid_mean_rel_diff']:.1e} "
+            f"({s['kid_standalone_mean_rel_diff']:.1e}; {s['kid_fused_vs_standalone_mean_rel_diff']:.1e}); "
+            f"{s['fid_rel_diff']:.1e} | {s['prdc_identical']} | {r['ours_fid_kid']['peak_rss_gb']:.2f}, "
             f"{r['ours_prdc']['peak_rss_gb']:.2f}; {r['torchmetrics_fid_kid']['peak_rss_gb']:.2f}, "
             f"{r['prdc_package']['peak_rss_gb']:.2f} | {_loads(r['ours_prdc'])} |"
         )

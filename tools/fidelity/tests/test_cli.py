@@ -60,6 +60,10 @@ def test_unconditional_run_writes_metrics_leaderboard_and_manifest(dataset):
     assert value(frame, "KID_std", extractor="inception").value == pytest.approx(kid.std, rel=1e-12)
     assert set(frame[frame.extractor == "raddino"].metric) >= {"precision", "recall", "density", "coverage"}
     assert "precision" not in set(frame[frame.extractor == "inception"].metric)  # P/R/D/C on RAD-DINO by default
+    rr, rs = dataset.vectors["raddino"]  # KID fused into the P/R/D/C pass there: the standalone value, to rounding
+    assert value(frame, "KID", extractor="raddino").value == pytest.approx(
+        kernel_inception_distance(rr, rs, seed=0).mean, rel=1e-6
+    )
     assert np.isnan(value(frame, "IS").value) and "no --synth-logits" in value(frame, "IS").note
     board = pd.read_csv(out / "leaderboard.csv")
     assert list(board.columns[: len(ORIGINAL_COLUMNS)]) == list(ORIGINAL_COLUMNS)

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 from chexbench_fidelity.inception_score import inception_score
-from chexbench_fidelity.kid import kernel_inception_distance, mmd2_unbiased
+from chexbench_fidelity.kid import kernel_inception_distance, mmd2_unbiased, subset_draws
+from chexbench_fidelity.manifold import compute_prdc, compute_prdc_kid
 from fidelity_data import correlated
 
 
@@ -69,6 +70,51 @@ def test_kid_matches_torchmetrics_on_the_same_subsets():
     ours = kernel_inception_distance(x, y, subsets=5, subset_size=50, draws=draws)
     assert ours.mean == pytest.approx(float(tm_mean), rel=1e-5)
     assert ours.std == pytest.approx(float(tm_std), rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("n_real", "n_synth", "d", "tile", "size", "offset"),
+    [
+        (300, 250, 16, 64, 100, 0.0),  # many tiles of uneven sizes
+        (120, 200, 32, 2048, 50, 0.0),  # one tile per product
+        (260, 230, 24, 48, 1000, 4.0),  # subset size capped at N_synth; large common part of the kernel values
+    ],
+)
+def test_kid_fused_into_the_prdc_tiles_equals_the_standalone_kid(n_real, n_synth, d, tile, size, offset):
+    rng = np.random.default_rng(n_real + d)
+    x, y = correlated(rng, n_real, d) + offset, correlated(rng, n_synth, d, shift=0.3, scale=0.9) + offset
+    prdc, kid = compute_prdc_kid(x, y, 5, tile=tile, subsets=7, subset_size=size, seed=3)
+    alone = kernel_inception_distance(x, y, subsets=7, subset_size=size, seed=3)
+    assert prdc == compute_prdc(x, y, 5, tile=tile)
+    assert kid.subset_size == alone.subset_size == min(size, n_real, n_synth)
+    assert kid.mean == pytest.approx(alone.mean, rel=1e-6)
+    np.testing.assert_allclose(kid.values, alone.values, rtol=2e-5)  # single subsets: no averaging of rounding
+    assert kid.std == pytest.approx(alone.std, rel=1e-4)
+    m = kid.subset_size
+    exact = [direct_mmd2(x[ri], y[si]) for ri, si in list(subset_draws(n_real, n_synth, 7, m, 3))[:2]]
+    np.testing.assert_allclose(kid.values[:2], exact, rtol=2e-5)
+
+
+def test_fused_kid_on_torchmetrics_subsets():
+    torch = pytest.importorskip("torch")
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    rng = np.random.default_rng(2)
+    x, y = correlated(rng, 120, 16), correlated(rng, 110, 16, shift=0.2)
+    metric = KernelInceptionDistance(feature=torch.nn.Identity(), subsets=5, subset_size=50)
+    metric.update(torch.from_numpy(x), real=True)
+    metric.update(torch.from_numpy(y), real=False)
+    torch.manual_seed(11)
+    tm_mean, tm_std = metric.compute()
+    torch.manual_seed(11)
+    draws = [(torch.randperm(120)[:50].numpy(), torch.randperm(110)[:50].numpy()) for _ in range(5)]
+    _, fused = compute_prdc_kid(x, y, 5, tile=32, draws=draws)
+    alone = kernel_inception_distance(x, y, draws=draws)
+    assert fused.mean == pytest.approx(alone.mean, rel=1e-6)
+    assert fused.mean == pytest.approx(float(tm_mean), rel=1e-5)
+    assert fused.std == pytest.approx(float(tm_std), rel=1e-4)
+    with pytest.raises(ValueError, match="without replacement"):
+        compute_prdc_kid(x, y, 5, draws=[(np.array([0, 0, 1]), np.array([0, 1, 2]))])
 
 
 def direct_is(logits: np.ndarray, splits: int) -> tuple[float, float]:

@@ -16,8 +16,8 @@ from .frechet import fd_infinity, fit_gaussian, frechet_distance, frechet_distan
 from .groups import ALL, Catalogue, Group
 from .inception_score import inception_score
 from .inputs import FeatureSet
-from .kid import kernel_inception_distance
-from .manifold import DEFAULT_TILE, compute_prdc
+from .kid import KID, kernel_inception_distance
+from .manifold import DEFAULT_TILE, PRDC, compute_prdc, compute_prdc_kid
 
 log = logging.getLogger(__name__)
 PRDC_METRICS = ("precision", "recall", "density", "coverage")
@@ -136,9 +136,16 @@ class Evaluator:
         if len(ri) == 0 or len(si) == 0:
             return [Row(m, group.name, name, None, **n, notes=list(problems)) for m in metrics]
         x_real, x_synth = real.vectors[ri], synth.vectors[si]
-        out = self._fid(group, real, ri, x_real, x_synth, n) + self._kid(group, name, x_real, x_synth, n)
+        fused: tuple[PRDC, KID] | None = None
+        if name in s.prdc_extractors and min(len(ri), len(si)) > max(s.k, 1):
+            # one pass over the distance tiles gives P/R/D/C and KID's kernel sums (same subsets as standalone KID)
+            fused = compute_prdc_kid(
+                x_real, x_synth, s.k, tile=s.tile, subsets=s.kid_subsets, subset_size=s.kid_subset_size, seed=s.seed
+            )
+        out = self._fid(group, real, ri, x_real, x_synth, n)
+        out += self._kid(group, name, x_real, x_synth, n, fused[1] if fused else None)
         if name in s.prdc_extractors:
-            out += self._prdc(group, name, real, synth, ri, si, n)
+            out += self._prdc(group, name, real, synth, ri, si, n, fused[0] if fused else None)
         return out
 
     def _fid(self, group: Group, real: FeatureSet, ri: np.ndarray, x_real, x_synth, n: dict) -> list[Row]:
@@ -192,7 +199,7 @@ class Evaluator:
             self.catalogue.unit(real)[ri], self.catalogue.unit(synth)[si], self.catalogue.paired
         )
 
-    def _kid(self, group: Group, name: str, x_real, x_synth, n: dict) -> list[Row]:
+    def _kid(self, group: Group, name: str, x_real, x_synth, n: dict, kid: KID | None = None) -> list[Row]:
         s = self.settings
         if min(len(x_real), len(x_synth)) < 2:
             note = ["fewer samples than KID needs (2 per set)"]
@@ -200,9 +207,10 @@ class Evaluator:
                 Row("KID", group.name, name, None, **n, notes=note),
                 Row("KID_std", group.name, name, None, **n, notes=note),
             ]
-        kid = kernel_inception_distance(
-            x_real, x_synth, subsets=s.kid_subsets, subset_size=s.kid_subset_size, seed=s.seed
-        )
+        if kid is None:
+            kid = kernel_inception_distance(
+                x_real, x_synth, subsets=s.kid_subsets, subset_size=s.kid_subset_size, seed=s.seed
+            )
         note = [f"{s.kid_subsets} subsets of {kid.subset_size}"]
         if kid.subset_size < s.kid_subset_size:
             note.append(f"subset size {kid.subset_size} < {s.kid_subset_size} (group smaller than a subset)")
@@ -211,13 +219,15 @@ class Evaluator:
             Row("KID_std", group.name, name, kid.std, **n, notes=list(note)),
         ]
 
-    def _prdc(self, group: Group, name: str, real: FeatureSet, synth: FeatureSet, ri, si, n: dict) -> list[Row]:
+    def _prdc(
+        self, group: Group, name: str, real: FeatureSet, synth: FeatureSet, ri, si, n: dict, done: PRDC | None = None
+    ) -> list[Row]:
         s = self.settings
         x_real, x_synth = real.vectors[ri], synth.vectors[si]
         if min(len(ri), len(si)) <= s.k:
             note = [f"fewer samples than precision/recall/density/coverage need (more than k={s.k} per set)"]
             return [Row(m, group.name, name, None, **n, notes=list(note)) for m in PRDC_METRICS]
-        result = compute_prdc(x_real, x_synth, s.k, tile=s.tile).as_dict()
+        result = (done if done is not None else compute_prdc(x_real, x_synth, s.k, tile=s.tile)).as_dict()
         rows = [Row(m, group.name, name, result[m], **n, notes=[f"k={s.k}"]) for m in PRDC_METRICS]
         if s.bootstrap:
             units = self._units(group, real, ri, x_synth)

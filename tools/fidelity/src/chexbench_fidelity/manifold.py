@@ -16,9 +16,12 @@ Conventions as in prdc: radius = distance to the k-th nearest other point of the
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
+
+from .kid import KID, TiledKID
 
 U32 = 2.0**-24
 SLACK = 3  # extra neighbours kept per row beyond k + 1, so float32 ties rarely need a float64 row fallback
@@ -64,6 +67,14 @@ class _Points:
             self.left[s : s + chunk, :d] = c
         self.left[:, d] = -0.5 * self.norm
         self.left[:, d + 1] = 1.0
+
+    def offsets(self, centre: np.ndarray) -> np.ndarray:
+        """h with xᵀy = t + h_x + h_y for the tile values t of `left` · `right` (= |x|²/2 in exact arithmetic),
+        from the float32 vectors and the float32 -|x̃|²/2 entries the GEMM actually uses."""
+        d = self.left.shape[1] - 2
+        step = max(1, (1 << 20) // d)
+        dots = np.concatenate([self.left[s : s + step, :d] @ centre for s in range(0, len(self.left), step)])
+        return -self.left[:, d].astype(np.float64) + dots + 0.5 * float(centre @ centre)
 
     def __len__(self) -> int:
         return len(self.raw)
@@ -139,8 +150,18 @@ def _candidates(mask: np.ndarray, tile_cols: int) -> tuple[np.ndarray, np.ndarra
     return flat // tile_cols, flat % tile_cols
 
 
-def knn_radii_sq(x: np.ndarray, k: int, *, tile: int = DEFAULT_TILE, points: _Points | None = None) -> np.ndarray:
-    """Exact squared distance of each row to its k-th nearest other row (float64), in tiles."""
+def knn_radii_sq(
+    x: np.ndarray,
+    k: int,
+    *,
+    tile: int = DEFAULT_TILE,
+    points: _Points | None = None,
+    on_tile: Callable[[slice, slice, np.ndarray, float], None] | None = None,
+) -> np.ndarray:
+    """Exact squared distance of each row to its k-th nearest other row (float64), in tiles.
+
+    `on_tile(rows, cols, t, weight)` sees every tile t = -D/2 visited: the diagonal ones (weight 1) and each unordered
+    off-diagonal one once (weight 2, it stands for its mirror too)."""
     n = len(x)
     if n <= k:
         raise ValueError(f"k-NN radii with k={k} need more than {k} points, got {n}")
@@ -149,11 +170,16 @@ def knn_radii_sq(x: np.ndarray, k: int, *, tile: int = DEFAULT_TILE, points: _Po
     top = _TopL(n, width)
     blocks = _blocks(n, tile)
     for b in blocks:  # diagonal tiles seed every row's threshold
-        top.seed(b, pts.left[b] @ pts.right(b).T)
+        t = pts.left[b] @ pts.right(b).T
+        if on_tile is not None:
+            on_tile(b, b, t, 1.0)
+        top.seed(b, t)
     for j, bj in enumerate(blocks):  # each unordered off-diagonal tile once, used for its rows and its columns
         right = pts.right(bj)
         for bi in blocks[:j]:
             t = pts.left[bi] @ right.T
+            if on_tile is not None:
+                on_tile(bi, bj, t, 2.0)
             r, c = _candidates(t > top.threshold(bi)[:, None], t.shape[1])
             rt, ct = _candidates(t > top.threshold(bj)[None, :], t.shape[1])
             top.merge(r + bi.start, c + bj.start, t[r, c])
@@ -236,8 +262,10 @@ def compute_prdc(
     k: int = 5,
     *,
     tile: int = DEFAULT_TILE,
+    kid: TiledKID | None = None,
 ) -> PRDC:
-    """Precision, recall, density and coverage of `synth` against `real` with k nearest neighbours."""
+    """Precision, recall, density and coverage of `synth` against `real` with k nearest neighbours; `kid` (built for
+    these two sets) accumulates its kernel sums from the same tiles."""
     if len(real) <= k or len(synth) <= k:
         raise ValueError(
             f"precision/recall/density/coverage with k={k} need more than {k} samples per set, "
@@ -247,7 +275,15 @@ def compute_prdc(
         raise ValueError(f"dimension mismatch: real d={real.shape[1]}, synthetic d={synth.shape[1]}")
     centre = (real.sum(0, dtype=np.float64) + synth.sum(0, dtype=np.float64)) / (len(real) + len(synth))
     pr, ps = _Points(real, centre), _Points(synth, centre)
-    r2_real, r2_synth = knn_radii_sq(real, k, tile=tile, points=pr), knn_radii_sq(synth, k, tile=tile, points=ps)
+    hooks: dict[str, Callable | None] = {"real": None, "synth": None}
+    if kid is not None:
+        kid.set_offsets("real", pr.offsets(centre))
+        kid.set_offsets("synth", ps.offsets(centre))
+        kid.set_shift(real.mean(0, dtype=np.float64), synth.mean(0, dtype=np.float64))
+        for name in hooks:
+            hooks[name] = lambda bi, bj, t, w, name=name: kid.add_tile(name, bi, name, bj, t, weight=w)
+    r2_real = knn_radii_sq(real, k, tile=tile, points=pr, on_tile=hooks["real"])
+    r2_synth = knn_radii_sq(synth, k, tile=tile, points=ps, on_tile=hooks["synth"])
     factor = error_factor(real.shape[1])
     in_precision = np.zeros(len(synth), bool)
     density_count = np.zeros(len(synth), np.int64)
@@ -286,6 +322,8 @@ def compute_prdc(
                 lambda u, r=r, c=c, bi=bi, bj=bj: exact_sqdist(synth, real, r[u] + bi.start, c[u] + bj.start),
             )
             recalled[c[hit] + bj.start] = True
+            if kid is not None:
+                kid.add_tile("synth", bi, "real", bj, t)
     return PRDC(
         precision=float(in_precision.mean()),
         recall=float(recalled.mean()),
@@ -295,3 +333,24 @@ def compute_prdc(
         n_real=len(real),
         n_synth=len(synth),
     )
+
+
+def compute_prdc_kid(
+    real: np.ndarray,
+    synth: np.ndarray,
+    k: int = 5,
+    *,
+    tile: int = DEFAULT_TILE,
+    subsets: int = 100,
+    subset_size: int = 1000,
+    seed: int = 0,
+    draws: Iterable[tuple[np.ndarray, np.ndarray]] | None = None,
+) -> tuple[PRDC, KID]:
+    """P/R/D/C and KID in one pass over the distance tiles: KID's kernel values come from the same inner products
+    (see `TiledKID`); the same subsets and values (to float32 rounding) as `kernel_inception_distance`."""
+    if real.shape[1] != synth.shape[1]:
+        raise ValueError(f"dimension mismatch: real d={real.shape[1]}, synthetic d={synth.shape[1]}")
+    kid = TiledKID(
+        len(real), len(synth), dim=real.shape[1], subsets=subsets, subset_size=subset_size, seed=seed, draws=draws
+    )
+    return compute_prdc(real, synth, k, tile=tile, kid=kid), kid.result()
