@@ -16,6 +16,8 @@ def test_demo_prompts_are_distinct_and_labelled():
     rows = [label_row(labels) for _, labels in prompts]
     assert sum(r["Support Devices"] == 1 for r in rows) == 20
     assert any(r["Atelectasis"] == -1 for r in rows)
+    assert all(any(r[label] == 1 for r in rows) for label in rows[0])  # every conditional group has members
+    assert not any(r["No Finding"] == 1 and r["Pleural Other"] == 1 for r in rows)
     with pytest.raises(ValueError, match="at most 40"):
         demo_prompts(41)
 

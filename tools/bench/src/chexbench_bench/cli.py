@@ -41,7 +41,9 @@ def demo_inputs(results: Path, model: str, run_id: str, n_drr: int, size: int) -
     (real/ images; prompts.parquet with image_path relative to real/)."""
     cr, ct = packaged_file(CHEST_CR), packaged_file(CHEST_CT)
     run = StageRun(results, model, run_id, "inputs", tool_version=__version__)
-    params = {"n_drr": n_drr, "size": size}
+    prompts = demo_prompts(n_drr)
+    # the prompt texts and labels are part of what was built: a change to them must rebuild the inputs
+    params = {"n_drr": n_drr, "size": size, "prompts": [CR_PROMPT, *prompts]}
     if run.is_complete(params, {"chest_cr": cr, "chest_ct": ct}):
         click.echo(f"inputs already complete in {run.dir}", err=True)
         return
@@ -51,7 +53,6 @@ def demo_inputs(results: Path, model: str, run_id: str, n_drr: int, size: int) -
     shutil.copyfile(cr, real_dir / "chest_cr_rg1.dcm")
     rows = [_row(CR_PROMPT, "chest_cr_rg1.dcm", "PA")]
     mu = load_attenuation(ct)
-    prompts = demo_prompts(n_drr)
     from PIL import Image
 
     for i, (pose, prompt) in enumerate(

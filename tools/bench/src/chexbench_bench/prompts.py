@@ -27,7 +27,7 @@ FINDINGS: tuple[tuple[str, dict[str, int]], ...] = (
 )
 QUALIFIERS: tuple[tuple[str, dict[str, int]], ...] = (
     ("", {}),
-    ("Lungs are otherwise clear.", {}),
+    ("Stable mild pleural thickening at the left apex.", {"Pleural Other": 1}),
     ("Endotracheal tube terminates above the carina.", {"Support Devices": 1}),
     ("Left central venous catheter with tip in the superior vena cava.", {"Support Devices": 1}),
 )
@@ -40,12 +40,18 @@ CR_PROMPT = (
 def demo_prompts(n: int) -> list[tuple[str, dict[str, int]]]:
     """n distinct prompts: every finding with every qualifier, in a fixed order (at most 40)."""
     combos = [
-        (" ".join(part for part in (finding, qualifier) if part), {**labels, **extra})
+        (" ".join(part for part in (finding, qualifier) if part), _consistent({**labels, **extra}))
         for (qualifier, extra), (finding, labels) in itertools.product(QUALIFIERS, FINDINGS)
     ]
     if n > len(combos):
         raise ValueError(f"at most {len(combos)} demo prompts exist, {n} were asked for")
     return combos[:n]
+
+
+def _consistent(labels: dict[str, int]) -> dict[str, int]:
+    """CheXpert's rule: No Finding is positive only when nothing but support devices is."""
+    others = {k for k, v in labels.items() if v == 1 and k not in ("No Finding", "Support Devices")}
+    return {k: v for k, v in labels.items() if not (k == "No Finding" and others)}
 
 
 def label_row(labels: dict[str, int]) -> dict[str, int | None]:
