@@ -1,4 +1,9 @@
-"""chexbench data contract: table schemas, validated read/write, run manifests."""
+"""chexbench data contract: table schemas, validated read/write, run manifests.
+
+The table IO (pandas, pyarrow) loads on first use, so CLIs that only need the errors start fast.
+"""
+
+from importlib import import_module
 
 from .errors import (
     BadInputError,
@@ -9,9 +14,20 @@ from .errors import (
     PathEscapeError,
     SchemaError,
 )
-from .io import Embeddings, read_embeddings, read_metadata, read_table, write_embeddings, write_table
 from .labels import CHEXPERT_LABELS
 from .tables import TABLES, TableSpec, get_table
+
+_LAZY = {
+    name: "io"
+    for name in ("Embeddings", "read_embeddings", "read_metadata", "read_table", "write_embeddings", "write_table")
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BadInputError",
