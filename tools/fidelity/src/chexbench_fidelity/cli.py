@@ -8,7 +8,7 @@ import click
 from chexbench_common.cli import stage_group
 
 from . import __version__
-from .evaluate import Settings
+from .settings import Settings
 
 main = stage_group("fidelity", __version__, "FID, KID, IS, precision/recall/density/coverage from embeddings tables.")
 

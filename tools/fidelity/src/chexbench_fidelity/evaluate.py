@@ -17,25 +17,11 @@ from .groups import ALL, Catalogue, Group
 from .inception_score import inception_score
 from .inputs import FeatureSet
 from .kid import KID, kernel_inception_distance
-from .manifold import DEFAULT_TILE, PRDC, compute_prdc, compute_prdc_kid
+from .manifold import PRDC, compute_prdc, compute_prdc_kid
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 PRDC_METRICS = ("precision", "recall", "density", "coverage")
-
-
-@dataclass(frozen=True)
-class Settings:
-    k: int = 5
-    kid_subsets: int = 100
-    kid_subset_size: int = 1000
-    is_splits: int = 10
-    seed: int = 0
-    equal_n: bool = False
-    fd_inf: bool = False
-    bootstrap: int = 0
-    ci_level: float = 0.95
-    prdc_extractors: tuple[str, ...] = ()
-    tile: int = DEFAULT_TILE
 
 
 @dataclass

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .kid import KID, TiledKID
+from .settings import DEFAULT_TILE
 
 U32 = 2.0**-24
 SLACK = 3  # extra neighbours kept per row beyond k + 1, so float32 ties rarely need a float64 row fallback
-DEFAULT_TILE = 2048
 PAIR_CHUNK_BYTES = 1 << 22  # float64 pair differences per chunk: stays in cache
 
 

@@ -13,10 +13,11 @@ from chexbench_schema.rundir import StageRun
 
 from . import __version__
 from .cache import StatsCache
-from .evaluate import Evaluator, Settings, check_counts
+from .evaluate import Evaluator, check_counts
 from .groups import ALL, Group, build_catalogue, label_groups
 from .inputs import load_features, load_logits, logits_note, pair_features
 from .leaderboard import LEADERBOARD, LEADERBOARD_CONDITIONAL, STAGE, leaderboard_frame, metrics_frame, write_csv
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 PRODUCER = f"chexbench-fidelity {__version__}"
