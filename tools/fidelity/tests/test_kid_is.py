@@ -54,7 +54,9 @@ def test_kid_is_the_mean_and_population_std_over_seeded_subsets():
         kernel_inception_distance(x[:1], y)
 
 
-def test_kid_matches_torchmetrics_on_the_same_subsets():
+@pytest.fixture(scope="module")
+def torchmetrics_kid():
+    """Features, torchmetrics' KID mean and std on them, and the exact subsets it drew."""
     torch = pytest.importorskip("torch")
     from torchmetrics.image.kid import KernelInceptionDistance
 
@@ -67,9 +69,14 @@ def test_kid_matches_torchmetrics_on_the_same_subsets():
     tm_mean, tm_std = metric.compute()
     torch.manual_seed(11)  # torchmetrics draws randperm(n_real)[:m], randperm(n_fake)[:m] per subset
     draws = [(torch.randperm(120)[:50].numpy(), torch.randperm(110)[:50].numpy()) for _ in range(5)]
+    return x, y, float(tm_mean), float(tm_std), draws
+
+
+def test_kid_matches_torchmetrics_on_the_same_subsets(torchmetrics_kid):
+    x, y, tm_mean, tm_std, draws = torchmetrics_kid
     ours = kernel_inception_distance(x, y, subsets=5, subset_size=50, draws=draws)
-    assert ours.mean == pytest.approx(float(tm_mean), rel=1e-5)
-    assert ours.std == pytest.approx(float(tm_std), rel=1e-4)
+    assert ours.mean == pytest.approx(tm_mean, rel=1e-5)
+    assert ours.std == pytest.approx(tm_std, rel=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -95,24 +102,13 @@ def test_kid_fused_into_the_prdc_tiles_equals_the_standalone_kid(n_real, n_synth
     np.testing.assert_allclose(kid.values[:2], exact, rtol=2e-5)
 
 
-def test_fused_kid_on_torchmetrics_subsets():
-    torch = pytest.importorskip("torch")
-    from torchmetrics.image.kid import KernelInceptionDistance
-
-    rng = np.random.default_rng(2)
-    x, y = correlated(rng, 120, 16), correlated(rng, 110, 16, shift=0.2)
-    metric = KernelInceptionDistance(feature=torch.nn.Identity(), subsets=5, subset_size=50)
-    metric.update(torch.from_numpy(x), real=True)
-    metric.update(torch.from_numpy(y), real=False)
-    torch.manual_seed(11)
-    tm_mean, tm_std = metric.compute()
-    torch.manual_seed(11)
-    draws = [(torch.randperm(120)[:50].numpy(), torch.randperm(110)[:50].numpy()) for _ in range(5)]
+def test_fused_kid_on_torchmetrics_subsets(torchmetrics_kid):
+    x, y, tm_mean, tm_std, draws = torchmetrics_kid
     _, fused = compute_prdc_kid(x, y, 5, tile=32, draws=draws)
     alone = kernel_inception_distance(x, y, draws=draws)
     assert fused.mean == pytest.approx(alone.mean, rel=1e-6)
-    assert fused.mean == pytest.approx(float(tm_mean), rel=1e-5)
-    assert fused.std == pytest.approx(float(tm_std), rel=1e-4)
+    assert fused.mean == pytest.approx(tm_mean, rel=1e-5)
+    assert fused.std == pytest.approx(tm_std, rel=1e-4)
     with pytest.raises(ValueError, match="without replacement"):
         compute_prdc_kid(x, y, 5, draws=[(np.array([0, 0, 1]), np.array([0, 1, 2]))])
 
