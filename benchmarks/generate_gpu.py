@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from chexbench_common.rundir import gpu_description
 from chexbench_generate.loading import load_pipeline, locate
 from chexbench_generate.plan import Item, image_seed
 from chexbench_generate.registry import REGISTRY
 from chexbench_generate.runner import generate_batch
 from chexbench_generate.settings import resolve
 from chexbench_generate.tiny import build_tiny_pipeline, tiny_settings
-from chexbench_schema.rundir import gpu_description
 
 RESULTS = Path(__file__).parent / "results"
 # Findings-style prompts of typical MIMIC-CXR length (written for this benchmark).

@@ -2,7 +2,7 @@
 # Shared body of the chexbench Slurm templates (compose/hpc/*.sbatch); sourced, never run.
 # A job runs one stage subcommand as `make <stage> CMD=<subcommand>` would, i.e. with exactly the runner prefix the
 # Makefile uses for RUNNER=local|docker|apptainer, then appends one line to $LOG_DIR/jobs.tsv. Re-running is safe: each stage skips
-# work when its _SUCCESS marker exists and its manifest's inputs and parameters match (chexbench_schema.rundir).
+# work when its _SUCCESS marker exists and its manifest's inputs and parameters match (chexbench_common.rundir).
 #
 # Environment (set by compose/hpc/submit.sh, or by hand with sbatch --export):
 #   CHEXBENCH_ROOT  repository root (default: the submit directory)

@@ -1,19 +1,10 @@
-"""chexbench data contract: table schemas, validated read/write, run manifests.
+"""chexbench data contract: versioned table schemas, validation and validated table IO.
 
-The table IO (pandas, pyarrow) loads on first use, so CLIs that only need the errors start fast.
+The table IO (pandas, pyarrow) loads on first use, so CLIs that only need the specs start fast.
 """
 
 from importlib import import_module
 
-from .errors import (
-    BadInputError,
-    ChexbenchError,
-    ImageDecodeError,
-    MissingResourceError,
-    OutOfMemoryError,
-    PathEscapeError,
-    SchemaError,
-)
 from .labels import CHEXPERT_LABELS
 from .tables import TABLES, TableSpec, get_table
 
@@ -30,15 +21,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "BadInputError",
     "CHEXPERT_LABELS",
-    "ChexbenchError",
     "Embeddings",
-    "ImageDecodeError",
-    "MissingResourceError",
-    "OutOfMemoryError",
-    "PathEscapeError",
-    "SchemaError",
     "TABLES",
     "TableSpec",
     "get_table",

@@ -3,6 +3,7 @@ a rename, a type change or a change of meaning is a major bump; readers accept a
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from .labels import CHEXPERT_LABELS, LABEL_VALUES
@@ -49,6 +50,12 @@ class TableSpec:
 
 
 SHA256 = r"[0-9a-f]{64}"
+
+
+def prompt_id(text: str) -> str:
+    """The contract's prompt id: 'p' + the first 16 hex digits of sha256 of the prompt text (UTF-8)."""
+    return "p" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
 
 PROMPTS = TableSpec(
     name="prompts",

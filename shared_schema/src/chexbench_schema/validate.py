@@ -6,26 +6,16 @@ checks and messages that name the file, the 1-based data row and the column, all
 
 from __future__ import annotations
 
-import posixpath
 import re
 
 import numpy as np
 import pandas as pd
+from chexbench_common.paths import path_problem
 
 from .tables import Column, TableSpec
 
 _INT_RANGES = {"int8": (-(2**7), 2**7 - 1), "int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 PANDAS_DTYPES = {"int8": "Int8", "int32": "Int32", "int64": "Int64", "float64": "float64", "bool": "boolean"}
-
-
-def path_problem(value: str) -> str | None:
-    """Why a path from a table may not be used under its root, or None if it is fine."""
-    if value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", value):
-        return f"absolute path {value!r} is not allowed; give it relative to the declared root"
-    normalised = posixpath.normpath(value.replace("\\", "/"))
-    if normalised == ".." or normalised.startswith("../"):
-        return f"path {value!r} escapes its root through '..'"
-    return None
 
 
 def _rows(mask) -> list[int]:

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from chexbench_bench.cli import main
 from chexbench_bench.registry import closure, generate_args, load_registry
-from chexbench_schema.hashing import sha256_tree
+from chexbench_common.hashing import sha256_tree
 from click.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[3]

@@ -4,8 +4,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from chexbench_common.errors import ImageDecodeError
 from chexbench_common.imageio import load_grey, save_png, to_uint8
-from chexbench_schema.errors import ImageDecodeError
 from PIL import Image
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid

@@ -5,9 +5,9 @@ import click
 import pytest
 from chexbench_common.cli import stage_group
 from chexbench_common.env import configure_caches
+from chexbench_common.errors import MissingResourceError, PathEscapeError, SchemaError
 from chexbench_common.paths import resolve_under
 from chexbench_common.progress import Progress, track
-from chexbench_schema.errors import MissingResourceError, PathEscapeError, SchemaError
 from click.testing import CliRunner
 
 

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from chexbench_common.hashing import sha256_tree
 from chexbench_embed.extractors import build_spec, load_encoder
 from chexbench_embed.inception import default_weights, logits_status
 from chexbench_schema import read_embeddings
-from chexbench_schema.hashing import sha256_tree
 from PIL import Image
 from transformers import AutoImageProcessor, AutoModel
 

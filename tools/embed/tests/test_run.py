@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from chexbench_common.hashing import sha256_tree
 from chexbench_common.imageio import load_grey
 from chexbench_schema import read_embeddings
-from chexbench_schema.hashing import sha256_tree
 from PIL import Image
 
 # A real adult chest CR from the pydicom-data package (installed --no-deps by `make setup`).

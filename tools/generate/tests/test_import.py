@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pandas as pd
+from chexbench_common.hashing import sha256_file
 from chexbench_schema import read_metadata, read_table
-from chexbench_schema.hashing import sha256_file
 from generate_helpers import PROMPT_TEXTS, prompt_id
 from PIL import Image
 

@@ -4,6 +4,7 @@ import shutil
 
 import numpy as np
 import pytest
+from chexbench_common.hashing import sha256_file
 from chexbench_common.imageio import load_grey
 from chexbench_generate.loading import LORA_ADAPTER, load_pipeline, locate
 from chexbench_generate.registry import REGISTRY
@@ -11,7 +12,6 @@ from chexbench_generate.runner import generate_batch
 from chexbench_generate.settings import resolve
 from chexbench_generate.tiny import tiny_settings
 from chexbench_schema import read_table
-from chexbench_schema.hashing import sha256_file
 from generate_helpers import PROMPT_TEXTS
 
 

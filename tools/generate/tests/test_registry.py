@@ -1,8 +1,8 @@
 import json
 
 import pytest
+from chexbench_common.errors import BadInputError
 from chexbench_generate.registry import REGISTRY, get_model
-from chexbench_schema.errors import BadInputError
 
 # The original's constants, as listed in the issue (name: pipeline, steps, guidance, size, dtype, call arguments).
 EXPECTED = {

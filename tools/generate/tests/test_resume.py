@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+from chexbench_common.hashing import sha256_file
 from chexbench_common.imageio import load_grey
 from chexbench_schema import read_table
-from chexbench_schema.hashing import sha256_file
 from generate_helpers import make_prompts, numbered_prompts, read_manifest, sana_args
 
 N = 24

@@ -3,10 +3,10 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from chexbench_common.errors import BadInputError
 from chexbench_generate.plan import image_seed, plan_items, shard_from_env, shard_items
 from chexbench_generate.registry import REGISTRY
 from chexbench_generate.settings import load_config, parse_assignments, resolve
-from chexbench_schema.errors import BadInputError
 
 
 def test_cli_overrides_config_overrides_registry(tmp_path):

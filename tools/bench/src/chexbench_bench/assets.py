@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from chexbench_schema.errors import MissingResourceError
+from chexbench_common.errors import MissingResourceError
 
 # package -> (file inside it, the requirements line that installs it)
 CHEST_CR = ("data_store", "data/RG1_UNCR.dcm", "pydicom-data==1.0.0")

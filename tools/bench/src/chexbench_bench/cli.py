@@ -9,12 +9,12 @@ from pathlib import Path
 import click
 import pandas as pd
 from chexbench_common.cli import stage_group
+from chexbench_common.errors import BadInputError
+from chexbench_common.hashing import sha256_path
 from chexbench_common.imageio import save_png
 from chexbench_common.progress import track
+from chexbench_common.rundir import StageRun
 from chexbench_schema import write_table
-from chexbench_schema.errors import BadInputError
-from chexbench_schema.hashing import sha256_path
-from chexbench_schema.rundir import StageRun
 
 from . import __version__
 from .assets import CHEST_CR, CHEST_CT, packaged_file

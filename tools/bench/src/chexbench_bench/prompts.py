@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 from chexbench_schema import CHEXPERT_LABELS
-from chexbench_schema.splits import prompt_id
+from chexbench_schema.tables import prompt_id
 
 __all__ = ["demo_prompts", "label_row", "prompt_id"]
 

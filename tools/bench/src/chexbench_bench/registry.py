@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from chexbench_schema.atomic import write_text_atomic
-from chexbench_schema.errors import BadInputError, MissingResourceError
-from chexbench_schema.hashing import sha256_path
+from chexbench_common.atomic import write_text_atomic
+from chexbench_common.errors import BadInputError, MissingResourceError
+from chexbench_common.hashing import sha256_path
 
 SECTIONS = ("generators", "bases", "extractors")
 

@@ -1,11 +1,56 @@
-"""Click plumbing shared by every stage: expected errors become short messages and distinct exit codes.
+"""Click plumbing shared by every chexbench command: expected errors become short messages and distinct exit codes.
 
-The one implementation lives in `chexbench_schema.cli` (so `chexbench-splits` can use it without this package);
-stages keep importing it from here.
+It lives here (not in chexbench_common) so `chexbench-splits`, which must not need the common runtime, uses the
+same implementation; `chexbench_common.cli` re-exports these names.
 """
 
 from __future__ import annotations
 
-from chexbench_schema.cli import StageGroup, configure_logging, stage_group
+import logging
+import sys
+
+import click
+
+from .errors import EXIT_INTERRUPTED, ChexbenchError
 
 __all__ = ["StageGroup", "configure_logging", "stage_group"]
+
+
+class StageGroup(click.Group):
+    """A Click group that prints ChexbenchError as `<prog>: error: <line>` lines and exits with its code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ChexbenchError as exc:
+            for line in exc.lines():
+                click.echo(f"{ctx.find_root().info_name}: error: {line}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo(f"{ctx.find_root().info_name}: interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+def stage_group(name: str, version: str, help_text: str) -> StageGroup:
+    """Create the top-level group of `chexbench-<name>` with --version and -v/--verbose."""
+
+    @click.group(
+        name=f"chexbench-{name}",
+        cls=StageGroup,
+        help=help_text,
+        context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+    )
+    @click.version_option(version, prog_name=f"chexbench-{name}")
+    @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+    def group(verbose: int) -> None:
+        configure_logging(verbose)
+
+    return group
+
+
+def configure_logging(verbose: int = 0) -> None:
+    """Log to stderr (stdout stays free for machine-readable output)."""
+    level = logging.WARNING - 10 * min(verbose + 1, 2)
+    logging.basicConfig(
+        stream=sys.stderr, level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True
+    )

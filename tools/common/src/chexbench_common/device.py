@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chexbench_schema.errors import BadInputError, MissingResourceError
+from .errors import BadInputError, MissingResourceError
 
 DTYPES = ("float32", "float16", "bfloat16")
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from chexbench_schema.atomic import atomic_path
-from chexbench_schema.errors import ImageDecodeError
 from PIL import Image, UnidentifiedImageError
+
+from .atomic import atomic_path
+from .errors import ImageDecodeError
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 

@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from chexbench_schema.atomic import atomic_path, write_json_atomic
+from chexbench_common.atomic import atomic_path, write_json_atomic
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from chexbench_schema.errors import MissingResourceError
+from chexbench_common.errors import MissingResourceError
 
 from .preprocess import GreyTransform
 

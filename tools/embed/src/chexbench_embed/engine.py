@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from chexbench_common.errors import ChexbenchError, ImageDecodeError, OutOfMemoryError
 from chexbench_common.imageio import load_grey
 from chexbench_common.progress import Progress
-from chexbench_schema.errors import ChexbenchError, ImageDecodeError, OutOfMemoryError
 
 from .inputs import Source
 from .preprocess import GreyTransform

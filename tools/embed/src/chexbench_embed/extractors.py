@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from chexbench_schema.errors import BadInputError
-from chexbench_schema.hashing import sha256_path
+from chexbench_common.errors import BadInputError
+from chexbench_common.hashing import sha256_path
 
 from . import dino, inception
 from .preprocess import GreyTransform

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from chexbench_common.errors import SchemaError
 from chexbench_common.paths import resolve_under
 from chexbench_schema import read_table
-from chexbench_schema.errors import SchemaError
 
 
 @dataclass

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from chexbench_common.errors import BadInputError, SchemaError
+from chexbench_common.rundir import MANIFEST, SUCCESS, StageRun
 from chexbench_schema import read_embeddings
-from chexbench_schema.errors import BadInputError, SchemaError
-from chexbench_schema.rundir import MANIFEST, SUCCESS, StageRun
 
 from . import __version__
 from .run import write_output

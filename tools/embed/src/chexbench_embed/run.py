@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from chexbench_common.device import select_device
+from chexbench_common.errors import BadInputError, ImageDecodeError
+from chexbench_common.hashing import sha256_file
+from chexbench_common.rundir import StageRun
 from chexbench_schema import write_embeddings
-from chexbench_schema.errors import BadInputError, ImageDecodeError
-from chexbench_schema.hashing import sha256_file
-from chexbench_schema.rundir import StageRun
 
 from . import __version__
 from .cache import EmbeddingCache, HashMemo

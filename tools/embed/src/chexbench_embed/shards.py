@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 
-from chexbench_schema.errors import BadInputError
+from chexbench_common.errors import BadInputError
 
 STAGE = "embed"
 SHARD_DIR = re.compile(r"shard-(\d+)-of-(\d+)")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from chexbench_schema.atomic import atomic_path
+from chexbench_common.atomic import atomic_path
 
 from .frechet import Gaussian
 

@@ -7,8 +7,8 @@ import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+from chexbench_common.errors import BadInputError
 from chexbench_common.progress import Progress
-from chexbench_schema.errors import BadInputError
 
 from . import bootstrap
 from .cache import StatsCache, stats_key

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from chexbench_common.errors import BadInputError
 from chexbench_schema import CHEXPERT_LABELS, read_table
-from chexbench_schema.errors import BadInputError
 
 from .inputs import FeatureSet
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from chexbench_common.errors import BadInputError
+from chexbench_common.hashing import sha256_file
 from chexbench_schema import read_embeddings
-from chexbench_schema.errors import BadInputError
-from chexbench_schema.hashing import sha256_file
 
 # metadata that must agree between the real and the synthetic table of one extractor
 MATCHING_KEYS = ("weights_sha256", "preprocessing", "compute_dtype")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from chexbench_schema.atomic import atomic_path
-from chexbench_schema.errors import BadInputError
-from chexbench_schema.rundir import SUCCESS
+from chexbench_common.atomic import atomic_path
+from chexbench_common.errors import BadInputError
+from chexbench_common.rundir import SUCCESS
 
 from .evaluate import PRDC_METRICS, Row
 

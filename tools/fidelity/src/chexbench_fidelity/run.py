@@ -7,9 +7,9 @@ import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from chexbench_common.errors import BadInputError, ChexbenchError, OutOfMemoryError
+from chexbench_common.rundir import StageRun
 from chexbench_schema import CHEXPERT_LABELS, write_table
-from chexbench_schema.errors import BadInputError, ChexbenchError, OutOfMemoryError
-from chexbench_schema.rundir import StageRun
 
 from . import __version__
 from .cache import StatsCache

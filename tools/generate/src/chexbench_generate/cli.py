@@ -172,7 +172,7 @@ def run_cmd(
 @click.option("--num-shards", type=int, help="Shard count to merge (needed only if parts of several exist).")
 def merge_cmd(results, model_name, run_id, num_shards) -> None:
     """Check that every shard part is complete and write the run's single images table."""
-    from chexbench_schema.rundir import StageRun
+    from chexbench_common.rundir import StageRun
 
     from .merge import merge
 

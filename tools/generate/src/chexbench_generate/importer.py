@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from chexbench_common.atomic import atomic_path
+from chexbench_common.errors import MAX_REPORTED_PROBLEMS, BadInputError, ImageDecodeError
+from chexbench_common.hashing import sha256_file
 from chexbench_common.imageio import load_grey
 from chexbench_common.paths import resolve_under
+from chexbench_common.rundir import StageRun
 from chexbench_schema import read_table, write_table
-from chexbench_schema.atomic import atomic_path
-from chexbench_schema.errors import MAX_REPORTED_PROBLEMS, BadInputError, ImageDecodeError
-from chexbench_schema.hashing import sha256_file
-from chexbench_schema.rundir import StageRun
 
 from . import __version__
 from .parts import IMAGES_DIR, GenerateDir

@@ -8,8 +8,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chexbench_schema.errors import BadInputError, MissingResourceError
-from chexbench_schema.hashing import sha256_file
+from chexbench_common.errors import BadInputError, MissingResourceError
+from chexbench_common.hashing import sha256_file
 
 from .registry import ModelSpec
 

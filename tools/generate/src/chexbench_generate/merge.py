@@ -7,10 +7,10 @@ import logging
 from pathlib import Path
 
 import pandas as pd
+from chexbench_common.errors import BadInputError, MissingResourceError
+from chexbench_common.hashing import sha256_file
+from chexbench_common.rundir import StageRun
 from chexbench_schema import read_table, write_table
-from chexbench_schema.errors import BadInputError, MissingResourceError
-from chexbench_schema.hashing import sha256_file
-from chexbench_schema.rundir import StageRun
 
 from .parts import IMAGES_DIR, GenerateDir
 from .runner import PRODUCER

@@ -12,10 +12,10 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from chexbench_common.atomic import write_json_atomic
+from chexbench_common.errors import ImageDecodeError
+from chexbench_common.hashing import sha256_file
 from chexbench_common.imageio import load_grey
-from chexbench_schema.atomic import write_json_atomic
-from chexbench_schema.errors import ImageDecodeError
-from chexbench_schema.hashing import sha256_file
 
 IMAGES_DIR = "images"
 TABLE = "images.parquet"

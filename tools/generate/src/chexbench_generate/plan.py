@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 
 import pandas as pd
-from chexbench_schema.errors import BadInputError
+from chexbench_common.errors import BadInputError
 
 SEED_SCHEME = "sha256('chexbench-generate/v1:<seed>:<prompt_id>:<sample_index>')[:8] >> 1"
 

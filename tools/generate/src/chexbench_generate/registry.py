@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from chexbench_schema.errors import BadInputError
+from chexbench_common.errors import BadInputError
 
 from . import truncation
 

@@ -11,12 +11,12 @@ from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
+from chexbench_common.errors import BadInputError, OutOfMemoryError
+from chexbench_common.hashing import sha256_file
 from chexbench_common.imageio import save_png
 from chexbench_common.progress import Progress
+from chexbench_common.rundir import StageRun
 from chexbench_schema import read_table, write_table
-from chexbench_schema.errors import BadInputError, OutOfMemoryError
-from chexbench_schema.hashing import sha256_file
-from chexbench_schema.rundir import StageRun
 
 from . import __version__
 from .loading import ModelFiles, check_call_kwargs, load_pipeline

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 from chexbench_common.device import DTYPES
-from chexbench_schema.errors import BadInputError
+from chexbench_common.errors import BadInputError
 
 from .registry import ModelSpec
 

@@ -13,11 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 from chexbench_schema import read_metadata, read_table
 from chexbench_schema.labels import CHEXPERT_LABELS
-from chexbench_schema.splits import LLAVARAD_COLUMNS, parse_labels, prompt_id, study_id_from_path
-from chexbench_schema.splits_cli import main
+from chexbench_schema.tables import prompt_id
+from chexbench_splits.cli import main
+from chexbench_splits.splits import LLAVARAD_COLUMNS, parse_labels, study_id_from_path
 from click.testing import CliRunner
 
-FIXTURES = Path(__file__).resolve().parents[2] / "MIMIC_Splits" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[3] / "MIMIC_Splits" / "fixtures"
 TEST_CSV = FIXTURES / "LLAVARAD_ANNOTATIONS_TEST.csv"
 TRAIN_CSV = FIXTURES / "LLAVARAD_ANNOTATIONS_TRAIN.csv"
 BAD_CSV = FIXTURES / "bad" / "LLAVARAD_ANNOTATIONS_MALFORMED.csv"
@@ -390,12 +391,3 @@ def test_helpers():
     assert prompt_id("abc") == "p" + hashlib.sha256(b"abc").hexdigest()[:16]
     assert study_id_from_path("files/p10/p10000001/s50000001/x.jpg") == "s50000001"
     assert study_id_from_path("images/x.jpg") is None
-
-
-def test_stage_group_has_one_implementation():
-    common_cli = pytest.importorskip("chexbench_common.cli")
-    from chexbench_schema import cli
-
-    assert common_cli.StageGroup is cli.StageGroup
-    assert common_cli.stage_group is cli.stage_group
-    assert common_cli.configure_logging is cli.configure_logging

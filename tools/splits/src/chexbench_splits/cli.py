@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from chexbench_common.cli import stage_group
 
 from . import splits
-from .cli import stage_group
 
 main = stage_group(
     "splits",

@@ -1,6 +1,6 @@
 import json
 
-from chexbench_schema.rundir import StageRun
+from chexbench_common.rundir import StageRun
 
 
 def _run(tmp_path):

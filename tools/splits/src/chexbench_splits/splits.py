@@ -11,7 +11,6 @@ import ast
 import csv
 import datetime as dt
 import functools
-import hashlib
 import importlib.metadata
 import re
 import sys
@@ -20,14 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-
-from .atomic import write_json_atomic
-from .errors import BadInputError, SchemaError
-from .hashing import sha256_file
-from .io import read_metadata, read_table, write_table
-from .labels import CHEXPERT_LABELS
-from .tables import PROMPTS
-from .validate import path_problem
+from chexbench_common.atomic import write_json_atomic
+from chexbench_common.errors import BadInputError, SchemaError
+from chexbench_common.hashing import sha256_file
+from chexbench_common.paths import path_problem
+from chexbench_schema.io import read_metadata, read_table, write_table
+from chexbench_schema.labels import CHEXPERT_LABELS
+from chexbench_schema.tables import PROMPTS, prompt_id
 
 LLAVARAD_COLUMNS: tuple[str, ...] = (
     "id",
@@ -80,14 +78,9 @@ class Conversion:
 
 def tool_version() -> str:
     try:
-        return importlib.metadata.version("chexbench-schema")
+        return importlib.metadata.version("chexbench-splits")
     except importlib.metadata.PackageNotFoundError:
         return "0+unknown"
-
-
-def prompt_id(text: str) -> str:
-    """'p' + the first 16 hex digits of sha256 of the prompt text (UTF-8)."""
-    return "p" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def study_id_from_path(path: str) -> str | None:
