@@ -1,0 +1,98 @@
+"""Declared stage interfaces: tools/<stage>/stage.yml, read and checked here.
+
+The Makefile's stage list (stages.mk), the compose services, the stage images, the Slurm resources and the README's
+stage table are generated from or checked against these files, so adding a stage is one folder plus its stage.yml.
+`python -m chexbench_common.stages write` regenerates the generated files; tests/test_stages.py fails on drift.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import BadInputError
+
+GPU_CHOICES = ("none", "optional", "required")
+STAGE_NAME = re.compile(r"[a-z][a-z0-9-]*")
+REQUIRED_KEYS = ("stage", "summary", "gpu", "shards", "inputs", "outputs", "image", "slurm")
+
+
+@dataclass(frozen=True)
+class StageDecl:
+    """One stage.yml: the stage's tables (name -> version), GPU need, sharding, image and Slurm resources."""
+
+    name: str
+    folder: Path
+    summary: str
+    gpu: str
+    shards: bool
+    inputs: dict[str, str]
+    outputs: dict[str, str]
+    image_description: str
+    slurm: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def command(self) -> str:
+        return f"chexbench-{self.name}"
+
+    @property
+    def package(self) -> str:
+        """The stage's source folder relative to the repository root."""
+        return f"tools/{self.folder.name}"
+
+    @property
+    def uses_gpu(self) -> bool:
+        return self.gpu != "none"
+
+
+def _problems(data: dict, path: Path) -> list[str]:
+    problems = [f"{path}: missing key {k!r}" for k in REQUIRED_KEYS if k not in data]
+    if problems:
+        return problems
+    if not STAGE_NAME.fullmatch(str(data["stage"])) or data["stage"] != path.parent.name:
+        problems.append(f"{path}: stage {data['stage']!r} must be the folder name {path.parent.name!r}")
+    if data["gpu"] not in GPU_CHOICES:
+        problems.append(f"{path}: gpu {data['gpu']!r} is not one of {', '.join(GPU_CHOICES)}")
+    if not isinstance(data["shards"], bool):
+        problems.append(f"{path}: shards must be true or false")
+    for key in ("inputs", "outputs"):
+        if not isinstance(data[key], dict):
+            problems.append(f"{path}: {key} must map table names to versions")
+    if not isinstance(data["image"], dict) or "description" not in data["image"]:
+        problems.append(f"{path}: image needs a description")
+    if not isinstance(data["slurm"], dict) or not {"cpus", "mem", "time"} <= set(data["slurm"]):
+        problems.append(f"{path}: slurm needs cpus, mem and time")
+    return problems
+
+
+def load_stage(path: str | Path) -> StageDecl:
+    """Read and check one stage.yml."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise BadInputError(f"{path}: cannot be read as YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise BadInputError(f"{path}: a stage.yml must be a mapping")
+    problems = _problems(data, path)
+    if problems:
+        raise BadInputError("\n".join(problems))
+    return StageDecl(
+        name=data["stage"],
+        folder=path.parent,
+        summary=str(data["summary"]),
+        gpu=data["gpu"],
+        shards=data["shards"],
+        inputs={str(k): str(v) for k, v in data["inputs"].items()},
+        outputs={str(k): str(v) for k, v in data["outputs"].items()},
+        image_description=str(data["image"]["description"]),
+        slurm={str(k): str(v) for k, v in data["slurm"].items()},
+    )
+
+
+def load_stages(root: str | Path) -> list[StageDecl]:
+    """Every tools/<stage>/stage.yml under the repository `root`, in name order."""
+    return [load_stage(p) for p in sorted(Path(root).glob("tools/*/stage.yml"))]
