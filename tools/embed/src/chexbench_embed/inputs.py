@@ -20,13 +20,21 @@ class Source:
     prompt_ids: list[str]
     paths: list[Path]
     where: list[str]
+    expected_sha256: list[str | None] | None = None  # the images table's sha256 column (synthetic sets)
 
     def __len__(self) -> int:
         return len(self.image_ids)
 
     def select(self, part: slice) -> Source:
+        expected = self.expected_sha256[part] if self.expected_sha256 is not None else None
         return Source(
-            self.kind, self.table, self.image_ids[part], self.prompt_ids[part], self.paths[part], self.where[part]
+            self.kind,
+            self.table,
+            self.image_ids[part],
+            self.prompt_ids[part],
+            self.paths[part],
+            self.where[part],
+            expected,
         )
 
 
@@ -39,7 +47,9 @@ def read_synthetic(table: Path, images_root: Path) -> Source:
     frame = read_table(table, "images")
     where = [_where(table, i, "image_id", v) for i, v in enumerate(frame["image_id"])]
     paths = [resolve_under(images_root, p, where=w) for p, w in zip(frame["path"], where, strict=True)]
-    return Source("synthetic", table, list(frame["image_id"]), list(frame["prompt_id"]), paths, where)
+    return Source(
+        "synthetic", table, list(frame["image_id"]), list(frame["prompt_id"]), paths, where, list(frame["sha256"])
+    )
 
 
 def read_real(table: Path, real_root: Path) -> Source:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +14,9 @@ import pandas as pd
 from chexbench_common.device import select_device
 from chexbench_common.errors import BadInputError, ImageDecodeError
 from chexbench_common.hashing import sha256_file
+from chexbench_common.lifecycle import Lifecycle
 from chexbench_common.rundir import StageRun
+from chexbench_common.sharding import Shard
 from chexbench_schema import write_embeddings
 
 from . import __version__
@@ -21,9 +24,9 @@ from .cache import EmbeddingCache, HashMemo
 from .engine import Options, extract
 from .extractors import ExtractorSpec, build_spec, load_encoder, parse_request
 from .inputs import Source, read_real, read_synthetic
-from .shards import check_shard, shard_slice, stage_name
 
 log = logging.getLogger(__name__)
+STAGE = "embed"
 PRODUCER = f"chexbench-embed {__version__}"
 FLUSH_EVERY = 2048  # cache new real vectors in packs of this many, so an interrupted run keeps its work
 
@@ -39,8 +42,7 @@ class Request:
     options: Options = field(default_factory=Options)
     device: str = "auto"
     cache_dir: Path | None = None  # None: no cache
-    num_shards: int = 1
-    shard_index: int = 0
+    shard: Shard = field(default_factory=Shard)
     force: bool = False
 
 
@@ -62,6 +64,27 @@ def write_output(path: Path, frame: pd.DataFrame, vectors: np.ndarray, meta: dic
         run_id=run_id,
         extra=extra,
     )
+
+
+def check_table_hashes(source: Source, hashes: list[str]) -> None:
+    """Refuse image files whose sha256 differs from the images table's `sha256` column (every mismatch listed)."""
+    if source.expected_sha256 is None:
+        return
+    problems = [
+        f"{where}: {path.name} has sha256 {got[:12]}..., the table says {want[:12]}...; the file changed after the "
+        "table was written: re-run generate (it regenerates damaged images) or re-import the images"
+        for where, path, got, want in zip(source.where, source.paths, hashes, source.expected_sha256, strict=True)
+        if want is not None and got != want
+    ]
+    if problems:
+        raise BadInputError(
+            "\n".join(problems[:50] + ([f"... and {len(problems) - 50} more"] if len(problems) > 50 else []))
+        )
+
+
+def content_digest(hashes: list[str]) -> str:
+    """One sha256 over a set's image-file hashes in table order: part of the skip key, so a replaced image counts."""
+    return hashlib.sha256("\n".join(hashes).encode()).hexdigest()
 
 
 def hash_files(source: Source, threads: int, memo: HashMemo) -> list[str]:
@@ -102,15 +125,15 @@ class _CacheWriter:
         self.caches[name].store([self.hashes[r] for r in rows], self.outputs[name][rows])
 
 
-def _embed_source(source: Source, specs: list[ExtractorSpec], encoders: dict, device, req: Request) -> tuple:
+def _embed_source(
+    source: Source, hashes: list[str], specs: list[ExtractorSpec], encoders: dict, device, req: Request
+) -> tuple:
     """(vectors by extractor, counts) for one source; real sets go through the cache when one is configured."""
     n = len(source)
     outputs = {s.name: np.zeros((n, s.dim), np.float32) for s in specs}
     needs = {s.name: np.ones(n, bool) for s in specs}
     writer = None
     if source.kind == "real" and req.cache_dir is not None:
-        memo = HashMemo(req.cache_dir / "file-hashes.json")
-        hashes = hash_files(source, req.options.num_workers or 1, memo)
         precision = req.options.precision
         caches = {
             s.name: EmbeddingCache(req.cache_dir, s.cache_key(precision), s.cache_record(precision)) for s in specs
@@ -135,13 +158,10 @@ def _embed_source(source: Source, specs: list[ExtractorSpec], encoders: dict, de
 
 
 def _check_request(req: Request, device) -> None:
-    check_shard(req.num_shards, req.shard_index)
     if req.images is None and req.prompts is None:
         raise BadInputError("nothing to embed: give --images with --images-root, and/or --prompts with --real-root")
     if req.options.precision == "fp16" and device.type == "cpu":
         raise BadInputError("--precision fp16 needs a GPU; use fp32 or bf16 on the CPU")
-    if req.options.batch_size < 1:
-        raise BadInputError(f"--batch-size must be at least 1, not {req.options.batch_size}")
 
 
 def _read_sources(req: Request) -> tuple[list[Source], dict[str, int]]:
@@ -151,7 +171,7 @@ def _read_sources(req: Request) -> tuple[list[Source], dict[str, int]]:
         if not len(src):
             raise BadInputError(f"{src.table}: the table has no rows to embed")
     totals = {src.kind: len(src) for src in sources}
-    return [s.select(shard_slice(len(s), req.num_shards, req.shard_index)) for s in sources], totals
+    return [s.select(req.shard.slice(len(s))) for s in sources], totals
 
 
 def run(req: Request) -> tuple[StageRun, bool]:
@@ -163,32 +183,32 @@ def run(req: Request) -> tuple[StageRun, bool]:
     if not names or duplicated:
         raise BadInputError(f"give each extractor once with --extractor (repeated: {', '.join(duplicated) or 'none'})")
     specs = [build_spec(name, path) for name, path in names]
-    sources, totals = _read_sources(req)
-
-    stage = StageRun(
-        req.results, req.model, req.run_id, stage_name(req.shard_index, req.num_shards), tool_version=__version__
-    )
-    params = {
-        "extractors": {s.name: {"weights_sha256": s.weights_sha256, "preprocessing": s.preprocessing()} for s in specs},
-        "precision": req.options.precision,
-        "num_shards": req.num_shards,
-        "shard_index": req.shard_index,
-        "images_root": str(req.images[1]) if req.images else None,
-        "real_root": str(req.prompts[1]) if req.prompts else None,
-    }
-    inputs = {k: v[0] for k, v in (("images", req.images), ("prompts", req.prompts)) if v}
-    if not req.force and stage.is_complete(params, inputs):
-        log.info("%s is up to date; nothing to do (use --force to redo it)", stage.dir)
-        return stage, False
-    stage.start(params, inputs, weights={s.name: s.weights_sha256 for s in specs})
-    targets = {f"{src.kind}-{s.name}": stage.dir / output_name(src.kind, s.name) for src in sources for s in specs}
-    for path in targets.values():
-        path.unlink(missing_ok=True)
-    try:
+    stage = StageRun(req.results, req.model, req.run_id, req.shard.stage(STAGE), tool_version=__version__)
+    with Lifecycle(stage, force=req.force) as life:
+        sources, totals = _read_sources(req)
+        memo = HashMemo(req.cache_dir / "file-hashes.json" if req.cache_dir is not None else None)
+        hashes = {src.kind: hash_files(src, req.options.num_workers or 1, memo) for src in sources}
+        for src in sources:
+            check_table_hashes(src, hashes[src.kind])
+        params = {
+            "extractors": {
+                s.name: {"weights_sha256": s.weights_sha256, "preprocessing": s.preprocessing()} for s in specs
+            },
+            "precision": req.options.precision,
+            "images_root": str(req.images[1]) if req.images else None,
+            "real_root": str(req.prompts[1]) if req.prompts else None,
+            **req.shard.describe(content_sha256={kind: content_digest(h) for kind, h in hashes.items()}),
+        }
+        inputs = {k: v[0] for k, v in (("images", req.images), ("prompts", req.prompts)) if v}
+        if life.up_to_date(params, inputs):
+            log.info("%s is up to date; nothing to do (use --force to redo it)", stage.dir)
+            return stage, False
+        targets = {f"{src.kind}-{s.name}": stage.dir / output_name(src.kind, s.name) for src in sources for s in specs}
+        life.start(params, inputs, weights={s.name: s.weights_sha256 for s in specs}, clear=list(targets.values()))
         encoders: dict = {}
         results, counts = {}, {}
         for src in sources:  # every vector is computed before any table is written: a failure leaves no table
-            results[src.kind], counts[src.kind] = _embed_source(src, specs, encoders, device, req)
+            results[src.kind], counts[src.kind] = _embed_source(src, hashes[src.kind], specs, encoders, device, req)
         for src in sources:
             frame = pd.DataFrame({"image_id": src.image_ids, "source": src.kind, "prompt_id": src.prompt_ids})
             for s in specs:
@@ -200,17 +220,14 @@ def run(req: Request) -> tuple[StageRun, bool]:
                     meta,
                     req.run_id,
                 )
-        stage.update(
+        life.update(
             counts=counts,
             totals=totals,
             device=str(device),
             batch_size=req.options.batch_size,
             num_workers=req.options.num_workers,
         )
-        stage.finish(targets)
-    except BaseException as exc:
-        stage.fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        raise
+        life.finish(targets)
     return stage, True
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from chexbench_common.cli import stage_group
+from chexbench_common.options import echo_outputs, stage_run_options
 
 from . import __version__
 from .settings import Settings
@@ -17,9 +18,7 @@ _file = click.Path(path_type=Path, dir_okay=False)
 
 
 @main.command()
-@click.option("--results", type=_path, default=Path("Results"), help="Results root folder.")
-@click.option("--model", required=True, help="Model name: outputs go to <results>/<model>/<run-id>/fidelity/.")
-@click.option("--run-id", default="default", help="Run id.")
+@stage_run_options(device=False)
 @click.option(
     "--real",
     "real",
@@ -60,24 +59,36 @@ _file = click.Path(path_type=Path, dir_okay=False)
     multiple=True,
     help="Extractor(s) for precision/recall/density/coverage [default: raddino, else dinov2, else inception].",
 )
-@click.option("-k", "--nearest-k", "k", default=Settings.k, help="k of the k-NN balls for P/R/D/C.")
-@click.option("--kid-subsets", default=Settings.kid_subsets, help="KID: number of random subsets.")
-@click.option("--kid-subset-size", default=Settings.kid_subset_size, help="KID: subset size (capped at the set sizes).")
-@click.option("--is-splits", default=Settings.is_splits, help="Inception Score: number of splits.")
+@click.option(
+    "-k", "--nearest-k", "k", type=click.IntRange(min=1), default=Settings.k, help="k of the k-NN balls for P/R/D/C."
+)
+@click.option("--kid-subsets", type=click.IntRange(min=1), default=Settings.kid_subsets, help="KID: number of subsets.")
+@click.option(
+    "--kid-subset-size",
+    type=click.IntRange(min=2),
+    default=Settings.kid_subset_size,
+    help="KID: subset size (capped at the set sizes).",
+)
+@click.option("--is-splits", type=click.IntRange(min=1), default=Settings.is_splits, help="Inception Score: splits.")
 @click.option("--seed", default=Settings.seed, help="Seed of every random choice (KID subsets, IS shuffle, ...).")
 @click.option("--equal-n/--no-equal-n", default=False, help="Subsample the larger set to the smaller one (seeded).")
 @click.option("--fd-inf/--no-fd-inf", default=False, help="Also report FD-infinity (Chong & Forsyth).")
 @click.option(
     "--bootstrap",
+    type=click.IntRange(min=0),
     default=0,
     help="Replicates for confidence intervals (FID: prompt bootstrap; P/R/D/C: prompt half-samples); 0 = none.",
 )
 @click.option("--ci-level", default=0.95, type=click.FloatRange(0.5, 0.999), help="Confidence level of the CIs.")
-@click.option("--tile", default=Settings.tile, help="Tile edge of the P/R/D/C distance blocks (memory ~ 12 x tile² B).")
+@click.option(
+    "--tile",
+    type=click.IntRange(min=16),
+    default=Settings.tile,
+    help="Tile edge of the P/R/D/C distance blocks (memory ~ 12 x tile² B).",
+)
 @click.option("--extra-info", default="", help="Free text for the leaderboard's Extra Info column.")
 @click.option("--cache-dir", type=_path, help="Real-statistics cache [default: $CHEXBENCH_CACHE_DIR/fidelity].")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the real-statistics cache.")
-@click.option("--force", is_flag=True, help="Recompute even if a finished run has the same inputs and parameters.")
 def run(
     results,
     model,
@@ -114,16 +125,6 @@ def run(
         raise click.UsageError("--pathology needs --conditional")
     if not (conditional or unconditional):
         raise click.UsageError("--no-unconditional needs --conditional")
-    for name, value, low in (
-        ("--nearest-k", k, 1),
-        ("--kid-subsets", kid_subsets, 1),
-        ("--kid-subset-size", kid_subset_size, 2),
-        ("--is-splits", is_splits, 1),
-        ("--bootstrap", bootstrap, 0),
-        ("--tile", tile, 16),
-    ):
-        if value < low:
-            raise click.BadParameter(f"must be at least {low}", param_hint=name)
     settings = Settings(
         k=k,
         kid_subsets=kid_subsets,
@@ -155,11 +156,7 @@ def run(
         use_cache=not no_cache,
         force=force,
     )
-    stage, did_work = run_stage(request)
-    for rel in stage.read_manifest().get("outputs", {}).values():
-        click.echo(stage.dir / rel)
-    if not did_work:
-        click.echo(f"up to date: {stage.dir}", err=True)
+    echo_outputs(*run_stage(request))
 
 
 @main.command()

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from chexbench_common.atomic import atomic_path
 from chexbench_common.errors import BadInputError
-from chexbench_common.rundir import SUCCESS
+from chexbench_common.rundir import SUCCESS, is_finished
 
 from .evaluate import PRDC_METRICS, Row
 
@@ -112,7 +112,7 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
 def collect(results: Path, out: Path, conditional: bool) -> tuple[Path, int]:
     """Merge the leaderboard files of every finished fidelity run under `results` into `out`."""
     name = LEADERBOARD_CONDITIONAL if conditional else LEADERBOARD
-    files = sorted(p for p in results.glob(f"*/*/{STAGE}/{name}") if (p.parent / SUCCESS).exists())
+    files = sorted(p for p in results.glob(f"*/*/{STAGE}/{name}") if is_finished(p.parent))
     if not files:
         raise BadInputError(
             f"{results}: no finished fidelity run has a {name} (looked for "

@@ -7,7 +7,8 @@ import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from chexbench_common.errors import BadInputError, ChexbenchError, OutOfMemoryError
+from chexbench_common.errors import BadInputError, OutOfMemoryError
+from chexbench_common.lifecycle import Lifecycle
 from chexbench_common.rundir import StageRun
 from chexbench_schema import CHEXPERT_LABELS, write_table
 
@@ -139,34 +140,33 @@ def _inputs(request: Request) -> dict[str, Path]:
 
 def run(request: Request) -> tuple[StageRun, bool]:
     """Run the stage; returns (stage run, whether work was done). Inputs are validated before anything is written."""
-    evaluator, groups = prepare(request)
     stage = StageRun(request.results, request.model, request.run_id, STAGE, tool_version=__version__)
-    params, inputs = _params(request, evaluator, groups), _inputs(request)
-    if not request.force and stage.is_complete(params, inputs):
-        return stage, False
-    stage.start(params, inputs)
-    for name in OUTPUTS:
-        (stage.dir / name).unlink(missing_ok=True)
-    try:
-        rows_by_group = {group.name: evaluator.group(group, strict) for group, strict in groups}
+    with Lifecycle(stage, force=request.force) as life:
+        evaluator, groups = prepare(request)
+        params, inputs = _params(request, evaluator, groups), _inputs(request)
+        if life.up_to_date(params, inputs):
+            return stage, False
+        life.start(params, inputs, clear=list(OUTPUTS))
+        try:
+            rows_by_group = {group.name: evaluator.group(group, strict) for group, strict in groups}
+        except MemoryError:
+            raise OutOfMemoryError(
+                "out of host memory while computing fidelity metrics; use fewer samples, "
+                "a smaller --tile or a machine with more memory"
+            ) from None
         outputs = _write(stage, request, evaluator, rows_by_group)
-    except MemoryError:
-        stage.fail("out of memory")
-        raise OutOfMemoryError(
-            "out of host memory while computing fidelity metrics; use fewer samples, "
-            "a smaller --tile or a machine with more memory"
-        ) from None
-    except ChexbenchError as exc:
-        stage.fail(str(exc))
-        raise
-    stage.update(
-        cache={"hits": evaluator.cache.hits, "misses": evaluator.cache.misses, "folder": str(evaluator.cache.folder)},
-        counts={
-            g: {f"{r.extractor}": [r.n_real, r.n_synth] for r in rows if r.metric == "FID"}
-            for g, rows in rows_by_group.items()
-        },
-    )
-    stage.finish(outputs)
+        life.update(
+            cache={
+                "hits": evaluator.cache.hits,
+                "misses": evaluator.cache.misses,
+                "folder": str(evaluator.cache.folder),
+            },
+            counts={
+                g: {f"{r.extractor}": [r.n_real, r.n_synth] for r in rows if r.metric == "FID"}
+                for g, rows in rows_by_group.items()
+            },
+        )
+        life.finish(outputs)
     return stage, True
 
 

@@ -1,0 +1,84 @@
+"""The one stage lifecycle: lock the folder, skip or start, finish, and fail on *any* exception.
+
+    with Lifecycle(stage, force=force) as life:
+        plan = validate_inputs()                    # a failure here already invalidates the previous outputs
+        if life.up_to_date(params, inputs):
+            return ...                              # same inputs and params as a finished run: nothing to do
+        life.start(params, inputs, weights, clear=[...])
+        ... work ...
+        life.finish(outputs)
+
+Rules, the same for every stage and merge step:
+- a second process on the same folder gets StageBusyError (exit 7) and touches nothing;
+- a re-run that does not skip removes _SUCCESS and the declared outputs before any work, so nothing stale can be
+  collected; if it fails before start() (bad new inputs), the previous manifest is marked failed;
+- any exception, KeyboardInterrupt and bugs included, marks the manifest failed with the reason and is re-raised;
+- success is the manifest's `success` status plus _SUCCESS, written last.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import ChexbenchError
+from .faults import fault_point
+from .lock import FolderLock
+from .rundir import StageRun
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line for the manifest: the message of an expected error, else the exception type and message."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    if isinstance(exc, ChexbenchError):
+        return first or type(exc).__name__
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+class Lifecycle:
+    """One run of one stage folder under its lock (see the module docstring)."""
+
+    def __init__(self, stage: StageRun, *, force: bool = False):
+        self.stage = stage
+        self.force = force
+        self.lock = FolderLock(stage.dir)
+        self.skipped = False
+        self.finished = False
+
+    def __enter__(self) -> Lifecycle:
+        self.lock.acquire()
+        return self
+
+    def up_to_date(self, params: dict, inputs: dict[str, str | Path]) -> bool:
+        """True when a finished run has the same params and inputs (and --force was not given): skip the work."""
+        self.skipped = not self.force and self.stage.is_complete(params, inputs)
+        return self.skipped
+
+    def start(
+        self,
+        params: dict,
+        inputs: dict[str, str | Path],
+        weights: dict[str, str] | None = None,
+        clear: list[str | Path] = (),
+    ) -> None:
+        """Supersede the previous run (its _SUCCESS and the `clear` outputs go), then record this one as running."""
+        self.stage.start(params, inputs, weights)
+        for path in clear:
+            path = Path(path)
+            (path if path.is_absolute() else self.stage.dir / path).unlink(missing_ok=True)
+        fault_point(f"{self.stage.stage.split('/')[0]}:started")
+
+    def update(self, **fields) -> None:
+        self.stage.update(**fields)
+
+    def finish(self, outputs: dict[str, str | Path] | None = None) -> None:
+        self.stage.finish(outputs)
+        self.finished = True
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc is not None and not self.finished and not self.skipped:
+                self.stage.fail(failure_reason(exc))
+        finally:
+            self.lock.release()
