@@ -97,12 +97,16 @@ def test_cli_version_and_help():
     assert "run" in CliRunner().invoke(group, ["--help"]).output
 
 
-def test_select_device_refuses_cuda_without_gpu():
+def test_select_device_refuses_cuda_without_gpu(monkeypatch):
     torch = pytest.importorskip("torch")
     from chexbench_common.device import select_device
 
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert select_device("cpu").type == "cpu"
-    if not torch.cuda.is_available():
-        assert select_device("auto").type == "cpu"
-        with pytest.raises(MissingResourceError, match="no CUDA GPU"):
-            select_device("cuda")
+    assert select_device("auto").type == "cpu"
+    for requested in ("cuda", "cuda:1"):
+        with pytest.raises(MissingResourceError, match=f"--device {requested} was asked for but no CUDA GPU"):
+            select_device(requested)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert select_device("auto").type == "cuda"
+    assert select_device("cuda:1") == torch.device("cuda", 1)

@@ -12,7 +12,7 @@ Intensity handling (the same for every stage; `bit_depth` is "auto" or one of 8,
 - DICOM: the modality LUT (rescale slope/intercept) is applied; if the file defines a VOI LUT or window, it is
   applied and scaled from its output range, which BitsStored defines (or the LUT's own bits); otherwise the image
   is min-max scaled. MONOCHROME1 images are inverted (1 - x) so that bone and tissue are bright, as in MONOCHROME2
-  and JPEG exports. The header is authoritative: an explicit depth other than BitsStored is refused.
+  and JPEG exports. The header is authoritative, so `bit_depth` does not apply to DICOM (a table may mix both).
 Anything unreadable or truncated raises ImageDecodeError naming the file.
 
 12-bit data in a 16-bit PNG without sBIT loads near-black under "auto" (max 4095/65535 = 0.06). load_grey cannot
@@ -168,7 +168,7 @@ def _voi_output_range(ds) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def _load_dicom(path: Path, depth: int | None) -> tuple[np.ndarray, DepthInfo]:
+def _load_dicom(path: Path) -> tuple[np.ndarray, DepthInfo]:
     import pydicom
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
@@ -178,9 +178,6 @@ def _load_dicom(path: Path, depth: int | None) -> tuple[np.ndarray, DepthInfo]:
     raw = ds.pixel_array
     if raw.ndim != 2:
         raise ImageDecodeError(f"{path}: DICOM pixel data of shape {raw.shape} is not a single grey frame")
-    bits = int(ds.BitsStored)
-    if depth is not None and depth != bits:
-        raise ImageDecodeError(f"{path}: bit depth {depth} was asked for but the DICOM header says {bits} bits")
     arr = apply_modality_lut(raw, ds)
     if "VOILUTSequence" in ds or "WindowCenter" in ds:
         lo, hi = _voi_output_range(ds)
@@ -192,7 +189,7 @@ def _load_dicom(path: Path, depth: int | None) -> tuple[np.ndarray, DepthInfo]:
     arr = np.clip(arr, 0.0, 1.0)
     if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         arr = 1.0 - arr
-    return arr.astype(np.float32), DepthInfo(int(ds.BitsAllocated), bits, int(raw.max()))
+    return arr.astype(np.float32), DepthInfo(int(ds.BitsAllocated), int(ds.BitsStored), int(raw.max()))
 
 
 def load_grey_with_depth(path: str | Path, bit_depth: str | int = "auto") -> tuple[np.ndarray, DepthInfo]:
@@ -202,7 +199,7 @@ def load_grey_with_depth(path: str | Path, bit_depth: str | int = "auto") -> tup
     if not path.is_file():
         raise ImageDecodeError(f"{path}: image file not found")
     try:
-        return _load_dicom(path, depth) if is_dicom(path) else _load_pil(path, depth)
+        return _load_dicom(path) if is_dicom(path) else _load_pil(path, depth)
     except ImageDecodeError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, AttributeError, KeyError) as exc:
