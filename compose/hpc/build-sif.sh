@@ -20,7 +20,7 @@ STAGE=${STAGE:?set STAGE (generate, embed, fidelity, ...)}
 IMAGE_TAG=${IMAGE_TAG:-0.1.0}
 IMAGE_REPO=${IMAGE_REPO:-chexbench}
 SIF_DIR=${SIF_DIR:-$HOME/.cache/chexbench/sif}
-[[ -f $root/images/$STAGE/Dockerfile ]] || die "no images/$STAGE/Dockerfile: unknown stage '$STAGE'"
+[[ -f $root/tools/$STAGE/stage.yml ]] || die "no tools/$STAGE/stage.yml: unknown stage '$STAGE'"
 sif=$SIF_DIR/chexbench-${STAGE}_${IMAGE_TAG}.sif
 
 source=${SIF_SOURCE:-}

@@ -1,0 +1,167 @@
+"""Render the container and Slurm files that follow from the stage declarations (tools/<stage>/stage.yml).
+
+One recipe (images/Dockerfile) builds every stage; what differs per stage comes from its stage.yml:
+
+- the build arguments of `make image STAGE=...` (STAGE, GPU, DESCRIPTION): `build-args <stage>`;
+- images/Dockerfile.dockerignore: only the lock files and sources a stage image installs reach the build (buildah
+  does not re-include files through a wildcard folder such as `!tools/*/src`, so every stage is listed);
+- the services of compose/compose.yaml (between the generated-block markers): one per stage, GPU reservation iff
+  `gpu` is not `none`, build arguments as above; compose/compose.cpu.yaml drops the reservations again;
+- compose/hpc/stages.tsv: the Slurm resources per stage, read by compose/hpc/submit.sh with awk (a login node needs
+  neither the venv nor PyYAML).
+
+Usage (from the repository root, in the development venv):
+  python images/render.py write          rewrite every generated file
+  python images/render.py check          exit 1, one line per stale file (the test suite runs this too)
+  python images/render.py build-args S   the shell-quoted --build-arg list of stage S
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from chexbench_common.stages import StageDecl, load_stages
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = "images/Dockerfile"
+BEGIN = "  # --- generated from tools/*/stage.yml by `python images/render.py write`; do not edit by hand ---"
+END = "  # --- end of the generated services ---"
+TSV_COLUMNS = ("stage", "gpu", "shards", "cpus", "mem", "time")
+LOCAL_PACKAGES = ("shared_schema", "tools/common")
+
+
+def build_args(stage: StageDecl) -> dict[str, str]:
+    """The per-stage build arguments of images/Dockerfile."""
+    return {"STAGE": stage.name, "GPU": stage.gpu, "DESCRIPTION": stage.image_description}
+
+
+def dockerignore(stages: list[StageDecl]) -> str:
+    lines = [
+        "# Generated from tools/*/stage.yml by `python images/render.py write`; do not edit by hand.",
+        "# BuildKit and buildah read <Dockerfile>.dockerignore next to the Dockerfile: only the files a stage image",
+        "# installs reach the build (the Dockerfile COPYs those of --build-arg STAGE only).",
+        "*",
+    ]
+    for stage in stages:
+        lines += [f"!images/{stage.name}/requirements.lock", f"!images/{stage.name}/nodeps.lock"]
+    for package in (*LOCAL_PACKAGES, *(stage.package for stage in stages)):
+        lines += [f"!{package}/pyproject.toml", f"!{package}/src"]
+    lines += ["**/__pycache__", "**/*.egg-info", "**/*.pyc"]
+    return "\n".join(lines) + "\n"
+
+
+def _quote(value: str) -> str:
+    """A YAML double-quoted scalar that compose does not interpolate."""
+    return json.dumps(value.replace("$", "$$"))
+
+
+def compose_services(stages: list[StageDecl]) -> str:
+    """The generated block of compose/compose.yaml's services (markers included)."""
+    lines = [BEGIN]
+    for stage in stages:
+        s = stage.name
+        lines += [
+            f"  {s}:",
+            "    <<: *stage",
+            f'    image: "${{IMAGE_REPO:-chexbench}}/{s}:${{IMAGE_TAG:-0.1.0}}"',
+            "    build:",
+            "      context: ..",
+            f"      dockerfile: {DOCKERFILE}",
+            "      args:",
+            *(f"        {k}: {_quote(v)}" for k, v in build_args(stage).items()),
+            '        VERSION: "${IMAGE_TAG:-0.1.0}"',
+            f"    profiles: [{s}]",
+            f'    command: ["{stage.command}", "--help"]',
+        ]
+        if stage.uses_gpu:
+            lines.append("    deploy: *gpu")
+        lines.append("")
+    lines[-1] = END
+    return "\n".join(lines) + "\n"
+
+
+def compose_cpu(stages: list[StageDecl]) -> str:
+    lines = [
+        "# Generated from tools/*/stage.yml by `python images/render.py write`; do not edit by hand.",
+        "# Override for docker hosts without an NVIDIA GPU: drops the GPU reservations of the stages that declare a",
+        "# GPU (gpu: optional or required), so they run on CPU (slowly; fine for the tiny demo models). After the main",
+        "# file: docker compose -f compose/compose.yaml -f compose/compose.cpu.yaml --profile embed run --rm embed ...",
+        "services:",
+    ]
+    for stage in stages:
+        if stage.uses_gpu:
+            lines += [f"  {stage.name}:", "    deploy: !reset {}"]
+    return "\n".join(lines) + "\n"
+
+
+def slurm_table(stages: list[StageDecl]) -> str:
+    rows = ["# Generated from tools/*/stage.yml by `python images/render.py write`; read by compose/hpc/submit.sh."]
+    rows.append("\t".join(TSV_COLUMNS))
+    for stage in stages:
+        shards = "true" if stage.shards else "false"
+        rows.append("\t".join([stage.name, stage.gpu, shards, *(stage.slurm[k] for k in ("cpus", "mem", "time"))]))
+    return "\n".join(rows) + "\n"
+
+
+def _with_services(text: str, block: str) -> str:
+    if BEGIN not in text or END not in text:
+        raise SystemExit("images/render.py: compose/compose.yaml lacks the generated-services markers")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return head + block.rstrip("\n") + tail
+
+
+def rendered(root: Path = ROOT) -> dict[Path, str]:
+    """Every generated file (path -> wanted text)."""
+    stages = load_stages(root)
+    compose = root / "compose" / "compose.yaml"
+    return {
+        root / "images" / "Dockerfile.dockerignore": dockerignore(stages),
+        compose: _with_services(compose.read_text(), compose_services(stages)),
+        root / "compose" / "compose.cpu.yaml": compose_cpu(stages),
+        root / "compose" / "hpc" / "stages.tsv": slurm_table(stages),
+    }
+
+
+def stale(root: Path = ROOT) -> list[str]:
+    """One line per generated file that does not match the stage declarations."""
+    out = []
+    for path, text in rendered(root).items():
+        if not path.is_file() or path.read_text() != text:
+            out.append(f"{path.relative_to(root)} is stale: run `python images/render.py write`")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("write", help="rewrite every generated file")
+    sub.add_parser("check", help="exit 1 when a generated file is stale")
+    ba = sub.add_parser("build-args", help="the --build-arg list of one stage, shell-quoted")
+    ba.add_argument("stage")
+    args = ap.parse_args(argv)
+    if args.cmd == "write":
+        for path, text in rendered().items():
+            if not path.is_file() or path.read_text() != text:
+                path.write_text(text)
+                print(f"wrote {path.relative_to(ROOT)}")
+        return 0
+    if args.cmd == "check":
+        problems = stale()
+        for line in problems:
+            print(line, file=sys.stderr)
+        return 1 if problems else 0
+    stages = {s.name: s for s in load_stages(ROOT)}
+    if args.stage not in stages:
+        print(f"images/render.py: unknown stage {args.stage!r} (one of {', '.join(stages)})", file=sys.stderr)
+        return 2
+    print(" ".join(f"--build-arg {shlex.quote(f'{k}={v}')}" for k, v in build_args(stages[args.stage]).items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
