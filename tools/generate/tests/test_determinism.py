@@ -30,7 +30,7 @@ def runs(tiny, tmp_path_factory):
     run("seed7", "--batch-size", 4, "--seed", 7)
     for k in range(4):
         run("sharded", "--batch-size", 4, "--num-shards", 4, "--shard-index", k)
-    merged = CliRunner().invoke(main, ["merge", "--results", str(root), "--model-name", "sana", "--run-id", "sharded"])
+    merged = CliRunner().invoke(main, ["merge", "--results", str(root), "--model", "sana", "--run-id", "sharded"])
     assert merged.exit_code == 0, merged.output
     run("limit", "--batch-size", 4, "--limit", 3)
     return root, prompts

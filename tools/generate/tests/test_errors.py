@@ -119,5 +119,5 @@ def test_out_of_memory_suggests_a_smaller_batch_and_writes_no_table(tiny, prompt
     gen = tmp_path / "sana" / "r" / "generate"
     assert not (gen / "images.parquet").exists() and not (gen / "_SUCCESS").exists()
     assert not list(gen.glob("images/*.png"))
-    part = json.loads((gen / "parts" / "part-00000-of-00001.json").read_text())
+    part = json.loads((gen / "parts" / "shard-0-of-1" / "manifest.json").read_text())
     assert part["status"] == "failed" and "out of memory" in part["error"]

@@ -91,8 +91,8 @@ def test_unmatched_rows_are_reported_or_listed(prompts5, tmp_path, cli):
     refused = _import(cli, csv, prompts5, tmp_path / "R")
     assert refused.exit_code == 3
     lines = refused.output.strip().splitlines()
-    assert "row 3:" in lines[0] and "'no such prompt'" in lines[0]
-    assert "row 4:" in lines[1]  # case differs: not a whitespace variant
+    assert "row 2 (line 3):" in lines[0] and "'no such prompt'" in lines[0]
+    assert "row 3 (line 4):" in lines[1]  # case differs: not a whitespace variant
     assert "--allow-unmatched" in lines[2]
     assert not (tmp_path / "R").exists()
 

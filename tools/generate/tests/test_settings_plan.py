@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from chexbench_common.errors import BadInputError
-from chexbench_generate.plan import image_seed, plan_items, shard_from_env, shard_items
+from chexbench_common.sharding import Shard
+from chexbench_generate.plan import image_seed, plan_items, shard_items
 from chexbench_generate.registry import REGISTRY
 from chexbench_generate.settings import load_config, parse_assignments, resolve
 
@@ -61,25 +62,11 @@ def test_plan_and_shards_partition_the_work():
     assert len(items) == 21 and items[4].image_id == "p1-1" and items[4].seed == image_seed(42, "p1", 1)
     assert len(plan_items(prompts, 2, 42, limit=3)) == 6
     for n in (1, 2, 3, 8):
-        shards = [shard_items(items, n, k) for k in range(n)]
+        shards = [shard_items(items, Shard(n, k)) for k in range(n)]
         ids = [i.image_id for shard in shards for i in shard]
         assert sorted(ids) == sorted(i.image_id for i in items)  # disjoint and complete
         for shard in shards:  # every sample of a prompt stays in one shard
             assert all(sum(i.prompt_id == p for i in shard) in (0, 3) for p in prompts["prompt_id"])
-
-
-def test_shard_defaults_come_from_slurm(monkeypatch):
-    for var in ("SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN"):
-        monkeypatch.delenv(var, raising=False)
-    assert shard_from_env(None, None) == (1, 0)
-    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "4")
-    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "2")
-    assert shard_from_env(None, None) == (4, 2)
-    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "1")  # --array=1-4
-    assert shard_from_env(None, None) == (4, 1)
-    assert shard_from_env(2, 1) == (2, 1)
-    with pytest.raises(BadInputError, match="not in 0..1"):
-        shard_from_env(2, 2)
 
 
 def test_weights_fingerprint_tells_same_size_checkpoints_apart(tmp_path):

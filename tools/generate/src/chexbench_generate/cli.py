@@ -3,28 +3,22 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import click
 from chexbench_common.cli import stage_group
 from chexbench_common.device import DTYPES
 from chexbench_common.env import configure_caches
+from chexbench_common.options import folder_name, merge_options, shard_options, stage_run_options
 
 from . import __version__
+from .parts import VERIFY_MODES
 from .registry import EXTERNAL, REGISTRY, get_model
 from .tiny import FAMILIES
 
 main = stage_group("generate", __version__, "Generate synthetic chest X-rays from a prompts table, or import them.")
 
 _path = click.Path(path_type=Path)
-
-
-def _folder_name(ctx, param, value):
-    """Model names and run ids become folder names under Results/: no separators, no '..'."""
-    if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", value):
-        raise click.BadParameter(f"{value!r}: use letters, digits and . _ + - (it becomes a folder name)")
-    return value
 
 
 @main.command("models")
@@ -60,8 +54,33 @@ def models_cmd(as_json: bool) -> None:
         click.echo(f"{name:<13} {how}")
 
 
+def _verify_option(f):
+    return click.option(
+        "--verify",
+        type=click.Choice(VERIFY_MODES),
+        default="fast",
+        help="How finished images are checked before they are reused: fast (size and time, hash when the time "
+        "differs) or full (hash and decode every file).",
+    )(f)
+
+
+def _generator_and_model(generator: str | None, model: str | None, model_name: str | None) -> tuple[str, str]:
+    """(registry id, output folder); the 0.1 spelling `--model <registry id> --model-name <folder>` still works."""
+    if model_name is not None:
+        click.echo(
+            "chexbench-generate: deprecated: `--model <registry id> --model-name <folder>` is now "
+            "`--generator <registry id> --model <folder>`; the old spelling goes in the next release",
+            err=True,
+        )
+        return generator or model, model_name
+    return generator or model, model
+
+
 @main.command("run")
-@click.option("--model", required=True, help="Registry model (see `chexbench-generate models`).")
+@stage_run_options()
+@shard_options
+@click.option("--generator", help="Registry model to run (see `chexbench-generate models`) [default: --model].")
+@click.option("--model-name", callback=folder_name, hidden=True, help="Deprecated: the output folder, now --model.")
 @click.option("--model-path", type=_path, required=True, help="Local pipeline folder (the base model for LoRA ones).")
 @click.option("--lora", type=_path, help="LoRA safetensors file (or a folder holding it): SD-V3-5, lumina, flux.")
 @click.option(
@@ -72,23 +91,13 @@ def models_cmd(as_json: bool) -> None:
     help="radedit: unet/vae/text_encoder/tokenizer folder, if not under --model-path.",
 )
 @click.option("--prompts", type=_path, required=True, help="prompts table (.parquet or .csv).")
-@click.option("--results", type=_path, default=Path("Results"), help="Results root.")
-@click.option(
-    "--run-id",
-    default="default",
-    callback=_folder_name,
-    help="Run id: outputs go to RESULTS/<model-name>/<run-id>/generate/.",
-)
-@click.option(
-    "--model-name", callback=_folder_name, help="Name for the outputs and the `model` column [default: --model]."
-)
 @click.option("--config", "config_file", type=_path, help="YAML/JSON file of settings (overridden by flags).")
-@click.option("--batch-size", type=int, help="Images per pipeline call [default: 8].")
-@click.option("--num-images-per-prompt", type=int, help="Images per prompt [default: 1].")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Images per pipeline call [default: 8].")
+@click.option("--num-images-per-prompt", type=click.IntRange(min=1), help="Images per prompt [default: 1].")
 @click.option("--seed", type=int, help="Global seed; per-image seeds derive from it [default: 42].")
-@click.option("--height", type=int, help="Image height [default: the model's].")
-@click.option("--width", type=int, help="Image width [default: the model's].")
-@click.option("--steps", type=int, help="Denoising steps [default: the model's].")
+@click.option("--height", type=click.IntRange(min=8), help="Image height [default: the model's].")
+@click.option("--width", type=click.IntRange(min=8), help="Image width [default: the model's].")
+@click.option("--steps", type=click.IntRange(min=1), help="Denoising steps [default: the model's].")
 @click.option("--guidance", type=float, help="Guidance scale [default: the model's].")
 @click.option("--dtype", type=click.Choice(DTYPES), help="Compute dtype [default: the model's].")
 @click.option(
@@ -98,37 +107,37 @@ def models_cmd(as_json: bool) -> None:
     metavar="KEY=VALUE",
     help="Extra pipeline argument, e.g. --set max_sequence_length=300 (value parsed as YAML).",
 )
-@click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
-@click.option("--limit", type=int, help="Only the first N prompts (quick runs).")
-@click.option("--num-shards", type=int, help="Number of shards [default: $SLURM_ARRAY_TASK_COUNT or 1].")
-@click.option("--shard-index", type=int, help="This shard, 0-based [default: $SLURM_ARRAY_TASK_ID or 0].")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N prompts (quick runs).")
+@_verify_option
 def run_cmd(
+    results,
     model,
+    run_id,
+    device,
+    force,
+    shard,
+    generator,
+    model_name,
     model_path,
     lora,
     components,
     prompts,
-    results,
-    run_id,
-    model_name,
     config_file,
     assignments,
-    device,
     limit,
-    num_shards,
-    shard_index,
+    verify,
     **overrides,
 ) -> None:
-    """Generate images for a prompts table (one shard of it), resuming where a previous run stopped."""
+    """Generate images for a prompts table (one shard of it), resuming where a previous run stopped and
+    regenerating any finished image that is missing or damaged."""
     from .loading import locate
-    from .plan import shard_from_env
     from .settings import load_config, parse_assignments, resolve
 
-    spec = get_model(model)
+    generator, model = _generator_and_model(generator, model, model_name)
+    spec = get_model(generator)
     config = load_config(config_file) if config_file else {}
     settings = resolve(spec, config, {**overrides, "call_kwargs": parse_assignments(assignments)})
     files = locate(spec, model_path, lora, parse_assignments(components, "--component", typed=False))
-    num_shards, shard_index = shard_from_env(num_shards, shard_index)
     configure_caches()
     from .merge import merge
     from .runner import Job, run_shard
@@ -136,51 +145,47 @@ def run_cmd(
     job = Job(
         files=files,
         settings=settings,
-        model_name=model_name or spec.name,
+        model_name=model,
         prompts=prompts,
         results=results,
         run_id=run_id,
         device=device,
         limit=limit,
-        num_shards=num_shards,
-        shard_index=shard_index,
+        shard=shard,
+        verify=verify,
+        force=force,
     )
-    if job.is_complete():
-        click.echo(f"already complete: {job.stage.dir}")
-        return
-    part = run_shard(job)
+    part, did_work = run_shard(job)
     counts = part["counts"]
-    click.echo(
-        f"shard {shard_index} of {num_shards}: {counts['generated']} generated, {counts['reused']} already there"
-    )
-    if num_shards == 1:
-        merge(job.stage, 1)
-        click.echo(f"wrote {job.stage.dir / 'images.parquet'}")
-    else:
+    generated = counts["generated"] if did_work else 0
+    reused = counts["reused"] if did_work else counts["items"]
+    if shard.sharded:
+        click.echo(f"shard {shard.index} of {shard.count}: {generated} generated, {reused} already there")
         click.echo(
-            f"when all {num_shards} shards are done: chexbench-generate merge --results {results} "
-            f"--model-name {job.model_name} --run-id {run_id}"
+            f"when all {shard.count} shards are done: chexbench-generate merge --results {results} "
+            f"--model {model} --run-id {run_id}"
         )
+        return
+    stage, merged = merge(results, model, run_id, 1, verify, force)
+    if merged or did_work:
+        click.echo(f"{generated} generated, {reused} already there")
+        click.echo(f"wrote {stage.dir / 'images.parquet'}")
+    else:
+        click.echo(f"already complete: {stage.dir}")
 
 
 @main.command("merge")
-@click.option("--results", type=_path, default=Path("Results"), help="Results root.")
-@click.option(
-    "--model-name", "--model", "model_name", required=True, callback=_folder_name, help="The run's model name."
-)
-@click.option("--run-id", default="default", callback=_folder_name, help="Run id.")
-@click.option("--num-shards", type=int, help="Shard count to merge (needed only if parts of several exist).")
-def merge_cmd(results, model_name, run_id, num_shards) -> None:
-    """Check that every shard part is complete and write the run's single images table."""
-    from chexbench_common.rundir import StageRun
-
+@merge_options
+@_verify_option
+def merge_cmd(results, model, run_id, num_shards, force, verify) -> None:
+    """Check that every shard part is complete and its images intact, then write the run's single images table."""
     from .merge import merge
 
-    stage = StageRun(results, model_name, run_id, "generate", tool_version=__version__)
-    manifest = merge(stage, num_shards)
+    stage, did_work = merge(results, model, run_id, num_shards, verify, force)
+    manifest = stage.read_manifest()
     click.echo(
         f"merged {manifest['counts']['num_shards']} part(s), {manifest['counts']['images']} images: "
-        f"{stage.dir / 'images.parquet'}"
+        f"{stage.dir / 'images.parquet'}" + ("" if did_work else " (up to date)")
     )
 
 
@@ -188,14 +193,19 @@ def merge_cmd(results, model_name, run_id, num_shards) -> None:
 @click.option("--csv", "csv_file", type=_path, required=True, help="CSV listing the images and their prompts.")
 @click.option("--prompts", type=_path, required=True, help="prompts table the images were generated from.")
 @click.option(
-    "--model-name", required=True, callback=_folder_name, help="Name of the model that made the images (e.g. LLM-CXR)."
+    "--model",
+    "--model-name",
+    "model_name",
+    required=True,
+    callback=folder_name,
+    help="Name of the model that made the images (e.g. LLM-CXR): the output folder.",
 )
 @click.option("--images-dir", type=_path, help="Folder the CSV's file names are relative to [default: the CSV's].")
 @click.option("--prompt-col", help="Column with the prompt text or prompt_id [default: detected].")
 @click.option("--file-col", help="Column with the image file name [default: detected].")
 @click.option("--allow-unmatched", is_flag=True, help="Import matched rows; list the others in unmatched.csv.")
 @click.option("--results", type=_path, default=Path("Results"), help="Results root.")
-@click.option("--run-id", default="default", callback=_folder_name, help="Run id.")
+@click.option("--run-id", default="default", callback=folder_name, help="Run id.")
 def import_cmd(
     csv_file, prompts, model_name, images_dir, prompt_col, file_col, allow_unmatched, results, run_id
 ) -> None:

@@ -22,6 +22,7 @@ from chexbench_common.atomic import atomic_path
 from chexbench_common.errors import MAX_REPORTED_PROBLEMS, BadInputError, ImageDecodeError
 from chexbench_common.hashing import sha256_file
 from chexbench_common.imageio import load_grey
+from chexbench_common.lifecycle import Lifecycle
 from chexbench_common.paths import resolve_under
 from chexbench_common.rundir import StageRun
 from chexbench_schema import read_table, write_table
@@ -61,6 +62,11 @@ class ImportJob:
     allow_unmatched: bool = False
 
 
+def _row(i: int) -> str:
+    """A CSV data row as every chexbench message names it: the 1-based data row, then the file line."""
+    return f"row {i + 1} (line {i + 2})"
+
+
 def normalise(text: str) -> str:
     return " ".join(text.split())
 
@@ -82,7 +88,7 @@ def match_rows(rows: pd.DataFrame, prompts: pd.DataFrame, prompt_col: str) -> tu
         known = set(prompts["prompt_id"])
         ids = [pid if pid in known else None for pid in rows[prompt_col]]
         return ids, [
-            f"row {i + 2}: prompt_id {pid!r} is not in the prompts table"
+            f"{_row(i)}: prompt_id {pid!r} is not in the prompts table"
             for i, (pid, got) in enumerate(zip(rows[prompt_col], ids, strict=True))
             if got is None
         ]
@@ -100,7 +106,7 @@ def match_rows(rows: pd.DataFrame, prompts: pd.DataFrame, prompt_col: str) -> tu
                 if candidates
                 else "matches no prompt of the prompts table (exact or whitespace-normalised)"
             )
-            reasons.append(f"row {i + 2}: {why}: {text[:80]!r}")
+            reasons.append(f"{_row(i)}: {why}: {text[:80]!r}")
     return ids, reasons
 
 
@@ -110,12 +116,12 @@ def _sample_indexes(kept: pd.DataFrame, csv: Path) -> pd.Series:
         return kept.groupby("prompt_id", sort=False).cumcount()
     index = pd.to_numeric(kept["sample_index"], errors="coerce")
     problems = [
-        f"row {i + 2}: sample_index {v!r} is not a non-negative integer"
+        f"{_row(i)}: sample_index {v!r} is not a non-negative integer"
         for i, v, n in zip(kept.index, kept["sample_index"], index, strict=True)
         if not n >= 0 or n % 1
     ]
     dup = pd.DataFrame({"p": kept["prompt_id"], "k": index}).duplicated()
-    problems += [f"row {i + 2}: a second image for the same prompt and sample_index" for i in kept.index[dup]]
+    problems += [f"{_row(i)}: a second image for the same prompt and sample_index" for i in kept.index[dup]]
     if problems:
         raise ImportProblems(str(csv), problems)
     return index.astype(int)
@@ -132,8 +138,13 @@ def _decode(path: Path) -> tuple[int, int] | str:
 def import_images(job: ImportJob) -> dict:
     """Import the CSV's images into Results/<model>/<run_id>/generate/; returns the stage manifest."""
     stage = StageRun(job.results, job.model_name, job.run_id, "generate", tool_version=__version__)
+    with Lifecycle(stage) as life:
+        return _import(job, stage, life)
+
+
+def _import(job: ImportJob, stage: StageRun, life: Lifecycle) -> dict:
     gen = GenerateDir(stage.dir)
-    if gen.parts.exists():
+    if gen.part_dirs():
         raise BadInputError(f"{gen.root} holds generated images; import into another --run-id")
     prompts = read_table(job.prompts, "prompts")
     if not job.csv.is_file():
@@ -154,7 +165,7 @@ def import_images(job: ImportJob) -> dict:
         "allow_unmatched": job.allow_unmatched,
     }
     inputs = {"prompts": job.prompts, "csv": job.csv}
-    if stage.is_complete(params, inputs):
+    if life.up_to_date(params, inputs):
         return stage.read_manifest()
 
     ids, unmatched = match_rows(rows, prompts, prompt_col)
@@ -166,7 +177,7 @@ def import_images(job: ImportJob) -> dict:
         raise BadInputError(f"{job.csv}: no row matches the prompts table")
     kept["sample_index"] = _sample_indexes(kept, job.csv)
     sources = [
-        resolve_under(images_dir, name, where=f"{job.csv} row {i + 2}")
+        resolve_under(images_dir, name, where=f"{job.csv} {_row(i)}")
         for i, name in zip(kept.index, kept[file_col], strict=True)
     ]
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -175,7 +186,7 @@ def import_images(job: ImportJob) -> dict:
     if bad:
         raise ImportProblems(str(job.csv), bad)
 
-    stage.start(params, inputs)
+    life.start(params, inputs, clear=[gen.table, gen.root / "unmatched.csv"])
     kept["image_id"] = kept["prompt_id"] + "-" + kept["sample_index"].astype(str)
     kept["path"] = [f"{iid}{src.suffix.lower()}" for iid, src in zip(kept["image_id"], sources, strict=True)]
     digests = [_copy(src, gen.images / rel) for src, rel in zip(sources, kept["path"], strict=True)]
@@ -209,7 +220,7 @@ def import_images(job: ImportJob) -> dict:
         with atomic_path(report) as tmp:
             rows[matched.isna()].to_csv(tmp, index=False)
         outputs["unmatched"] = report
-    stage.update(
+    life.update(
         counts={
             "rows": len(rows),
             "imported": len(table),
@@ -217,7 +228,7 @@ def import_images(job: ImportJob) -> dict:
             "prompts": int(table["prompt_id"].nunique()),
         }
     )
-    stage.finish(outputs)
+    life.finish(outputs)
     return stage.manifest
 
 

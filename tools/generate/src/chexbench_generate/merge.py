@@ -1,101 +1,99 @@
-"""Merge the shard parts of a generate run into one images table, after checking that every part is there."""
+"""Merge the shard parts of a generate run into one images table, after checking every part and every image."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import pandas as pd
-from chexbench_common.errors import BadInputError, MissingResourceError
+from chexbench_common.errors import IncompleteShardsError, MissingResourceError
 from chexbench_common.hashing import sha256_file
+from chexbench_common.lifecycle import Lifecycle
 from chexbench_common.rundir import StageRun
+from chexbench_common.sharding import finished_parts, merged_params
 from chexbench_schema import read_table, write_table
 
-from .parts import IMAGES_DIR, GenerateDir
+from . import __version__
+from .parts import IMAGES_DIR, LEDGER, TABLE, GenerateDir, read_records, verify
 from .runner import PRODUCER
 from .truncation import combine_reports
 
 log = logging.getLogger(__name__)
+RUN_SHARD = "chexbench-generate run <same options>"
 
 
-def merge(stage: StageRun, num_shards: int | None = None) -> dict:
-    """Check parts 0..N-1 (complete, same settings, disjoint), write images.parquet, the manifest and _SUCCESS."""
-    gen = GenerateDir(stage.dir)
-    manifests = gen.part_manifests()
-    if not manifests:
-        raise BadInputError(f"{gen.parts} holds no shard parts; run `chexbench-generate run` first")
-    num_shards = num_shards or _single_shard_count(manifests, gen)
-    by_index = {m["shard_index"]: m for m in manifests if m["num_shards"] == num_shards}
-    unfinished = [
-        k
-        for k in range(num_shards)
-        if by_index.get(k, {}).get("status") != "complete" or not gen.part(k, num_shards).table.exists()
-    ]
-    if unfinished:
-        shown = ", ".join(map(str, unfinished))
-        raise BadInputError(
-            f"shard(s) {shown} of {num_shards} have not finished (no complete part in {gen.parts}); "
-            f"run them with --num-shards {num_shards} --shard-index K, then merge again"
+def merge(
+    results: Path, model: str, run_id: str, num_shards: int | None = None, verify_mode: str = "fast", force=False
+) -> tuple[StageRun, bool]:
+    """Check parts 0..N-1 (finished, same settings, images intact), then write images.parquet; (stage, did work)."""
+    stage = StageRun(results, model, run_id, "generate", tool_version=__version__)
+    with Lifecycle(stage, force=force) as life:
+        gen = GenerateDir(stage.dir)
+        parts = finished_parts(stage.dir, RUN_SHARD, num_shards)
+        first = parts[0]
+        prompts = Path(first["prompts"])
+        if not prompts.is_file() or sha256_file(prompts) != first["work"]["prompts_sha256"]:
+            raise MissingResourceError(f"{prompts}: the prompts table the shards used is gone or has changed")
+        tables = [read_table(p["dir"] / TABLE, "images") for p in parts]
+        _check_images(gen, parts, tables, verify_mode)
+        table = pd.concat(tables, ignore_index=True)
+        inputs = {"prompts": prompts, **{p["dir"].name: p["dir"] / TABLE for p in parts}}
+        params = merged_params(parts)
+        if life.up_to_date(params, inputs) and gen.table.exists():
+            return stage, False
+        life.start(params, inputs, weights=first["weights"], clear=[gen.table])
+        write_table(
+            table,
+            gen.table,
+            "images",
+            producer=PRODUCER,
+            run_id=stage.run_id,
+            extra={
+                "images_root": IMAGES_DIR,
+                "generator": first["params"]["model"],
+                "fingerprint": first["fingerprint"],
+                "num_shards": len(parts),
+            },
         )
-    parts = [by_index[k] for k in range(num_shards)]
-    for key in ("fingerprint", "work", "params"):
-        if len({json.dumps(p[key], sort_keys=True) for p in parts}) > 1:
-            raise BadInputError(
-                f"the {num_shards} parts in {gen.parts} were made with different {key}; "
-                "re-run the shards with identical options"
+        stray = sorted({p.name for p in gen.images.glob("*.png")} - set(table["path"]))
+        if stray:
+            log.warning(
+                "%d PNG file(s) in %s are not part of this run (an earlier, larger run?)", len(stray), gen.images
             )
-    first = parts[0]
-    prompts = Path(first["prompts"])
-    if not prompts.is_file() or sha256_file(prompts) != first["work"]["prompts_sha256"]:
-        raise MissingResourceError(f"{prompts}: the prompts table the shards used is gone or has changed")
-    table = pd.concat(
-        [read_table(gen.part(k, num_shards).table, "images") for k in range(num_shards)], ignore_index=True
-    )
-    if len(table) != first["work"]["items"]:
-        raise BadInputError(f"the parts hold {len(table)} images, the run needs {first['work']['items']}")
-    missing = [p for p in table["path"] if not (gen.images / p).is_file()]
-    if missing:
-        raise MissingResourceError(
-            f"{len(missing)} image file(s) of the parts are gone from {gen.images}, e.g. "
-            f"{missing[0]}; re-run the shards to regenerate them"
+        life.update(
+            truncation=combine_reports([p["truncation"] for p in parts]),
+            counts={
+                "images": len(table),
+                "prompts": int(table["prompt_id"].nunique()),
+                "num_shards": len(parts),
+                "generated": sum(p["counts"]["generated"] for p in parts),
+                "reused": sum(p["counts"]["reused"] for p in parts),
+                "stray_files": len(stray),
+            },
+            execution=[{"shard_index": p["params"]["part"]["shard_index"], **p["execution"]} for p in parts],
         )
-    inputs = {"prompts": prompts}
-    stage.start(first["params"], inputs, weights=first["weights"])
-    write_table(
-        table,
-        gen.table,
-        "images",
-        producer=PRODUCER,
-        run_id=stage.run_id,
-        extra={
-            "images_root": IMAGES_DIR,
-            "generator": first["params"]["model"],
-            "fingerprint": first["fingerprint"],
-            "num_shards": num_shards,
-        },
-    )
-    stray = sorted({p.name for p in gen.images.glob("*.png")} - set(table["path"]))
-    if stray:
-        log.warning("%d PNG file(s) in %s are not part of this run (an earlier, larger run?)", len(stray), gen.images)
-    stage.update(
-        truncation=combine_reports([p["truncation"] for p in parts]),
-        counts={
-            "images": len(table),
-            "prompts": int(table["prompt_id"].nunique()),
-            "num_shards": num_shards,
-            "generated": sum(p["counts"]["generated"] for p in parts),
-            "reused": sum(p["counts"]["reused"] for p in parts),
-            "stray_files": len(stray),
-        },
-        execution=[{"shard_index": p["shard_index"], **p["execution"]} for p in parts],
-    )
-    stage.finish({"images": gen.table, "images_dir": gen.images})
-    return stage.manifest
+        life.finish({"images": gen.table, "images_dir": gen.images})
+    return stage, True
 
 
-def _single_shard_count(manifests: list[dict], gen: GenerateDir) -> int:
-    counts = sorted({m["num_shards"] for m in manifests})
-    if len(counts) > 1:
-        raise BadInputError(f"{gen.parts} holds parts for {', '.join(map(str, counts))} shards; pass --num-shards")
-    return counts[0]
+def _check_images(gen: GenerateDir, parts: list[dict], tables: list[pd.DataFrame], mode: str) -> None:
+    """Every image of every part is intact; else name the shards to re-run (they regenerate exactly those)."""
+    damaged: dict[int, list[str]] = {}
+    for part, table in zip(parts, tables, strict=True):
+        ledger = read_records([part["dir"] / LEDGER], part["fingerprint"])
+        records = [  # the table's sha256 is authoritative; the ledger adds size and time for the fast check
+            {**ledger.get(i, {}), "image_id": i, "path": p, "sha256": h}
+            for i, p, h in zip(table["image_id"], table["path"], table["sha256"], strict=True)
+        ]
+        intact = {r["image_id"] for r in verify(gen.images, records, mode)}
+        bad = [r["path"] for r in records if r["image_id"] not in intact]
+        if bad:
+            damaged[part["params"]["part"]["shard_index"]] = bad
+    if damaged:
+        count = sum(map(len, damaged.values()))
+        shards = ", ".join(map(str, sorted(damaged)))
+        example = next(iter(damaged.values()))[0]
+        raise IncompleteShardsError(
+            f"{count} image(s) in {gen.images} are missing or damaged (e.g. {example}); re-run shard(s) {shards} "
+            f"with `{RUN_SHARD}` (they regenerate exactly those images), then merge again"
+        )

@@ -1,8 +1,10 @@
-"""The generate folder: images/, per-shard parts (manifest, append-only ledger, final table) and their checks.
+"""The generate folder: images/ shared by all shards, and one stage folder per shard (the common parts layout,
+generate/parts/shard-K-of-N/) holding its manifest, its append-only ledger and its images table.
 
 A shard appends one JSON line per finished image to its ledger (after the PNG is in place, then fsync), so a kill
-loses at most the batch in flight. On resume a ledger record counts only if its file still has the recorded
-sha256 and decodes.
+loses at most the batch in flight. A ledger record counts only while its file is intact: `fast` verification checks
+that the file exists with the recorded size and modification time and hashes it only when the time differs; `full`
+hashes and decodes every file.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from chexbench_common.atomic import write_json_atomic
 from chexbench_common.errors import ImageDecodeError
 from chexbench_common.hashing import sha256_file
 from chexbench_common.imageio import load_grey
+from chexbench_common.sharding import PARTS, Shard, shard_counts
 
 IMAGES_DIR = "images"
 TABLE = "images.parquet"
+LEDGER = "ledger.jsonl"
+VERIFY_MODES = ("fast", "full")
 
 
 class GenerateDir:
@@ -28,31 +32,24 @@ class GenerateDir:
         self.root = Path(root)
         self.images = self.root / IMAGES_DIR
         self.table = self.root / TABLE
-        self.parts = self.root / "parts"
 
-    def part(self, shard_index: int, num_shards: int) -> Part:
-        return Part(self.parts / f"part-{shard_index:05d}-of-{num_shards:05d}")
+    def part(self, shard: Shard) -> Path:
+        return self.root / PARTS / shard.name
+
+    def part_dirs(self) -> list[Path]:
+        return [folder for shards in shard_counts(self.root).values() for folder in shards.values()]
 
     def part_manifests(self) -> list[dict]:
-        return [json.loads(p.read_text()) for p in sorted(self.parts.glob("part-*.json"))]
+        found = []
+        for folder in self.part_dirs():
+            try:
+                found.append(json.loads((folder / "manifest.json").read_text()))
+            except (OSError, ValueError):
+                continue
+        return found
 
     def ledgers(self) -> list[Path]:
-        return sorted(self.parts.glob("part-*.jsonl"))
-
-
-class Part:
-    """One shard's files: <stem>.json (manifest), <stem>.jsonl (ledger), <stem>.parquet (its images table)."""
-
-    def __init__(self, stem: Path):
-        self.manifest = stem.with_suffix(".json")
-        self.ledger = stem.with_suffix(".jsonl")
-        self.table = stem.with_suffix(".parquet")
-
-    def read_manifest(self) -> dict:
-        return json.loads(self.manifest.read_text()) if self.manifest.exists() else {}
-
-    def write_manifest(self, manifest: dict) -> None:
-        write_json_atomic(self.manifest, manifest)
+        return [folder / LEDGER for folder in self.part_dirs() if (folder / LEDGER).exists()]
 
 
 def append_records(ledger: Path, records: list[dict]) -> None:
@@ -78,21 +75,33 @@ def read_records(ledgers: list[Path], fingerprint: str) -> dict[str, dict]:
     return found
 
 
-def _intact(images: Path, record: dict) -> bool:
+def file_facts(path: Path) -> dict:
+    """What a ledger record keeps of a written file: its sha256, size and modification time."""
+    st = path.stat()
+    return {"sha256": sha256_file(path), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _intact(images: Path, record: dict, mode: str) -> bool:
     path = images / record["path"]
     try:
-        if not path.is_file() or sha256_file(path) != record["sha256"]:
+        st = path.stat()
+        if "bytes" in record and st.st_size != record["bytes"]:
             return False
-        load_grey(path)
+        if mode == "fast" and record.get("mtime_ns") == st.st_mtime_ns:
+            return True
+        if sha256_file(path) != record["sha256"]:
+            return False
+        if mode == "full":
+            load_grey(path)
     except (OSError, ImageDecodeError):
         return False
     return True
 
 
-def verify(images: Path, records: list[dict], workers: int = 4) -> list[dict]:
-    """The records whose file exists, has the recorded sha256 and decodes."""
+def verify(images: Path, records: list[dict], mode: str = "fast", workers: int = 4) -> list[dict]:
+    """The records whose file is intact (see the module docstring for `fast` and `full`)."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        ok = list(pool.map(lambda r: _intact(images, r), records))
+        ok = list(pool.map(lambda r: _intact(images, r, mode), records))
     return [r for r, good in zip(records, ok, strict=True) if good]
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 
 import pandas as pd
 from chexbench_common.errors import BadInputError
+from chexbench_common.sharding import Shard
 
 SEED_SCHEME = "sha256('chexbench-generate/v1:<seed>:<prompt_id>:<sample_index>')[:8] >> 1"
 
@@ -47,21 +47,8 @@ def plan_items(
     ]
 
 
-def shard_from_env(num_shards: int | None, shard_index: int | None) -> tuple[int, int]:
-    """Explicit values, else SLURM_ARRAY_TASK_COUNT / SLURM_ARRAY_TASK_ID, else a single shard."""
-    env = os.environ
-    if num_shards is None:
-        num_shards = int(env["SLURM_ARRAY_TASK_COUNT"]) if env.get("SLURM_ARRAY_TASK_COUNT") else 1
-    if shard_index is None:
-        shard_index = int(env["SLURM_ARRAY_TASK_ID"]) if env.get("SLURM_ARRAY_TASK_ID") and num_shards > 1 else 0
-        if env.get("SLURM_ARRAY_TASK_MIN") and num_shards > 1:  # arrays may start at 1 (--array=1-4)
-            shard_index -= int(env["SLURM_ARRAY_TASK_MIN"])
-    if num_shards < 1 or not 0 <= shard_index < num_shards:
-        raise BadInputError(f"shard index {shard_index} is not in 0..{num_shards - 1} (--num-shards {num_shards})")
-    return num_shards, shard_index
-
-
-def shard_items(items: list[Item], num_shards: int, shard_index: int) -> list[Item]:
-    """The items of one shard: every prompt goes to shard (prompt position mod num_shards), all its samples with it."""
-    order = {pid: i for i, pid in enumerate(dict.fromkeys(item.prompt_id for item in items))}
-    return [item for item in items if order[item.prompt_id] % num_shards == shard_index]
+def shard_items(items: list[Item], shard: Shard) -> list[Item]:
+    """The items of one shard: its contiguous run of prompts (the common assignment rule), all their samples."""
+    prompts = list(dict.fromkeys(item.prompt_id for item in items))
+    mine = set(prompts[shard.slice(len(prompts))])
+    return [item for item in items if item.prompt_id in mine]

@@ -12,15 +12,26 @@ from pathlib import Path
 
 import pandas as pd
 from chexbench_common.errors import BadInputError, OutOfMemoryError
-from chexbench_common.hashing import sha256_file
+from chexbench_common.faults import fault_point
 from chexbench_common.imageio import save_png
+from chexbench_common.lifecycle import Lifecycle
 from chexbench_common.progress import Progress
 from chexbench_common.rundir import StageRun
+from chexbench_common.sharding import PARTS, Shard
 from chexbench_schema import read_table, write_table
 
 from . import __version__
 from .loading import ModelFiles, check_call_kwargs, load_pipeline
-from .parts import GenerateDir, Part, append_records, read_records, remove_stale_temporaries, verify
+from .parts import (
+    LEDGER,
+    TABLE,
+    GenerateDir,
+    append_records,
+    file_facts,
+    read_records,
+    remove_stale_temporaries,
+    verify,
+)
 from .plan import SEED_SCHEME, Item, plan_items, shard_items
 from .settings import Settings, fingerprint
 from .truncation import count_truncated
@@ -39,12 +50,20 @@ class Job:
     run_id: str
     device: str = "auto"
     limit: int | None = None
-    num_shards: int = 1
-    shard_index: int = 0
+    shard: Shard = Shard()
+    verify: str = "fast"
+    force: bool = False
 
     @property
     def stage(self) -> StageRun:
         return StageRun(self.results, self.model_name, self.run_id, "generate", tool_version=__version__)
+
+    @property
+    def part_stage(self) -> StageRun:
+        """This shard's own stage folder, generate/parts/shard-K-of-N/ (also for a single shard)."""
+        return StageRun(
+            self.results, self.model_name, self.run_id, f"generate/{PARTS}/{self.shard.name}", tool_version=__version__
+        )
 
     @cached_property
     def weights(self) -> dict:
@@ -71,97 +90,73 @@ class Job:
         """Identifies interchangeable images: same model, weights and pixel settings."""
         return fingerprint({k: self.params[k] for k in ("model", "settings", "weights")})
 
-    def is_complete(self) -> bool:
-        return self.stage.is_complete(self.params, {"prompts": self.prompts})
 
+def run_shard(job: Job) -> tuple[dict, bool]:
+    """Generate the job's shard (or verify that it is complete); returns (its part manifest, whether it did work).
 
-def run_shard(job: Job) -> dict:
-    """Generate the job's shard and return its part manifest. No output is written before the pipeline has loaded."""
+    The pipeline is loaded only when some image of the shard is missing or damaged; those are regenerated, the
+    intact ones reused."""
     spec, s = job.files.spec, job.settings
     check_call_kwargs(spec, s.call_kwargs)
-    items = plan_items(read_table(job.prompts, "prompts"), s.num_images_per_prompt, s.seed, job.limit)
-    if not items:
-        raise BadInputError(f"{job.prompts}: the prompts table has no rows")
-    gen = GenerateDir(job.stage.dir)
-    _check_compatible(job, gen)
-    mine = shard_items(items, job.num_shards, job.shard_index)
-    part = gen.part(job.shard_index, job.num_shards)
-    work = {
-        "prompts_sha256": sha256_file(job.prompts),
-        "limit": job.limit,
-        "num_images_per_prompt": s.num_images_per_prompt,
-        "items": len(items),
-    }
-    previous = part.read_manifest()
-    if (
-        previous.get("status") == "complete"
-        and previous.get("fingerprint") == job.fingerprint
-        and previous.get("work") == work
-        and part.table.exists()
-    ):
-        return previous
-    done = _verified_records(job, gen, mine)
-    todo = [item for item in mine if item.image_id not in done]
+    part_stage = job.part_stage
+    with Lifecycle(part_stage, force=job.force) as life:
+        items = plan_items(read_table(job.prompts, "prompts"), s.num_images_per_prompt, s.seed, job.limit)
+        if not items:
+            raise BadInputError(f"{job.prompts}: the prompts table has no rows")
+        gen = GenerateDir(job.stage.dir)
+        _check_compatible(job, gen)
+        mine = shard_items(items, job.shard)
+        params, inputs = {**job.params, **job.shard.describe()}, {"prompts": job.prompts}
+        done = _verified_records(job, gen, mine)
+        todo = [item for item in mine if item.image_id not in done]
+        if not todo and life.up_to_date(params, inputs) and (part_stage.dir / TABLE).exists():
+            return part_stage.read_manifest(), False
 
-    from chexbench_common.device import select_device
+        from chexbench_common.device import select_device
 
-    device = select_device(job.device)
-    pipe = load_pipeline(job.files, s.dtype, device)
-    truncation = count_truncated(spec.budgets(pipe, s.call_kwargs), {i.prompt_id: i.prompt for i in mine})
-    _warn_truncation(truncation)
-    manifest = {
-        "shard_index": job.shard_index,
-        "num_shards": job.num_shards,
-        "fingerprint": job.fingerprint,
-        "model_name": job.model_name,
-        "prompts": str(job.prompts.resolve()),
-        "params": job.params,
-        "weights": job.weights,
-        "work": work,
-        "status": "running",
-        "truncation": truncation,
-        "execution": {
-            "batch_size": s.batch_size,
-            "device": str(device),
-            "host": socket.gethostname(),
-            "started": _now(),
-        },
-        "counts": {"items": len(mine), "reused": len(done), "generated": 0},
-    }
-    part.write_manifest(manifest)
-    started = time.monotonic()
-    try:
-        for record in _generate(pipe, todo, job, gen, part):
+        device = select_device(job.device)
+        pipe = load_pipeline(job.files, s.dtype, device)
+        truncation = count_truncated(spec.budgets(pipe, s.call_kwargs), {i.prompt_id: i.prompt for i in mine})
+        _warn_truncation(truncation)
+        life.start(params, inputs, weights=job.weights, clear=[TABLE])
+        counts = {"items": len(mine), "reused": len(done), "generated": 0}
+        execution = {"batch_size": s.batch_size, "device": str(device), "host": socket.gethostname(), "started": _now()}
+        life.update(
+            fingerprint=job.fingerprint,
+            prompts=str(job.prompts.resolve()),
+            work={"prompts_sha256": part_stage.manifest["inputs"]["prompts"]["sha256"], "items": len(items)},
+            truncation=truncation,
+            counts=counts,
+            execution=execution,
+        )
+        started = time.monotonic()
+        for record in _generate(pipe, todo, job, gen, part_stage.dir / LEDGER):
             done[record["image_id"]] = record
-            manifest["counts"]["generated"] += 1
-    except Exception as exc:
-        manifest.update(status="failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        part.write_manifest(manifest)
-        raise
-    seconds = time.monotonic() - started
-    write_table(
-        _part_frame(mine, done, job),
-        part.table,
-        "images",
-        producer=PRODUCER,
-        run_id=job.run_id,
-        extra={"images_root": "../images", "fingerprint": job.fingerprint},
-    )
-    manifest["execution"].update(
-        ended=_now(),
-        seconds=round(seconds, 3),
-        images_per_second=round(len(todo) / seconds, 4) if todo and seconds > 0 else None,
-    )
-    manifest["status"] = "complete"
-    part.write_manifest(manifest)
-    return manifest
+            counts["generated"] += 1
+        seconds = time.monotonic() - started
+        write_table(
+            _part_frame(mine, done, job),
+            part_stage.dir / TABLE,
+            "images",
+            producer=PRODUCER,
+            run_id=job.run_id,
+            extra={"images_root": "../../images", "fingerprint": job.fingerprint},
+        )
+        execution.update(
+            ended=_now(),
+            seconds=round(seconds, 3),
+            images_per_second=round(len(todo) / seconds, 4) if todo and seconds > 0 else None,
+        )
+        life.update(counts=counts, execution=execution)
+        life.finish({"images": part_stage.dir / TABLE})
+        return part_stage.manifest, True
 
 
 def _verified_records(job: Job, gen: GenerateDir, mine: list[Item]) -> dict[str, dict]:
     """Ledger records (any shard's, same fingerprint) of this shard's images whose files are intact."""
     remove_stale_temporaries(gen.images, {item.path for item in mine})
     records = read_records(gen.ledgers(), job.fingerprint)
-    intact = verify(gen.images, [records[i.image_id] for i in mine if i.image_id in records])
+    intact = verify(gen.images, [records[i.image_id] for i in mine if i.image_id in records], job.verify)
     return {r["image_id"]: r for r in intact}
 
 
@@ -186,11 +181,11 @@ def _check_compatible(job: Job, gen: GenerateDir) -> None:
             )
 
 
-def _generate(pipe, todo: list[Item], job: Job, gen: GenerateDir, part: Part):
+def _generate(pipe, todo: list[Item], job: Job, gen: GenerateDir, ledger: Path):
     """Yield one ledger record per finished image; the record is on disk (fsync) before it is yielded."""
     s = job.settings
     with Progress(
-        total=len(todo), desc=f"generate {job.model_name} shard {job.shard_index}/{job.num_shards}", unit="img"
+        total=len(todo), desc=f"generate {job.model_name} shard {job.shard.index}/{job.shard.count}", unit="img"
     ) as progress:
         for start in range(0, len(todo), s.batch_size):
             batch = todo[start : start + s.batch_size]
@@ -209,16 +204,17 @@ def _generate(pipe, todo: list[Item], job: Job, gen: GenerateDir, part: Part):
                         "sample_index": item.sample_index,
                         "seed": item.seed,
                         "path": item.path,
-                        "sha256": sha256_file(path),
+                        **file_facts(path),
                         "width": s.width,
                         "height": s.height,
                         "batch_size": s.batch_size,
                         "fingerprint": job.fingerprint,
                     }
                 )
-            append_records(part.ledger, records)
+            append_records(ledger, records)
             progress.update(len(batch))
             yield from records
+            fault_point("generate:batch")
 
 
 def generate_batch(pipe, batch: list[Item], s: Settings) -> list:
