@@ -1,19 +1,19 @@
 import json
 
-from chexbench_common.rundir import StageRun
+from chexbench_common.rundir import StageRun, is_finished
 
 
 def _run(tmp_path):
     return StageRun(tmp_path / "Results", "sana", "r1", "embed", tool_version="0.1.0")
 
 
-def test_layout_manifest_and_success_written_last(tmp_path):
+def test_layout_manifest_and_success_marker(tmp_path):
     inp = tmp_path / "in.parquet"
     inp.write_bytes(b"abc")
     run = _run(tmp_path)
     run.start({"batch_size": 4}, {"images": inp}, weights={"raddino": "f" * 64})
     assert run.dir == tmp_path / "Results" / "sana" / "r1" / "embed"
-    assert not run.success_path.exists()
+    assert not run.success_path.exists() and not is_finished(run.dir)
     manifest = json.loads(run.manifest_path.read_text())
     assert manifest["status"] == "running"
     assert manifest["inputs"]["images"]["sha256"] == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -25,7 +25,14 @@ def test_layout_manifest_and_success_written_last(tmp_path):
     manifest = json.loads(run.manifest_path.read_text())
     assert manifest["status"] == "success" and manifest["n_images"] == 3 and manifest["ended"]
     assert manifest["outputs"] == {"table": "out.parquet"}
-    assert run.success_path.stat().st_mtime_ns >= run.manifest_path.stat().st_mtime_ns
+    assert is_finished(run.dir)
+
+
+def test_success_marker_alone_does_not_count(tmp_path):
+    run = _run(tmp_path)
+    run.start({}, {})
+    run.success_path.write_text("stray\n")  # e.g. restored from a backup over a running manifest
+    assert not is_finished(run.dir) and not run.is_complete({}, {})
 
 
 def test_skip_only_when_success_inputs_and_params_match(tmp_path):
@@ -43,15 +50,15 @@ def test_skip_only_when_success_inputs_and_params_match(tmp_path):
     assert not run.is_complete(params, inputs)
 
 
-def test_restart_removes_old_success_marker_and_failure_is_recorded(tmp_path):
+def test_fail_before_start_supersedes_the_previous_run(tmp_path):
     inp = tmp_path / "in.parquet"
     inp.write_bytes(b"abc")
     run = _run(tmp_path)
     run.start({}, {"images": inp})
     run.finish()
-    run.start({}, {"images": inp})
-    assert not run.success_path.exists()
-    run.fail("image 3 could not be decoded")
+    again = _run(tmp_path)  # a new process over the finished folder whose new inputs fail validation
+    again.fail("row 3: vector has NaN")
     manifest = json.loads(run.manifest_path.read_text())
-    assert manifest["status"] == "failed" and manifest["error"] == "image 3 could not be decoded"
+    assert manifest["status"] == "failed" and manifest["error"] == "row 3: vector has NaN"
+    assert "superseded_by_failed_run" in manifest and not run.success_path.exists()
     assert not run.is_complete({}, {"images": inp})
