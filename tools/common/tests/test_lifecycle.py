@@ -82,12 +82,12 @@ def test_a_refused_first_run_leaves_no_folder(tmp_path):
 def test_a_second_holder_is_refused_and_changes_nothing(tmp_path):
     stage = _finished(tmp_path)
     before = stage.manifest_path.read_bytes()
-    with Lifecycle(_stage(tmp_path)):
-        with (
-            pytest.raises(StageBusyError, match=f"in use by process .* remove .*{LOCK_NAME}"),
-            Lifecycle(_stage(tmp_path)),
-        ):
-            pass
+    with (
+        Lifecycle(_stage(tmp_path)),
+        pytest.raises(StageBusyError, match=f"in use by process .* remove .*{LOCK_NAME}"),
+        Lifecycle(_stage(tmp_path)),
+    ):
+        pass
     assert stage.manifest_path.read_bytes() == before and stage.is_finished()
 
 
