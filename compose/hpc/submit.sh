@@ -8,14 +8,22 @@
 # returns at once, and generate resumes image by image. Re-running this script after a failure or a time-out
 # therefore re-queues exactly what is missing.
 #
+# Every job runs the one template compose/hpc/stage.sbatch with STAGE (and CHEXBENCH_SUBCMD=merge for merges) in its
+# environment. The resources of each stage (--cpus-per-task, --mem, --time, and --gres=gpu:1 when its gpu is optional
+# or required) come from compose/hpc/stages.tsv, rendered from tools/<stage>/stage.yml (images/render.py), so this
+# script needs only bash and awk on the login node. A stage declared `shards: true` runs as a job array with
+# `--shard auto` followed by a merge job when NUM_SHARDS > 1; every other job is a single, unsharded job.
+#
 # Usage: MODEL=sana RUN_ID=r1 NUM_SHARDS=8 GENERATE_ARGS="..." EMBED_ARGS="..." compose/hpc/submit.sh [--dry-run]
 #   (or `make slurm-submit MODEL=...`). Environment:
-#   MODEL (required), RUN_ID (default), RESULTS (Results), RUNNER (apptainer | local | docker), NUM_SHARDS (4),
+#   MODEL (required: the output folder name), GENERATOR (generate's registry model, default MODEL),
+#   RUN_ID (default), RESULTS (Results), RUNNER (apptainer | local | docker), NUM_SHARDS (4),
 #   STAGES ("generate embed fidelity": a subset, in order), LOG_DIR ($RESULTS/$MODEL/$RUN_ID/slurm-logs),
 #   GENERATE_ARGS EMBED_ARGS FIDELITY_ARGS (stage options, space-separated), MAKE_VARS (make variables for the runner,
 #   e.g. "SIF_DIR=/scratch/$USER/sif MIMIC_ROOT=/data/mimic-cxr-jpg/2.0.0"),
-#   SBATCH_ARGS (sbatch options for every job, e.g. "--partition=gpu --account=proj"),
-#   GENERATE_SBATCH EMBED_SBATCH MERGE_SBATCH FIDELITY_SBATCH (per-job sbatch options, e.g. "--gres=gpu:a100:1").
+#   SBATCH_ARGS (sbatch options for every job, after the stage's resources, e.g. "--partition=gpu --account=proj"),
+#   GENERATE_SBATCH EMBED_SBATCH MERGE_SBATCH FIDELITY_SBATCH (per-job sbatch options, last, e.g. "--gres=gpu:a100:1";
+#   "--gres=none" runs a gpu: optional stage on CPU).
 # Prints one line per submitted job ("<job name> <job id>") and writes them to $LOG_DIR/submitted.tsv.
 set -euo pipefail
 
@@ -36,9 +44,16 @@ export LOG_DIR=${LOG_DIR:-$RESULTS/$MODEL/$RUN_ID/slurm-logs}
 export GENERATE_ARGS=${GENERATE_ARGS:-} EMBED_ARGS=${EMBED_ARGS:-} FIDELITY_ARGS=${FIDELITY_ARGS:-}
 export MAKE_VARS=${MAKE_VARS:-}
 STAGES=${STAGES:-generate embed fidelity}
+TABLE=compose/hpc/stages.tsv
+# The merge job of a sharded stage: small and CPU only.
+MERGE_RESOURCES=(--cpus-per-task=2 --mem=8G --time=01:00:00)
 
 cd "$root"
 die() { echo "submit.sh: $*" >&2; exit 1; }
+[[ -f $TABLE ]] || die "$TABLE is missing (python images/render.py write)"
+# stage_row STAGE: "gpu shards cpus mem time" of the stage, from the table (empty when the stage is not declared)
+stage_row() { awk -F'\t' -v s="$1" '$1 == s && !/^#/ {print $2, $3, $4, $5, $6}' "$TABLE"; }
+declared=$(awk -F'\t' 'NR > 1 && !/^#/ && $1 != "stage" {printf "%s ", $1}' "$TABLE")
 [[ $NUM_SHARDS =~ ^[1-9][0-9]*$ ]] || die "NUM_SHARDS must be a positive integer, not '$NUM_SHARDS'"
 case $RUNNER in local | docker | apptainer) ;; *) die "RUNNER must be local, docker or apptainer, not '$RUNNER'" ;; esac
 command -v make > /dev/null || die "make is not on PATH"
@@ -46,7 +61,7 @@ command -v make > /dev/null || die "make is not on PATH"
 
 # Check, before queueing anything, that the runner can start each stage: the same command line the jobs will use.
 for stage in $STAGES; do
-  case $stage in generate | embed | fidelity) ;; *) die "unknown stage '$stage' (generate, embed, fidelity)" ;; esac
+  [[ -n $(stage_row "$stage") ]] || die "unknown stage '$stage' (declared in $TABLE: ${declared% })"
   # shellcheck disable=SC2086
   cmd=$(make --no-print-directory -s -n -o setup "$stage" CMD=run RUNNER="$RUNNER" RESULTS="$RESULTS" $MAKE_VARS \
     | tail -n1) || die "make -n $stage failed"
@@ -66,20 +81,23 @@ fake_id=1000
 dep=""
 upstream_submitted=0
 
-# submit NAME TEMPLATE LOG_PATTERN [sbatch options...]: submits after $dep (if any) and sets dep to the new job id
+# submit NAME LOG_PATTERN RESOURCES -- [sbatch options...]: compose/hpc/stage.sbatch after $dep (if any); sets dep to
+# the new job id. Options in order: the stage's resources, SBATCH_ARGS, then the per-job ones (the last one wins).
 submit() {
-  local name=$1 template=$2 pattern=$3
-  shift 3
+  local name=$1 pattern=$2
+  shift 2
   local -a opts=(--parsable --job-name="$name" --chdir="$root" --output="$log_dir_abs/$pattern")
   [[ -n $dep ]] && opts+=(--dependency="afterok:$dep" --kill-on-invalid-dep=yes)
+  while (($#)) && [[ $1 != -- ]]; do opts+=("$1"); shift; done
+  (($#)) && shift
   # shellcheck disable=SC2206  # SBATCH_ARGS and the per-job variables are lists of options
   opts+=(${SBATCH_ARGS:-} "$@")
   if ((dry_run)); then
     fake_id=$((fake_id + 1))
-    echo "sbatch ${opts[*]} compose/hpc/$template" >&2
+    echo "sbatch ${opts[*]} compose/hpc/stage.sbatch" >&2
     dep=$fake_id
   else
-    dep=$(sbatch "${opts[@]}" "compose/hpc/$template" | cut -d';' -f1)
+    dep=$(sbatch "${opts[@]}" compose/hpc/stage.sbatch | cut -d';' -f1)
     [[ $dep =~ ^[0-9]+$ ]] || die "sbatch did not return a job id for $name"
   fi
   echo "$name $dep"
@@ -88,23 +106,26 @@ submit() {
 
 for stage in $STAGES; do
   upper=${stage^^}
-  per_job_var=${upper}_SBATCH
+  per_job_var=${upper//-/_}_SBATCH
   if ((!upstream_submitted)) && [[ -f $run_dir/$stage/_SUCCESS ]]; then
     echo "skip $stage: $run_dir/$stage/_SUCCESS exists" >&2
     continue
   fi
-  if [[ $stage == fidelity ]]; then
+  read -r gpu shards cpus mem time <<< "$(stage_row "$stage")"
+  resources=(--cpus-per-task="$cpus" --mem="$mem" --time="$time")
+  [[ $gpu == none ]] || resources+=(--gres=gpu:1)
+  if [[ $shards == true ]] && ((NUM_SHARDS > 1)); then
+    # Sharded: the array over all shards (each task runs --shard auto; a finished shard returns at once), then the merge.
     # shellcheck disable=SC2086
-    submit "chexbench-$stage" "$stage.sbatch" '%x-%j.out' ${!per_job_var:-}
-    upstream_submitted=1
-    continue
-  fi
-  # Sharded stage: the array over all shards (a shard that finished before returns at once), then the merge.
-  # shellcheck disable=SC2086
-  submit "chexbench-$stage" "$stage.sbatch" '%x-%A_%a.out' --array="0-$((NUM_SHARDS - 1))" ${!per_job_var:-}
-  if ((NUM_SHARDS > 1)); then
+    submit "chexbench-$stage" '%x-%A_%a.out' "${resources[@]}" --array="0-$((NUM_SHARDS - 1))" \
+      --export="ALL,STAGE=$stage,CHEXBENCH_SUBCMD=run" -- ${!per_job_var:-}
     # shellcheck disable=SC2086
-    submit "chexbench-$stage-merge" merge.sbatch '%x-%j.out' --export="ALL,STAGE=$stage" ${MERGE_SBATCH:-}
+    submit "chexbench-$stage-merge" '%x-%j.out' "${MERGE_RESOURCES[@]}" \
+      --export="ALL,STAGE=$stage,CHEXBENCH_SUBCMD=merge" -- ${MERGE_SBATCH:-}
+  else
+    # shellcheck disable=SC2086
+    submit "chexbench-$stage" '%x-%j.out' "${resources[@]}" --export="ALL,STAGE=$stage,CHEXBENCH_SUBCMD=run" \
+      -- ${!per_job_var:-}
   fi
   upstream_submitted=1
 done

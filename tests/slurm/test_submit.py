@@ -19,6 +19,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 HPC = ROOT / "compose" / "hpc"
 STAGES = ("generate", "embed", "fidelity")
+TEMPLATE = "compose/hpc/stage.sbatch"
+
+
+def stage_table() -> dict[str, dict[str, str]]:
+    """compose/hpc/stages.tsv (rendered from tools/<stage>/stage.yml; tests/test_containers.py checks the drift)."""
+    lines = [ln for ln in (HPC / "stages.tsv").read_text().splitlines() if not ln.startswith("#")]
+    header = lines[0].split("\t")
+    return {row[0]: dict(zip(header, row, strict=True)) for row in (ln.split("\t") for ln in lines[1:])}
+
+
 FAKE_SCRIPT = """#!/usr/bin/env python3
 import json, os, sys
 with open(os.environ["FAKE_CALLS"], "a") as f:
@@ -94,17 +104,25 @@ def test_chain_order_dependencies_arrays_and_logs(tmp_path, fake_venv):
         assert call["opts"]["--dependency"] == f"afterok:{prev}"
         assert call["opts"]["--kill-on-invalid-dep"] == "yes"
     logs = tmp_path / "Results" / "m" / "r" / "slurm-logs"
+    table = stage_table()
     for call in calls:
-        array = call["name"] in ("chexbench-generate", "chexbench-embed")
+        stage = call["name"].removeprefix("chexbench-").removesuffix("-merge")
+        merge = call["name"].endswith("-merge")
+        array = not merge and table[stage]["shards"] == "true"
         assert call["opts"]["--output"] == str(logs / ("%x-%A_%a.out" if array else "%x-%j.out"))
         assert call["opts"].get("--array") == ("0-2" if array else None)
         assert call["opts"]["--chdir"] == str(ROOT)
         assert call["opts"]["--partition"] == "gpu"
-        assert ("--gres" in call["opts"]) == (call["name"] == "chexbench-embed")
-    assert calls[1]["opts"]["--export"] == "ALL,STAGE=generate" and calls[3]["opts"]["--export"] == "ALL,STAGE=embed"
-    assert [c["template"] for c in calls] == [
-        f"compose/hpc/{t}.sbatch" for t in ("generate", "merge", "embed", "merge", "fidelity")
-    ]
+        assert call["opts"]["--export"] == f"ALL,STAGE={stage},CHEXBENCH_SUBCMD={'merge' if merge else 'run'}"
+        if merge:
+            assert "--gres" not in call["opts"] and call["opts"]["--mem"] == "8G"
+            continue
+        # the stage's resources from stage.yml; GPU iff the stage declares one; the per-job option comes last
+        for key, option in (("cpus", "--cpus-per-task"), ("mem", "--mem"), ("time", "--time")):
+            assert call["opts"][option] == table[stage][key], (stage, option)
+        wanted_gres = None if table[stage]["gpu"] == "none" else "gpu:1"
+        assert call["opts"].get("--gres") == ("gpu:a100:1" if stage == "embed" else wanted_gres), stage
+    assert {c["template"] for c in calls} == {TEMPLATE}
     assert not logs.exists()  # a dry run writes nothing
 
 
@@ -136,7 +154,7 @@ def test_a_rerun_stage_reruns_everything_after_it(tmp_path, fake_venv):
 def test_single_shard_has_no_merge_and_stages_subset(tmp_path, fake_venv):
     calls = sbatch_calls(submit(tmp_path, fake_venv, NUM_SHARDS="1", STAGES="embed fidelity"))
     assert [c["name"] for c in calls] == ["chexbench-embed", "chexbench-fidelity"]
-    assert calls[0]["opts"]["--array"] == "0-0"
+    assert "--array" not in calls[0]["opts"]  # one shard: a plain job, never an implicit shard
 
 
 @pytest.mark.parametrize(
@@ -144,7 +162,7 @@ def test_single_shard_has_no_merge_and_stages_subset(tmp_path, fake_venv):
     [
         ({"NUM_SHARDS": "0"}, "NUM_SHARDS must be a positive integer"),
         ({"RUNNER": "podman"}, "RUNNER must be local, docker or apptainer"),
-        ({"STAGES": "generate classify"}, "unknown stage 'classify'"),
+        ({"STAGES": "generate classify"}, "unknown stage 'classify' (declared in compose/hpc/stages.tsv: "),
         ({"MAKE_VARS": "VENV=/nonexistent"}, "/nonexistent/bin/chexbench-generate is missing: run 'make setup'"),
         ({"RUNNER": "apptainer", "MAKE_VARS": "SIF_DIR=/nonexistent"}, "make sif STAGE=generate"),
     ],
@@ -167,8 +185,8 @@ def test_apptainer_preflight_passes_when_the_sifs_exist(tmp_path, fake_venv):
     assert len(calls) == 5
 
 
-def run_job(tmp_path: Path, venv: Path, template: str, **env: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
-    """Run an .sbatch file as Slurm would (bash, with the SLURM_* variables), against the stand-in scripts."""
+def run_job(tmp_path: Path, venv: Path, stage: str, **env: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """Run compose/hpc/stage.sbatch as Slurm would (bash, with the SLURM_* variables), against the stand-in scripts."""
     calls = tmp_path / "calls.jsonl"
     full = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "CHEXBENCH_"))}
     full |= {
@@ -181,10 +199,12 @@ def run_job(tmp_path: Path, venv: Path, template: str, **env: str) -> tuple[subp
         "MAKE_VARS": f"VENV={venv} CACHE_DIR={tmp_path}/cache",
         "FAKE_CALLS": str(calls),
         "SLURM_JOB_ID": "41",
-        "SLURM_JOB_NAME": f"chexbench-{template}",
+        "SLURM_JOB_NAME": f"chexbench-{stage}",
+        "STAGE": stage,
     } | env
+    full = {k: v for k, v in full.items() if v is not None}
     result = subprocess.run(
-        ["bash", str(HPC / f"{template}.sbatch")], cwd=tmp_path, env=full, capture_output=True, text=True, timeout=120
+        ["bash", str(ROOT / TEMPLATE)], cwd=tmp_path, env=full, capture_output=True, text=True, timeout=120
     )
     recorded = [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
     return result, recorded
@@ -209,10 +229,8 @@ def test_array_task_runs_its_shard_with_the_stage_options(tmp_path, fake_venv):
         "m",
         "--run-id",
         "r",
-        "--num-shards",
-        "2",
-        "--shard-index",
-        "1",
+        "--shard",
+        "auto",
         "--extractor",
         "inception",
         "--images",
@@ -231,6 +249,7 @@ def test_generate_names_the_registry_model_and_the_output_model(tmp_path, fake_v
         tmp_path,
         fake_venv,
         "generate",
+        SLURM_ARRAY_JOB_ID="40",
         SLURM_ARRAY_TASK_ID="0",
         GENERATOR="sana",
         MODEL="sana-run",
@@ -238,12 +257,14 @@ def test_generate_names_the_registry_model_and_the_output_model(tmp_path, fake_v
     )
     assert result.returncode == 0, result.stderr
     argv = calls[0]["argv"]
-    assert argv[argv.index("--model") + 1] == "sana" and argv[argv.index("--model-name") + 1] == "sana-run"
-    assert argv[argv.index("--shard-index") + 1] == "0" and argv[-2:] == ["--prompts", "p.parquet"]
+    # --model is the output folder, --generator the registry model
+    assert argv[argv.index("--model") + 1] == "sana-run" and argv[argv.index("--generator") + 1] == "sana"
+    assert "--model-name" not in argv
+    assert argv[argv.index("--shard") + 1] == "auto" and argv[-2:] == ["--prompts", "p.parquet"]
 
 
 def test_the_stage_exit_code_reaches_slurm_and_jobs_tsv(tmp_path, fake_venv):
-    result, calls = run_job(tmp_path, fake_venv, "merge", STAGE="embed", FAKE_EXIT="5")
+    result, calls = run_job(tmp_path, fake_venv, "embed", CHEXBENCH_SUBCMD="merge", FAKE_EXIT="5")
     assert result.returncode == 5  # not make's generic 2
     assert calls[0]["argv"][1:] == [
         "merge",
@@ -260,20 +281,32 @@ def test_the_stage_exit_code_reaches_slurm_and_jobs_tsv(tmp_path, fake_venv):
     assert row[5:7] == ["embed merge", "5"]
 
 
-def test_array_template_refuses_to_run_outside_an_array(tmp_path, fake_venv):
-    result, calls = run_job(tmp_path, fake_venv, "generate")
-    assert result.returncode != 0 and "job array" in result.stderr
+def test_a_single_job_is_never_sharded_implicitly(tmp_path, fake_venv):
+    result, calls = run_job(tmp_path, fake_venv, "fidelity", FIDELITY_ARGS="--bootstrap 10")
+    assert result.returncode == 0, result.stderr
+    assert calls[0]["argv"][1:] == ["run", "--results", str(tmp_path / "Results"), "--model", "m", "--run-id", "r"] + [
+        "--bootstrap",
+        "10",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [({"STAGE": None}, "STAGE is not set"), ({"CHEXBENCH_SUBCMD": "frobnicate"}, "must be run or merge")],
+)
+def test_the_template_refuses_a_missing_stage_or_subcommand(tmp_path, fake_venv, env, message):
+    result, calls = run_job(tmp_path, fake_venv, "embed", **env)
+    assert result.returncode != 0 and message in result.stderr
     assert calls == []
 
 
-def test_templates_declare_the_slurm_conventions():
-    for template in ("generate", "embed", "merge", "fidelity"):
-        text = (HPC / f"{template}.sbatch").read_text()
-        directives = dict((m.group(1), m.group(2)) for m in re.finditer(r"^#SBATCH --([\w-]+)(?:=(\S+))?", text, re.M))
-        array = template in ("generate", "embed")
-        assert directives["job-name"] == f"chexbench-{template}"
-        assert directives["output"] == ("%x-%A_%a.out" if array else "%x-%j.out")
-        assert directives["open-mode"] == "append" and directives["kill-on-invalid-dep"] == "yes"
-        assert "requeue" in directives
-        assert (directives.get("gres") == "gpu:1") == array  # GPU for the GPU stages only
-        subprocess.run(["bash", "-n", str(HPC / f"{template}.sbatch")], check=True)
+def test_one_template_declares_the_slurm_conventions():
+    assert sorted(p.name for p in HPC.glob("*.sbatch")) == ["stage.sbatch"]
+    text = (ROOT / TEMPLATE).read_text()
+    directives = dict((m.group(1), m.group(2)) for m in re.finditer(r"^#SBATCH --([\w-]+)(?:=(\S+))?", text, re.M))
+    assert directives["output"] == "%x-%j.out"  # submit.sh sets %x-%A_%a.out for arrays
+    assert directives["open-mode"] == "append" and directives["kill-on-invalid-dep"] == "yes"
+    assert "requeue" in directives
+    # resources come from stage.yml through submit.sh, never from the template
+    assert not {"gres", "mem", "time", "cpus-per-task"} & set(directives)
+    subprocess.run(["bash", "-n", str(ROOT / TEMPLATE)], check=True)
