@@ -144,4 +144,4 @@ bench: bench-fidelity ## the whole benchmark for MODEL (default: the embedded de
 clean: ## remove the environment and caches (Results/ is kept)
 	rm -rf $(VENV) .pytest_cache .ruff_cache $(CACHE_DIR)
 
-include images/images.mk compose/hpc/sif.mk compose/hpc/slurm.mk
+include images/images.mk compose/hpc/sif.mk compose/hpc/slurm.mk mk/envs.mk
