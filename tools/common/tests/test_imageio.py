@@ -126,16 +126,19 @@ def test_save_png_is_atomic_and_round_trips(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.png"]
 
 
-def _save_png16(path, pixels, sbit=None):
-    """A 16-bit grey PNG, with an sBIT chunk (significant bits) inserted before the first IDAT when asked."""
-    Image.fromarray(pixels.astype(np.uint16)).save(path)
-    if sbit is not None:
-        data = path.read_bytes()
-        at = data.index(b"IDAT") - 4  # the chunk starts with its 4-byte length
-        body = b"sBIT" + bytes([sbit])
-        chunk = struct.pack(">I", 1) + body + struct.pack(">I", zlib.crc32(body))
-        path.write_bytes(data[:at] + chunk + data[at:])
+def _add_sbit(path, sbit):
+    """Insert a grey sBIT chunk (significant bits), with its CRC, before the PNG's first IDAT."""
+    data = path.read_bytes()
+    at = data.index(b"IDAT") - 4  # the chunk starts with its 4-byte length
+    body = b"sBIT" + bytes([sbit])
+    path.write_bytes(data[:at] + struct.pack(">I", 1) + body + struct.pack(">I", zlib.crc32(body)) + data[at:])
     return path
+
+
+def _save_png16(path, pixels, sbit=None):
+    """A 16-bit grey PNG, with an sBIT chunk when asked."""
+    Image.fromarray(pixels.astype(np.uint16)).save(path)
+    return path if sbit is None else _add_sbit(path, sbit)
 
 
 def _picture12():
@@ -244,3 +247,11 @@ def test_bit_depth_option_passes_a_depth_load_grey_accepts(tmp_path):
     assert runner.invoke(cmd, ["--bit-depth", "12"]).output.split() == ["12", f"{1:.6f}"]
     assert runner.invoke(cmd, ["--bit-depth", "11"]).exit_code == 2
     assert "[default: auto]" in runner.invoke(cmd, ["--help"]).output
+
+
+def test_8bit_png_with_sbit_6_uses_its_six_bits(tmp_path):
+    p6 = np.rint(_picture12() / 4095 * 63).astype(np.uint8)
+    Image.fromarray(p6).save(tmp_path / "p.png")
+    grey, info = load_grey_with_depth(_add_sbit(tmp_path / "p.png", 6))
+    np.testing.assert_allclose(grey, p6 / 63.0, rtol=1e-6)
+    assert info == DepthInfo(8, 6, 63)
