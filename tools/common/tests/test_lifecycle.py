@@ -148,3 +148,12 @@ def test_lock_of_another_host_is_stale_only_after_the_timeout(tmp_path, monkeypa
     os.utime(lock_file, (0, 0))  # not refreshed since 1970: its holder is gone
     with FolderLock(folder):
         pass
+
+
+def test_a_shard_that_starts_or_fails_supersedes_the_merged_result(tmp_path):
+    merged = _finished(tmp_path)
+    shard = StageRun(tmp_path / "R", "m", "r", "fidelity/parts/shard-0-of-2", tool_version="0")
+    with pytest.raises(BadInputError), Lifecycle(shard, parent=_stage(tmp_path)):
+        raise BadInputError("row 1: bad")
+    assert _manifest(merged)["status"] == "superseded" and not merged.success_path.exists()
+    assert "shard-0-of-2 failed: row 1: bad" in _manifest(merged)["superseded_by"]["reason"]

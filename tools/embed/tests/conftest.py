@@ -127,6 +127,7 @@ def image_sets(tmp_path) -> dict:
         "real_names": real_names,
         "prompts": prompts,
         "synth_root": synth_root,
+        "synth_names": synth_names,
         "images": images,
         "real": ["--prompts", prompts, "--real-root", real_root],  # command-line options for each set
         "synthetic": ["--images", images, "--images-root", synth_root],

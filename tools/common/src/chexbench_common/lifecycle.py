@@ -13,7 +13,9 @@ Rules, the same for every stage and merge step:
 - a re-run that does not skip removes _SUCCESS and the declared outputs before any work, so nothing stale can be
   collected; if it fails before start() (bad new inputs), the previous manifest is marked failed;
 - any exception, KeyboardInterrupt and bugs included, marks the manifest failed with the reason and is re-raised;
-- success is the manifest's `success` status plus _SUCCESS, written last.
+- success is the manifest's `success` status plus _SUCCESS, written last;
+- a shard folder names its merged stage folder as `parent`: when the shard starts work or fails, the merged result
+  is superseded too (under the parent's lock), so a merge over changed parts is never left looking current.
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ def failure_reason(exc: BaseException) -> str:
 class Lifecycle:
     """One run of one stage folder under its lock (see the module docstring)."""
 
-    def __init__(self, stage: StageRun, *, force: bool = False):
+    def __init__(self, stage: StageRun, *, force: bool = False, parent: StageRun | None = None):
         self.stage = stage
         self.force = force
+        self.parent = parent
         self.lock = FolderLock(stage.dir)
         self.skipped = False
         self.finished = False
@@ -63,6 +66,7 @@ class Lifecycle:
         clear: list[str | Path] = (),
     ) -> None:
         """Supersede the previous run (its _SUCCESS and the `clear` outputs go), then record this one as running."""
+        self._supersede_parent(f"{self.stage.stage} was started again")
         self.stage.start(params, inputs, weights)
         for path in clear:
             path = Path(path)
@@ -76,9 +80,15 @@ class Lifecycle:
         self.stage.finish(outputs)
         self.finished = True
 
+    def _supersede_parent(self, reason: str) -> None:
+        if self.parent is not None and self.parent.success_path.exists():
+            with FolderLock(self.parent.dir):
+                self.parent.supersede(reason)
+
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc is not None and not self.finished and not self.skipped:
                 self.stage.fail(failure_reason(exc))
+                self._supersede_parent(f"{self.stage.stage} failed: {failure_reason(exc)}")
         finally:
             self.lock.release()

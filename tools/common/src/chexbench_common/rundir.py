@@ -171,6 +171,16 @@ class StageRun:
         write_json_atomic(self.manifest_path, self.manifest)
         write_text_atomic(self.success_path, _now() + "\n")
 
+    def supersede(self, reason: str) -> None:
+        """The folder's finished result stops counting (e.g. one of its shards is being redone): _SUCCESS first."""
+        if not self.success_path.exists():
+            return
+        self.success_path.unlink(missing_ok=True)
+        manifest = self.read_manifest()
+        if manifest:
+            manifest.update(status="superseded", superseded_by={"reason": reason, "at": _now()})
+            write_json_atomic(self.manifest_path, manifest)
+
     def fail(self, message: str) -> None:
         """Mark the folder failed: this run's manifest, or, before start(), the previous run's (its outputs stop
         counting). _SUCCESS goes first, so a crash in between never leaves a success marker over a failure."""

@@ -184,7 +184,10 @@ def run(req: Request) -> tuple[StageRun, bool]:
         raise BadInputError(f"give each extractor once with --extractor (repeated: {', '.join(duplicated) or 'none'})")
     specs = [build_spec(name, path) for name, path in names]
     stage = StageRun(req.results, req.model, req.run_id, req.shard.stage(STAGE), tool_version=__version__)
-    with Lifecycle(stage, force=req.force) as life:
+    parent = (
+        StageRun(req.results, req.model, req.run_id, STAGE, tool_version=__version__) if req.shard.sharded else None
+    )
+    with Lifecycle(stage, force=req.force, parent=parent) as life:
         sources, totals = _read_sources(req)
         memo = HashMemo(req.cache_dir / "file-hashes.json" if req.cache_dir is not None else None)
         hashes = {src.kind: hash_files(src, req.options.num_workers or 1, memo) for src in sources}

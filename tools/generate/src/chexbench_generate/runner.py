@@ -99,7 +99,7 @@ def run_shard(job: Job) -> tuple[dict, bool]:
     spec, s = job.files.spec, job.settings
     check_call_kwargs(spec, s.call_kwargs)
     part_stage = job.part_stage
-    with Lifecycle(part_stage, force=job.force) as life:
+    with Lifecycle(part_stage, force=job.force, parent=job.stage) as life:
         items = plan_items(read_table(job.prompts, "prompts"), s.num_images_per_prompt, s.seed, job.limit)
         if not items:
             raise BadInputError(f"{job.prompts}: the prompts table has no rows")
