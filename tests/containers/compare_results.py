@@ -1,0 +1,72 @@
+"""Compare two fidelity output folders (the RUNNER=local run and the container run of the same inputs).
+
+Usage: python tests/containers/compare_results.py REFERENCE_DIR CANDIDATE_DIR
+Compares metrics.parquet, leaderboard.csv and leaderboard_conditional.csv: the same rows and columns, text equal,
+numbers equal to float tolerance (rtol 1e-9: the two runs use different Python builds and BLAS threads), NaN where
+NaN. The columns that name the run (run id, extra info) are expected to differ and are left out. Exit 1 with one
+line per difference.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+RUN_COLUMNS = {"run_id", "Run ID", "Extra Info"}
+RTOL, ATOL = 1e-9, 1e-12
+
+
+def _read(path: Path) -> pd.DataFrame:
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    return frame.drop(columns=[c for c in frame.columns if c in RUN_COLUMNS])
+
+
+def compare(ref: Path, cand: Path) -> list[str]:
+    problems = []
+    a, b = _read(ref), _read(cand)
+    if list(a.columns) != list(b.columns):
+        return [f"{cand.name}: columns {list(b.columns)} != {list(a.columns)}"]
+    if len(a) != len(b):
+        return [f"{cand.name}: {len(b)} rows != {len(a)}"]
+    for col in a.columns:
+        x, y = a[col], b[col]
+        if pd.api.types.is_numeric_dtype(x) and pd.api.types.is_numeric_dtype(y):
+            xv, yv = x.to_numpy(float), y.to_numpy(float)
+            bad = ~np.isclose(xv, yv, rtol=RTOL, atol=ATOL, equal_nan=True)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                problems.append(f"{cand.name}: {col} row {i}: {yv[i]!r} != {xv[i]!r} ({int(bad.sum())} rows differ)")
+        elif not x.fillna("<NA>").astype(str).equals(y.fillna("<NA>").astype(str)):
+            problems.append(f"{cand.name}: column {col} differs")
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print(__doc__.splitlines()[2], file=sys.stderr)
+        return 2
+    ref, cand = Path(argv[0]), Path(argv[1])
+    problems, compared = [], 0
+    for name in ("metrics.parquet", "leaderboard.csv", "leaderboard_conditional.csv"):
+        if not (ref / name).is_file():
+            continue
+        if not (cand / name).is_file():
+            problems.append(f"{cand / name} is missing")
+            continue
+        problems += compare(ref / name, cand / name)
+        compared += 1
+    if compared == 0:
+        problems.append(f"{ref} has no metrics.parquet")
+    for line in problems:
+        print(f"compare_results: {line}", file=sys.stderr)
+    if not problems:
+        n = len(pd.read_parquet(cand / "metrics.parquet"))
+        print(f"compare_results: {compared} files equal ({n} metric rows, rtol {RTOL:g}) in {cand} and {ref}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
