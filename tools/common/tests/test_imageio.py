@@ -1,7 +1,5 @@
 import importlib.util
 import logging
-import struct
-import zlib
 from pathlib import Path
 
 import click
@@ -16,6 +14,7 @@ from chexbench_common.imageio import (
     load_grey,
     load_grey_with_depth,
     png_significant_bits,
+    save_grey_png,
     save_png,
     to_uint8,
 )
@@ -126,19 +125,9 @@ def test_save_png_is_atomic_and_round_trips(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.png"]
 
 
-def _add_sbit(path, sbit):
-    """Insert a grey sBIT chunk (significant bits), with its CRC, before the PNG's first IDAT."""
-    data = path.read_bytes()
-    at = data.index(b"IDAT") - 4  # the chunk starts with its 4-byte length
-    body = b"sBIT" + bytes([sbit])
-    path.write_bytes(data[:at] + struct.pack(">I", 1) + body + struct.pack(">I", zlib.crc32(body)) + data[at:])
-    return path
-
-
 def _save_png16(path, pixels, sbit=None):
     """A 16-bit grey PNG, with an sBIT chunk when asked."""
-    Image.fromarray(pixels.astype(np.uint16)).save(path)
-    return path if sbit is None else _add_sbit(path, sbit)
+    return save_grey_png(pixels.astype(np.uint16), path, sbit)
 
 
 def _picture12():
@@ -251,7 +240,6 @@ def test_bit_depth_option_passes_a_depth_load_grey_accepts(tmp_path):
 
 def test_8bit_png_with_sbit_6_uses_its_six_bits(tmp_path):
     p6 = np.rint(_picture12() / 4095 * 63).astype(np.uint8)
-    Image.fromarray(p6).save(tmp_path / "p.png")
-    grey, info = load_grey_with_depth(_add_sbit(tmp_path / "p.png", 6))
+    grey, info = load_grey_with_depth(save_grey_png(p6, tmp_path / "p.png", 6))
     np.testing.assert_allclose(grey, p6 / 63.0, rtol=1e-6)
     assert info == DepthInfo(8, 6, 63)

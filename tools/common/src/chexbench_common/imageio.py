@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,4 +223,21 @@ def save_png(image: Image.Image, path: str | Path) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
+    return path
+
+
+def save_grey_png(pixels: np.ndarray, path: str | Path, significant_bits: int | None = None) -> Path:
+    """Save a uint8 or uint16 grey array as an 8- or 16-bit PNG atomically; with `significant_bits`, declare them in
+    an sBIT chunk (Pillow cannot write sBIT), so e.g. 12-bit data loads over its own range under bit depth "auto"."""
+    path = Path(path)
+    if pixels.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"save_grey_png needs uint8 or uint16 pixels, not {pixels.dtype}")
+    with atomic_path(path) as tmp:
+        Image.fromarray(pixels).save(tmp, format="PNG")
+        if significant_bits is not None:
+            data = tmp.read_bytes()
+            at = data.index(b"IDAT") - 4  # the sBIT chunk goes before the first IDAT chunk (its length field)
+            body = b"sBIT" + bytes([significant_bits])
+            chunk = struct.pack(">I", 1) + body + struct.pack(">I", zlib.crc32(body))
+            tmp.write_bytes(data[:at] + chunk + data[at:])
     return path

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from chexbench_common.bitdepth import bit_depth_option
 from chexbench_common.cli import stage_group
 from chexbench_common.options import echo_outputs, merge_options, shard_options, stage_run_options
 
@@ -50,6 +51,8 @@ def _pair(table: Path | None, root: Path | None, table_opt: str, root_opt: str) 
     default="fp32",
     help="Autocast dtype for the forward pass (part of the cache key).",
 )
+@bit_depth_option("--bit-depth", "the real images (--prompts)")
+@bit_depth_option("--synthetic-bit-depth", "the synthetic images (--images; generated PNGs are 8-bit: auto fits)")
 @click.option("--cache-dir", type=_path, help="Real-set embedding cache [default: $CHEXBENCH_CACHE_DIR/embeddings].")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the real-set cache.")
 def run(
@@ -65,6 +68,8 @@ def run(
     num_workers,
     device,
     precision,
+    bit_depth,
+    synthetic_bit_depth,
     cache_dir,
     no_cache,
     shard,
@@ -88,6 +93,7 @@ def run(
         options=Options(
             batch_size=batch_size,
             precision=precision,
+            bit_depth={"real": bit_depth, "synthetic": synthetic_bit_depth},
             num_workers=default_workers() if num_workers is None else num_workers,
         ),
         device=device,

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from chexbench_common.errors import ChexbenchError, ImageDecodeError, OutOfMemoryError
-from chexbench_common.imageio import load_grey
+from chexbench_common.imageio import BitDepthAudit, load_grey_with_depth
 from chexbench_common.progress import Progress
 
 from .inputs import Source
@@ -23,10 +23,17 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class ImageDataset(torch.utils.data.Dataset):
-    """Item: (row, {extractor: (1, H, W) tensor}, error message or None) for the rows some extractor needs."""
+    """Item: (row, {extractor: (1, H, W) tensor}, depth info, error message or None) for the rows some extractor
+    needs. The depth info travels back to the parent, which warns once per table (BitDepthAudit)."""
 
-    def __init__(self, source: Source, transforms: dict[str, GreyTransform], needs: dict[str, np.ndarray]):
-        self.source, self.transforms, self.needs = source, transforms, needs
+    def __init__(
+        self,
+        source: Source,
+        transforms: dict[str, GreyTransform],
+        needs: dict[str, np.ndarray],
+        bit_depth: str = "auto",
+    ):
+        self.source, self.transforms, self.needs, self.bit_depth = source, transforms, needs, bit_depth
         self.rows = np.flatnonzero(np.logical_or.reduce(list(needs.values())))
 
     def __len__(self) -> int:
@@ -35,23 +42,24 @@ class ImageDataset(torch.utils.data.Dataset):
     def __getitem__(self, j: int):
         row = int(self.rows[j])
         try:
-            grey = load_grey(self.source.paths[row])
+            grey, depth = load_grey_with_depth(self.source.paths[row], self.bit_depth)
             out = {n: torch.from_numpy(t.apply(grey))[None] for n, t in self.transforms.items() if self.needs[n][row]}
         except ChexbenchError as exc:
-            return row, {}, str(exc)
-        return row, out, None
+            return row, {}, None, str(exc)
+        return row, out, depth, None
 
 
 def collate(batch):
-    """({extractor: (rows, stacked images)}, [(row, error)], batch length), built in the worker."""
+    """({extractor: (rows, stacked images)}, [(row, error)], [depth info], batch length), built in the worker."""
     groups: dict[str, tuple[list[int], list]] = {}
-    for row, images, _ in batch:
+    for row, images, _, _ in batch:
         for name, image in images.items():
             groups.setdefault(name, ([], []))
             groups[name][0].append(row)
             groups[name][1].append(image)
-    errors = [(row, err) for row, _, err in batch if err is not None]
-    return {n: (rows, torch.stack(images)) for n, (rows, images) in groups.items()}, errors, len(batch)
+    errors = [(row, err) for row, _, _, err in batch if err is not None]
+    depths = [depth for _, _, depth, _ in batch if depth is not None]
+    return {n: (rows, torch.stack(images)) for n, (rows, images) in groups.items()}, errors, depths, len(batch)
 
 
 @dataclass
@@ -59,6 +67,7 @@ class Options:
     batch_size: int = 32
     num_workers: int = 0
     precision: str = "fp32"
+    bit_depth: dict[str, str] = field(default_factory=lambda: {"real": "auto", "synthetic": "auto"})
 
 
 def extract(
@@ -71,7 +80,8 @@ def extract(
     on_batch: Callable[[str, list[int]], None] | None = None,
 ) -> None:
     """Fill outputs[name][row] wherever needs[name][row]; `encoders` maps a name to (transform, loaded encoder)."""
-    dataset = ImageDataset(source, {n: t for n, (t, _) in encoders.items()}, needs)
+    bit_depth = options.bit_depth[source.kind]
+    dataset = ImageDataset(source, {n: t for n, (t, _) in encoders.items()}, needs, bit_depth)
     if not len(dataset):
         return
     loader = torch.utils.data.DataLoader(
@@ -87,7 +97,10 @@ def extract(
     dtype = PRECISIONS[options.precision]
     autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
     with Progress(len(dataset), f"embed {source.kind}", "img") as progress, torch.inference_mode():
-        for groups, errors, count in loader:
+        audit = BitDepthAudit(str(source.table), bit_depth)
+        for groups, errors, depths, count in loader:
+            for depth in depths:
+                audit.observe(depth)
             if errors:
                 row, message = errors[0]
                 raise ImageDecodeError(f"{source.where[row]}: {message}")
@@ -104,3 +117,4 @@ def extract(
                 if on_batch is not None:
                     on_batch(name, rows)
             progress.update(count)
+        audit.warn()

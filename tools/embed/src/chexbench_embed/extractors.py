@@ -49,19 +49,21 @@ class ExtractorSpec:
             "compute_dtype": precision,
         }
 
-    def cache_record(self, precision: str) -> dict:
+    def cache_record(self, precision: str, bit_depth: str = "auto") -> dict:
         """Everything that determines the vectors of one image file."""
-        return {
+        record = {
             "format": CACHE_FORMAT,
             "extractor": self.name,
             "weights_sha256": self.weights_sha256,
             "preprocessing": self.preprocessing(),
             "compute_dtype": precision,
         }
+        return record if bit_depth == "auto" else record | {"bit_depth": bit_depth}  # auto keeps the old keys
 
-    def cache_key(self, precision: str) -> str:
+    def cache_key(self, precision: str, bit_depth: str = "auto") -> str:
         """Content address of this extractor's vectors (sha256 of cache_record)."""
-        return hashlib.sha256(json.dumps(self.cache_record(precision), sort_keys=True).encode()).hexdigest()
+        record = self.cache_record(precision, bit_depth)
+        return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
 def parse_request(text: str) -> tuple[str, Path | None]:

@@ -134,9 +134,10 @@ def _embed_source(
     needs = {s.name: np.ones(n, bool) for s in specs}
     writer = None
     if source.kind == "real" and req.cache_dir is not None:
-        precision = req.options.precision
+        precision, depth = req.options.precision, req.options.bit_depth["real"]
         caches = {
-            s.name: EmbeddingCache(req.cache_dir, s.cache_key(precision), s.cache_record(precision)) for s in specs
+            s.name: EmbeddingCache(req.cache_dir, s.cache_key(precision, depth), s.cache_record(precision, depth))
+            for s in specs
         }
         for s in specs:
             outputs[s.name], found = caches[s.name].lookup(hashes, s.dim)
@@ -198,6 +199,7 @@ def run(req: Request) -> tuple[StageRun, bool]:
                 s.name: {"weights_sha256": s.weights_sha256, "preprocessing": s.preprocessing()} for s in specs
             },
             "precision": req.options.precision,
+            "bit_depth": req.options.bit_depth,
             "images_root": str(req.images[1]) if req.images else None,
             "real_root": str(req.prompts[1]) if req.prompts else None,
             **req.shard.describe(content_sha256={kind: content_digest(h) for kind, h in hashes.items()}),
@@ -215,7 +217,10 @@ def run(req: Request) -> tuple[StageRun, bool]:
         for src in sources:
             frame = pd.DataFrame({"image_id": src.image_ids, "source": src.kind, "prompt_id": src.prompt_ids})
             for s in specs:
-                meta = s.metadata(req.options.precision) | {"source": src.kind}
+                meta = s.metadata(req.options.precision) | {
+                    "source": src.kind,
+                    "bit_depth": req.options.bit_depth[src.kind],
+                }
                 write_output(
                     targets[f"{src.kind}-{s.name}"],
                     frame.assign(extractor=s.name),
