@@ -1,0 +1,116 @@
+"""A test that cannot run must not pass: `make slurm-test` and `make container-test` exit 77 with a loud SKIPPED line
+when their engine is missing, and .ci/run fails on a skip unless CHEXBENCH_ALLOW_SKIP=1.
+
+Fast and engine-free: the scripts run with a PATH that has no podman (no Slurm), and .ci/run runs against a stand-in
+`make` that records its targets.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bin_dir(tmp_path: Path, keep: tuple[str, ...]) -> Path:
+    """A folder with links to only the given host commands."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in keep:
+        for folder in ("/usr/bin", "/bin"):
+            if Path(folder, name).exists():
+                (bindir / name).symlink_to(Path(folder, name))
+                break
+    return bindir
+
+
+BASIC = ("bash", "date", "dirname", "cat", "printf", "mktemp", "id", "tail", "seq", "sleep", "rm", "mkdir")
+
+
+def test_container_test_without_podman_skips_loudly_with_77(tmp_path):
+    bindir = _bin_dir(tmp_path, BASIC)
+    skip_file = tmp_path / "skip"
+    result = subprocess.run(
+        ["bash", str(ROOT / "tests/containers/run_podman.sh")],
+        env={"PATH": str(bindir), "HOME": str(tmp_path), "CHEXBENCH_SKIP_FILE": str(skip_file)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 77, result.stderr
+    assert "CONTAINER TEST SKIPPED: podman is not installed" in result.stderr
+    assert skip_file.read_text().startswith("CONTAINER TEST SKIPPED: podman is not installed")
+
+
+def test_slurm_test_without_slurm_as_non_root_skips_loudly_with_77(tmp_path):
+    if os.getuid() != 0:
+        pytest.skip("the stand-in id below assumes root is the caller; as non-root the real id already says so")
+    bindir = _bin_dir(tmp_path, BASIC)
+    fake_id = bindir / "id"
+    fake_id.unlink()
+    fake_id.write_text("#!/bin/bash\n[[ $1 == -u ]] && echo 1000 || echo user\n")
+    fake_id.chmod(fake_id.stat().st_mode | stat.S_IEXEC)
+    skip_file = tmp_path / "skip"
+    result = subprocess.run(
+        ["bash", str(ROOT / "tests/slurm/run_local_slurm.sh")],
+        env={"PATH": str(bindir), "HOME": str(tmp_path), "CHEXBENCH_SKIP_FILE": str(skip_file)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 77, result.stdout + result.stderr
+    assert "SLURM TEST SKIPPED: Slurm is not installed" in result.stderr
+    assert skip_file.read_text().startswith("SLURM TEST SKIPPED")
+
+
+FAKE_MAKE = """#!/bin/bash
+echo "$1" >> "$FAKE_MAKE_LOG"
+case " ${FAKE_SKIP:-} " in
+  *" $1 "*) echo "SKIPPED: no engine" > "$CHEXBENCH_SKIP_FILE"; exit 2 ;;
+esac
+case " ${FAKE_FAIL:-} " in *" $1 "*) exit 2 ;; esac
+exit 0
+"""
+
+
+def run_ci(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    bindir = tmp_path / "fakebin"
+    bindir.mkdir(exist_ok=True)
+    make = bindir / "make"
+    make.write_text(FAKE_MAKE)
+    make.chmod(make.stat().st_mode | stat.S_IEXEC)
+    log = tmp_path / "make.log"
+    log.unlink(missing_ok=True)
+    full = {"PATH": f"{bindir}:/usr/bin:/bin", "HOME": str(tmp_path), "FAKE_MAKE_LOG": str(log)} | env
+    result = subprocess.run(["bash", str(ROOT / ".ci/run")], env=full, capture_output=True, text=True, timeout=60)
+    return result, log.read_text().split() if log.exists() else []
+
+
+def test_ci_runs_test_then_slurm_then_containers(tmp_path):
+    result, targets = run_ci(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert targets == ["test", "slurm-test", "container-test"]
+    assert "slurm-test: passed" in result.stdout and "container-test: passed" in result.stdout
+
+
+@pytest.mark.parametrize("target", ["slurm-test", "container-test"])
+def test_ci_fails_loudly_on_a_skip_unless_allowed(tmp_path, target):
+    result, targets = run_ci(tmp_path, FAKE_SKIP=target)
+    assert result.returncode == 77
+    assert f"CI: make {target} was SKIPPED, it tested NOTHING" in result.stderr
+    assert targets == ["test", "slurm-test", "container-test"]  # the other check still runs
+    allowed, _ = run_ci(tmp_path, FAKE_SKIP=target, CHEXBENCH_ALLOW_SKIP="1")
+    assert allowed.returncode == 0
+    assert f"{target}: SKIPPED" in allowed.stdout and "CHEXBENCH_ALLOW_SKIP=1" in allowed.stderr
+
+
+def test_ci_stops_at_a_real_failure(tmp_path):
+    result, targets = run_ci(tmp_path, FAKE_FAIL="slurm-test")
+    assert result.returncode == 2 and targets == ["test", "slurm-test"]
+    result, targets = run_ci(tmp_path, FAKE_FAIL="test")
+    assert result.returncode == 2 and targets == ["test"]
