@@ -19,8 +19,9 @@ CACHE_DIR  ?= $(CURDIR)/.cache
 SPLIT      ?= test
 CMD        ?= run
 SPLIT_CSV  ?= MIMIC_Splits/raw/LLAVARAD_ANNOTATIONS_TEST.csv
-STAGES     := generate embed fidelity align privacy classify llava-report
-GPU_STAGES := generate embed align privacy classify llava-report
+# STAGES, GPU_STAGES, SHARDED_STAGES: generated from tools/*/stage.yml (python images/render.py write)
+include mk/stages.mk
+PLANNED_STAGES := $(filter-out $(STAGES),align privacy classify llava-report)
 PACKAGES   := $(sort shared_schema $(patsubst %/,%,$(dir $(wildcard tools/*/pyproject.toml))))
 STAMP      := $(VENV)/.setup-done
 export HF_HUB_OFFLINE ?= 1
@@ -47,12 +48,12 @@ else
 $(error RUNNER must be local, docker or apptainer, not '$(RUNNER)')
 endif
 
-.PHONY: help setup test lint splits bench collect clean $(STAGES)
+.PHONY: help setup test lint splits bench collect clean $(STAGES) $(PLANNED_STAGES)
 
 help: ## list targets and variables
 	@echo "chexbench make targets:"
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
-	@echo "  <stage>        run one stage: $(STAGES)"
+	@echo "  <stage>        run one stage: $(STAGES) (declared in tools/<stage>/stage.yml)"
 	@echo "                 e.g. make embed CMD=run ARGS=\"--extractor raddino ...\" (CMD defaults to run)"
 	@echo
 	@echo "variables: MODEL=$(MODEL) RUN_ID=$(RUN_ID) RUNNER=$(RUNNER) (local|docker|apptainer)"
@@ -81,9 +82,10 @@ splits: setup ## convert a LLaVA-Rad annotation CSV to a prompts table (SPLIT_CS
 	$(BIN)/chexbench-splits convert --input $(SPLIT_CSV) --split $(SPLIT) --out MIMIC_Splits/prompts_$(SPLIT).parquet
 
 $(STAGES): $(if $(filter local,$(RUNNER)),setup)
-	@test "$(RUNNER)" != local || test -x $(BIN)/chexbench-$@ || \
-	  { echo "make: chexbench-$@ is not installed: the $@ stage is not implemented yet" >&2; exit 3; }
 	$(call stage_cmd,$@) $(CMD) $(ARGS)
+
+$(PLANNED_STAGES):
+	@echo "make: the $@ stage is not implemented yet (no tools/$@/stage.yml)" >&2; exit 3
 
 # --- make bench ------------------------------------------------------------------------------------------------
 # MODEL=demo (the default): the embedded default, CPU only, no downloads. Any other MODEL: a registry model from
@@ -107,7 +109,7 @@ bench-inputs: setup
 	test -f $(RUN_DIR)/models/tiny-raddino/config.json || \
 	  $(call stage_cmd,embed) tiny-raddino $(RUN_DIR)/models/tiny-raddino
 bench-generate: bench-inputs
-	$(call stage_cmd,generate) run --model sana --model-name $(MODEL) --model-path $(RUN_DIR)/models/tiny-sana \
+	$(call stage_cmd,generate) run --generator sana --model $(MODEL) --model-path $(RUN_DIR)/models/tiny-sana \
 	  --prompts $(BENCH_PROMPTS) --results $(RESULTS) --run-id $(RUN_ID) --height 64 --width 64 --steps 2 \
 	  --batch-size 8 --device $(DEVICE) $(BENCH_ARGS_GENERATE)
 RADDINO_PATH = $(RUN_DIR)/models/tiny-raddino
@@ -120,7 +122,7 @@ bench-inputs: setup
 	@test -f $(PROMPTS) || { echo "make: $(PROMPTS) is missing: convert the split first (make splits, see MIMIC_Splits/README.md)" >&2; exit 3; }
 	@test -d $(MIMIC_ROOT) || { echo "make: MIMIC_ROOT=$(MIMIC_ROOT) is not a folder: point it at your MIMIC-CXR-JPG 2.0.0 copy" >&2; exit 3; }
 bench-generate: bench-inputs
-	$(call stage_cmd,generate) run --model $(MODEL) $$($(BENCH) assets generate-args $(MODEL)) \
+	$(call stage_cmd,generate) run --generator $(MODEL) --model $(MODEL) $$($(BENCH) assets generate-args $(MODEL)) \
 	  --prompts $(BENCH_PROMPTS) --results $(RESULTS) --run-id $(RUN_ID) --device $(DEVICE) $(BENCH_ARGS_GENERATE)
 RADDINO_PATH = $$($(BENCH) assets path raddino)
 endif
