@@ -94,10 +94,15 @@ for stage in ("generate", "embed", "fidelity"):
 images = read_table(run / "generate" / "images.parquet", "images")
 assert len(images) == n_real and images["image_id"].is_unique, images
 assert all((run / "generate" / "images" / p).is_file() for p in images["path"])
-parts = sorted((run / "generate" / "parts").glob("part-*-of-*.parquet"))
-assert len(parts) == 2, parts
-for shard in (0, 1):
-    assert (run / "embed" / f"shard-{shard}-of-2" / "_SUCCESS").is_file()
+def shards(stage):
+    """The stage's shard folders: the common layout <stage>/parts/shard-K-of-N/ (older: <stage>/shard-K-of-N/ or
+    generate/parts/part-K-of-N.parquet while a stage is being moved to it)."""
+    d = run / stage
+    return sorted((d / "parts").glob("shard-*-of-2")) or sorted(d.glob("shard-*-of-2")) or sorted(
+        (d / "parts").glob("part-*-of-2.parquet"))
+assert len(shards("generate")) == 2, shards("generate")
+assert len(shards("embed")) == 2, shards("embed")
+assert all((p / "_SUCCESS").is_file() for p in shards("embed")), shards("embed")
 for extractor, dim in (("inception", 2048), ("raddino", 32)):
     synth = read_table(run / "embed" / f"synthetic-{extractor}.parquet", "embeddings")
     real = read_table(run / "embed" / f"real-{extractor}.parquet", "embeddings")
