@@ -1,4 +1,4 @@
 # Generated from tools/*/stage.yml by `python images/render.py write`; do not edit by hand.
-STAGES         := embed fidelity generate
-GPU_STAGES     := embed generate
-SHARDED_STAGES := embed generate
+STAGES         := generate embed fidelity
+GPU_STAGES     := generate embed
+SHARDED_STAGES := generate embed

@@ -33,6 +33,7 @@ class StageDecl:
     outputs: dict[str, str]
     image_description: str
     slurm: dict[str, str] = field(default_factory=dict)
+    order: int = 100  # position in the pipeline (tables and lists follow it)
 
     @property
     def command(self) -> str:
@@ -90,9 +91,38 @@ def load_stage(path: str | Path) -> StageDecl:
         outputs={str(k): str(v) for k, v in data["outputs"].items()},
         image_description=str(data["image"]["description"]),
         slurm={str(k): str(v) for k, v in data["slurm"].items()},
+        order=int(data.get("order", 100)),
     )
 
 
 def load_stages(root: str | Path) -> list[StageDecl]:
-    """Every tools/<stage>/stage.yml under the repository `root`, in name order."""
-    return [load_stage(p) for p in sorted(Path(root).glob("tools/*/stage.yml"))]
+    """Every tools/<stage>/stage.yml under the repository `root`, in pipeline order (`order`, then name)."""
+    return sorted((load_stage(p) for p in Path(root).glob("tools/*/stage.yml")), key=lambda s: (s.order, s.name))
+
+
+def make_fragment(stages: list[StageDecl]) -> str:
+    """mk/stages.mk: the Makefile's stage lists."""
+
+    def names(keep) -> str:
+        return " ".join(s.name for s in stages if keep(s))
+
+    return (
+        "# Generated from tools/*/stage.yml by `python images/render.py write`; do not edit by hand.\n"
+        f"STAGES         := {names(lambda s: True)}\n"
+        f"GPU_STAGES     := {names(lambda s: s.uses_gpu)}\n"
+        f"SHARDED_STAGES := {names(lambda s: s.shards)}\n"
+    )
+
+
+def readme_table(stages: list[StageDecl]) -> str:
+    """The README's stage table (between its generated-block markers)."""
+    gpu = {"none": "no", "optional": "optional", "required": "yes"}
+    lines = ["| stage | GPU | shards | reads | writes | what it does |", "|---|---|---|---|---|---|"]
+    for s in stages:
+        reads = ", ".join(f"`{t}` {v}.x" for t, v in s.inputs.items())
+        writes = ", ".join(f"`{t}` {v}" for t, v in s.outputs.items())
+        lines.append(
+            f"| [`{s.name}`]({s.package}/README.md) | {gpu[s.gpu]} | {'yes' if s.shards else 'no'} | {reads} | "
+            f"{writes} | {s.summary} |"
+        )
+    return "\n".join(lines) + "\n"

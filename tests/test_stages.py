@@ -1,0 +1,65 @@
+"""Declared interfaces (tools/<stage>/stage.yml) against what the stages are: tables, console scripts, the shared
+options, sharding, and the files generated from the declarations (README stage table, mk/stages.mk)."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+from chexbench_common.stages import load_stages, make_fragment, readme_table
+from chexbench_schema import TABLES
+from click.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = load_stages(ROOT)
+IDS = [s.name for s in STAGES]
+SHARED_RUN_OPTIONS = ("--results", "--model", "--run-id", "--force", "--progress")
+
+
+def _main(stage):
+    return importlib.import_module(f"chexbench_{stage.name.replace('-', '_')}.cli").main
+
+
+def test_generated_files_match_the_declarations():
+    assert (ROOT / "mk" / "stages.mk").read_text() == make_fragment(STAGES)
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- stage table:[^\n]*-->\n(.*?)<!-- end of the stage table -->", readme, re.S)
+    assert block and block.group(1) == readme_table(STAGES), "README stage table is stale: images/render.py write"
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=IDS)
+def test_declared_tables_exist_in_the_contract(stage):
+    for name, version in {**stage.inputs, **stage.outputs}.items():
+        assert name in TABLES, f"{stage.folder}/stage.yml names unknown table {name!r}"
+        assert int(version.split(".")[0]) == TABLES[name].major
+    for name, version in stage.outputs.items():
+        assert version == TABLES[name].version
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=IDS)
+def test_console_script_and_shared_options(stage):
+    project = tomllib.loads((ROOT / stage.package / "pyproject.toml").read_text())["project"]
+    assert project["scripts"][stage.command] == f"chexbench_{stage.name.replace('-', '_')}.cli:main"
+    main = _main(stage)
+    run = main.commands["run"]
+    flags = {opt for p in run.params for opt in p.opts}
+    assert set(SHARED_RUN_OPTIONS) <= flags
+    assert ("--shard" in flags) == stage.shards and ("merge" in main.commands) == stage.shards
+    assert ("--device" in flags) == stage.uses_gpu
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=IDS)
+@pytest.mark.parametrize("bad", ["../x", "a/b", ".hidden"])
+def test_folder_names_are_checked_by_every_stage(stage, bad, tmp_path):
+    main = _main(stage)
+    commands = ["run", "merge"] if stage.shards else ["run"]
+    for command in commands:
+        for option in ("--model", "--run-id"):
+            args = [command, "--results", str(tmp_path), "--model", "m", option, bad]
+            result = CliRunner().invoke(main, args)
+            assert result.exit_code == 2, (command, option, result.output)
+            assert "it becomes a folder name" in result.output
+    assert not any(tmp_path.iterdir())
