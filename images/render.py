@@ -8,7 +8,9 @@ One recipe (images/Dockerfile) builds every stage; what differs per stage comes 
 - the services of compose/compose.yaml (between the generated-block markers): one per stage, GPU reservation iff
   `gpu` is not `none`, build arguments as above; compose/compose.cpu.yaml drops the reservations again;
 - compose/hpc/stages.tsv: the Slurm resources per stage, read by compose/hpc/submit.sh with awk (a login node needs
-  neither the venv nor PyYAML).
+  neither the venv nor PyYAML);
+- mk/stages.mk and the README's stage table (their text comes from chexbench_common.stages: make_fragment,
+  readme_table; tests/test_stages.py checks them), written here so that one command renders everything.
 
 Usage (from the repository root, in the development venv):
   python images/render.py write          rewrite every generated file
@@ -20,16 +22,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
 
-from chexbench_common.stages import StageDecl, load_stages
+from chexbench_common.stages import StageDecl, load_stages, make_fragment, readme_table
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = "images/Dockerfile"
 BEGIN = "  # --- generated from tools/*/stage.yml by `python images/render.py write`; do not edit by hand ---"
 END = "  # --- end of the generated services ---"
+README_BLOCK = re.compile(r"(<!-- stage table:[^\n]*-->\n)(.*?)(<!-- end of the stage table -->)", re.S)
 TSV_COLUMNS = ("stage", "gpu", "shards", "cpus", "mem", "time")
 LOCAL_PACKAGES = ("shared_schema", "tools/common")
 
@@ -116,15 +120,23 @@ def _with_services(text: str, block: str) -> str:
 
 
 def rendered(root: Path = ROOT) -> dict[Path, str]:
-    """Every generated file (path -> wanted text)."""
+    """Every generated file (path -> wanted text). mk/stages.mk and README.md only where they exist (the README
+    only when it has the stage-table markers)."""
     stages = load_stages(root)
     compose = root / "compose" / "compose.yaml"
-    return {
+    out = {
         root / "images" / "Dockerfile.dockerignore": dockerignore(stages),
         compose: _with_services(compose.read_text(), compose_services(stages)),
         root / "compose" / "compose.cpu.yaml": compose_cpu(stages),
         root / "compose" / "hpc" / "stages.tsv": slurm_table(stages),
     }
+    if (root / "mk").is_dir():
+        out[root / "mk" / "stages.mk"] = make_fragment(stages)
+    readme = root / "README.md"
+    if readme.is_file() and README_BLOCK.search(readme.read_text()):
+        table = readme_table(stages)
+        out[readme] = README_BLOCK.sub(lambda m: m.group(1) + table + m.group(3), readme.read_text(), count=1)
+    return out
 
 
 def stale(root: Path = ROOT) -> list[str]:
