@@ -40,11 +40,11 @@ def test_reader_reports_every_problem_with_row_and_column(tmp_path, prompts_fram
     with pytest.raises(SchemaError) as info:
         read_table(csv, "prompts")
     text = "\n".join(info.value.lines())
-    assert "row 1, column 'Edema': 2 is not one of 1/0/-1/blank" in text
-    assert "row 2, column 'image_path': path '../../etc/passwd' escapes its root" in text
-    assert "row 3, column 'image_path': absolute path '/abs/img.png'" in text
-    assert "row 3, column 'prompt_id': duplicate value" in text and "first at row 1" in text
-    assert "row 2, column 'prompt': empty value" in text
+    assert "row 1 (line 2), column 'Edema': 2 is not one of 1/0/-1/blank" in text
+    assert "row 2 (line 3), column 'image_path': path '../../etc/passwd' escapes its root" in text
+    assert "row 3 (line 4), column 'image_path': absolute path '/abs/img.png'" in text
+    assert "row 3 (line 4), column 'prompt_id': duplicate value" in text and "first at row 1" in text
+    assert "row 2 (line 3), column 'prompt': empty value" in text
     assert all(line.startswith(str(csv)) for line in info.value.lines())
     assert info.value.exit_code == 4
 
@@ -64,8 +64,8 @@ def test_fractional_and_text_labels_are_refused(tmp_path, prompts_frame):
     bad.to_csv(csv, index=False)
     with pytest.raises(SchemaError) as info:
         read_table(csv, "prompts")
-    assert any("row 1, column 'Fracture': '0.5' is not a int8 integer" in line for line in info.value.lines())
-    assert any("row 2, column 'Fracture': 'yes' is not a number" in line for line in info.value.lines())
+    assert any("row 1 (line 2), column 'Fracture': '0.5' is not an int8 integer" in line for line in info.value.lines())
+    assert any("row 2 (line 3), column 'Fracture': 'yes' is not a number" in line for line in info.value.lines())
 
 
 def test_writer_refuses_invalid_frames_and_leaves_no_file(tmp_path, prompts_frame):
@@ -96,7 +96,7 @@ def test_other_major_version_and_wrong_table_are_refused(tmp_path, prompts_frame
     meta = json.loads(table.schema.metadata[b"chexbench"])
     for change, message in (
         ({"version": "2.0.0"}, "version 2.0.0 is not readable"),
-        ({"table": "images"}, "this is a 'images' table"),
+        ({"table": "images"}, "holds the 'images' table, not the 'prompts' table"),
     ):
         pq.write_table(table.replace_schema_metadata({b"chexbench": json.dumps({**meta, **change})}), path)
         with pytest.raises(SchemaError, match=message):

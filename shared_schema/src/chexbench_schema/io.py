@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from .tables import TableSpec, get_table
 from .validate import validate_frame
 
 METADATA_KEY = b"chexbench"
+_ROW = re.compile(r"^row (\d+)(?=,)")
 SIDECAR_SUFFIX = ".meta.json"
 
 _ARROW_TYPES = {
@@ -56,10 +58,10 @@ def read_metadata(path: str | Path) -> dict:
 def _check_metadata(path: Path, spec: TableSpec, meta: dict, problems: list[str]) -> None:
     if not meta:
         if spec.required_metadata:
-            problems.append(f"no chexbench metadata; a {spec.name} table needs {', '.join(spec.required_metadata)}")
+            problems.append(f"no chexbench metadata; {spec.a_table} needs {', '.join(spec.required_metadata)}")
         return
     if meta.get("table") not in (None, spec.name):
-        problems.append(f"this is a {meta.get('table')!r} table, expected {spec.name!r}")
+        problems.append(f"this file holds the {meta.get('table')!r} table, not the {spec.name!r} table expected here")
     version = str(meta.get("version", spec.version))
     if int(version.split(".")[0]) != spec.major:
         problems.append(
@@ -86,7 +88,7 @@ def _load_raw(path: Path, spec: TableSpec) -> pd.DataFrame:
             return frame[table.column_names]
         if path.suffix == ".csv":
             if any(c.kind == "vector" for c in spec.columns):
-                raise BadInputError(f"{path}: a {spec.name} table has vectors and must be Parquet, not CSV")
+                raise BadInputError(f"{path}: {spec.a_table} has vectors and must be Parquet, not CSV")
             # every cell as text, so ids keep leading zeros; the validator converts per the contract
             return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -108,6 +110,8 @@ def read_table(path: str | Path, table: str | TableSpec) -> pd.DataFrame:
     meta = read_metadata(path)
     _check_metadata(path, spec, meta, problems)
     frame, row_problems = validate_frame(frame, spec)
+    if path.suffix == ".csv":  # add the file line (the header is line 1) to the 1-based data row
+        row_problems = [_ROW.sub(lambda m: f"row {m[1]} (line {int(m[1]) + 1})", p, count=1) for p in row_problems]
     problems.extend(row_problems)
     if problems:
         raise SchemaError(str(path), problems)
@@ -172,7 +176,7 @@ def write_table(
             pq.write_table(arrow, tmp, compression="zstd")
     elif path.suffix == ".csv":
         if any(c.kind == "vector" for c in spec.columns):
-            raise BadInputError(f"{path}: a {spec.name} table has vectors; write it as .parquet")
+            raise BadInputError(f"{path}: {spec.a_table} has vectors; write it as .parquet")
         write_json_atomic(path.with_name(path.name + SIDECAR_SUFFIX), meta)
         with atomic_path(path) as tmp:
             pacsv.write_csv(arrow, tmp)

@@ -38,6 +38,11 @@ class TableSpec:
     metadata_doc: dict[str, str] = field(default_factory=dict)
 
     @property
+    def a_table(self) -> str:
+        """'a prompts table', 'an images table': the table's name with its article, for messages."""
+        return f"{'an' if self.name[0] in 'aeiou' else 'a'} {self.name} table"
+
+    @property
     def major(self) -> int:
         return int(self.version.split(".")[0])
 

@@ -42,7 +42,7 @@ def _coerce_numeric(col: Column, series: pd.Series, problems: list[str]) -> pd.S
         fractional = ~np.isnan(values) & (np.floor(values) != values)
         out_of_range = ~np.isnan(values) & ((values < lo) | (values > hi))
     for i in _rows(fractional | out_of_range):
-        problems.append(f"row {i + 1}, column {col.name!r}: {raw.iloc[i]!r} is not a {col.kind} integer")
+        problems.append(f"row {i + 1}, column {col.name!r}: {raw.iloc[i]!r} is not an {col.kind} integer")
     values[fractional | out_of_range] = np.nan
     return pd.array(np.where(np.isnan(values), None, values).tolist(), dtype=PANDAS_DTYPES[col.kind])
 
@@ -83,7 +83,7 @@ def validate_frame(df: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, lis
     missing = [c.name for c in spec.columns if c.name not in df.columns]
     if missing:
         problems.append(
-            f"missing column(s) {', '.join(repr(m) for m in missing)}; a {spec.name} table needs "
+            f"missing column(s) {', '.join(repr(m) for m in missing)}; {spec.a_table} needs "
             f"{', '.join(spec.column_names)}"
         )
     out = {}

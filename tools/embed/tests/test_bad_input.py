@@ -53,7 +53,7 @@ def test_dotdot_path_is_a_contract_error(tmp_path, tiny_raddino, image_sets, emb
     frame.loc[0, "image_path"] = "../synth/img0.png"
     frame.to_csv(csv, index=False)
     result = embed(*_real(csv, image_sets["real_root"], tiny_raddino))
-    assert result.exit_code == 4 and "row 1, column 'image_path'" in result.stderr and "'..'" in result.stderr
+    assert result.exit_code == 4 and "row 1 (line 2), column 'image_path'" in result.stderr and "'..'" in result.stderr
     assert not (tmp_path / "Results").exists()
 
 

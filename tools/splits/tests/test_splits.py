@@ -198,10 +198,16 @@ def _prompts_csv(tmp_path: Path, edit) -> Path:
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (lambda f: f.__setitem__("prompt_id", [f["prompt_id"][0]] * len(f)), "row 2, column 'prompt_id': duplicate"),
-        (lambda f: f.loc.__setitem__((2, "Edema"), "2"), "row 3, column 'Edema': 2 is not one of 1/0/-1/blank"),
-        (lambda f: f.loc.__setitem__((3, "image_path"), "../outside.jpg"), "row 4, column 'image_path': path"),
-        (lambda f: f.loc.__setitem__((0, "image_path"), "/abs/x.jpg"), "row 1, column 'image_path': absolute"),
+        (
+            lambda f: f.__setitem__("prompt_id", [f["prompt_id"][0]] * len(f)),
+            "row 2 (line 3), column 'prompt_id': duplicate",
+        ),
+        (
+            lambda f: f.loc.__setitem__((2, "Edema"), "2"),
+            "row 3 (line 4), column 'Edema': 2 is not one of 1/0/-1/blank",
+        ),
+        (lambda f: f.loc.__setitem__((3, "image_path"), "../outside.jpg"), "row 4 (line 5), column 'image_path': path"),
+        (lambda f: f.loc.__setitem__((0, "image_path"), "/abs/x.jpg"), "row 1 (line 2), column 'image_path': absolute"),
         (lambda f: f.drop(columns=["view"], inplace=True), "missing column(s) 'view'"),
     ],
     ids=["duplicate-prompt_id", "label-outside", "path-dotdot", "path-absolute", "missing-column"],
