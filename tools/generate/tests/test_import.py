@@ -19,7 +19,7 @@ def _images(folder, names, size=(40, 32)):
 
 
 def _import(cli, csv, prompts5, results, *extra):
-    return cli("import", "--csv", csv, "--prompts", prompts5, "--model-name", "LLM-CXR", "--results", results, *extra)
+    return cli("import", "--csv", csv, "--prompts", prompts5, "--model", "LLM-CXR", "--results", results, *extra)
 
 
 def test_prompt_info_convention_with_whitespace_variants(prompts5, tmp_path, cli):
@@ -114,3 +114,16 @@ def test_every_file_must_decode(prompts5, tmp_path, cli):
     lines = result.output.strip().splitlines()
     assert len(lines) == 2 and "1.png: cannot decode" in lines[0] and "2.png: image file not found" in lines[1]
     assert not (tmp_path / "R").exists()
+
+
+def test_failed_reimport_over_a_finished_import_leaves_nothing_valid_looking(prompts5, tmp_path, cli):
+    folder = _images(tmp_path / "gen", ["a.png"])
+    csv = folder / "list.csv"
+    pd.DataFrame({"prompt": [PROMPT_TEXTS[0]], "file": ["a.png"]}).to_csv(csv, index=False)
+    assert _import(cli, csv, prompts5, tmp_path / "R").exit_code == 0
+    gen = tmp_path / "R" / "LLM-CXR" / "default" / "generate"
+    pd.DataFrame({"prompt": [PROMPT_TEXTS[0]], "file": ["missing.png"]}).to_csv(csv, index=False)
+    failed = _import(cli, csv, prompts5, tmp_path / "R")
+    assert failed.exit_code == 3 and "missing.png" in failed.output
+    assert json.loads((gen / "manifest.json").read_text())["status"] == "failed"
+    assert not (gen / "_SUCCESS").exists()
