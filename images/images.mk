@@ -43,5 +43,5 @@ $(UV):
 images-lock: setup $(UV) ## re-lock images/<stage>/requirements.lock from the pyproject files (needs PyPI)
 	@for s in $(IMAGE_STAGES); do $(BIN)/python images/lock.py $$s --uv $(UV) || exit 1; done
 
-container-test: setup ## build the fidelity image with podman on a local Debian base, run it via RUNNER=docker (exit 77: skipped)
-	bash tests/containers/run_podman.sh
+container-test: setup $(UV) ## build stage images (CONTAINER_TEST_STAGES="fidelity embed") with podman on a local Debian base, run them via RUNNER=docker, compare with RUNNER=local (exit 77: skipped)
+	UV=$(UV) bash tests/containers/run_podman.sh

@@ -1,10 +1,12 @@
-"""Compare two fidelity output folders (the RUNNER=local run and the container run of the same inputs).
+"""Compare two stage output folders (the RUNNER=local run and the container run of the same inputs).
 
 Usage: python tests/containers/compare_results.py REFERENCE_DIR CANDIDATE_DIR
-Compares metrics.parquet, leaderboard.csv and leaderboard_conditional.csv: the same rows and columns, text equal,
-numbers equal to float tolerance (rtol 1e-9: the two runs use different Python builds and BLAS threads), NaN where
-NaN. The columns that name the run (run id, extra info) are expected to differ and are left out. Exit 1 with one
-line per difference.
+fidelity (a folder with metrics.parquet): metrics.parquet, leaderboard.csv and leaderboard_conditional.csv have the
+same rows and columns, text equal, numbers equal to float tolerance (rtol 1e-9: the two runs use different Python
+builds), NaN where NaN; the columns that name the run (run id, extra info) are expected to differ and are left out.
+embed (a folder of embeddings tables): the same tables, rows (by image_id) and text columns, vectors equal to
+rtol 1e-5 / atol 1e-6 (float32 features from the same torch version on another Python build).
+Exit 1 with one line per difference.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pandas as pd
 
 RUN_COLUMNS = {"run_id", "Run ID", "Extra Info"}
 RTOL, ATOL = 1e-9, 1e-12
+VEC_RTOL, VEC_ATOL = 1e-5, 1e-6
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -44,11 +47,44 @@ def compare(ref: Path, cand: Path) -> list[str]:
     return problems
 
 
+def compare_embeddings(ref: Path, cand: Path) -> tuple[list[str], str]:
+    names = sorted(p.name for p in ref.glob("*.parquet"))
+    if not names:
+        return [f"{ref} has no embeddings tables"], ""
+    problems, worst = [], 0.0
+    for name in names:
+        if not (cand / name).is_file():
+            problems.append(f"{cand / name} is missing")
+            continue
+        a = pd.read_parquet(ref / name).sort_values("image_id", ignore_index=True)
+        b = pd.read_parquet(cand / name).sort_values("image_id", ignore_index=True)
+        if list(a.columns) != list(b.columns) or len(a) != len(b):
+            problems.append(f"{name}: columns or row count differ")
+            continue
+        for col in a.columns:
+            if col == "vector":
+                x, y = np.stack(a[col].to_numpy()), np.stack(b[col].to_numpy())
+                if x.shape != y.shape or not np.allclose(x, y, rtol=VEC_RTOL, atol=VEC_ATOL):
+                    problems.append(f"{name}: vectors differ (shapes {x.shape} {y.shape})")
+                elif x.size:
+                    worst = max(worst, float(np.abs(x - y).max()))
+            elif not a[col].fillna("<NA>").astype(str).equals(b[col].fillna("<NA>").astype(str)):
+                problems.append(f"{name}: column {col} differs")
+    return problems, f"{len(names)} embeddings tables equal (max abs vector difference {worst:.3g})"
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print(__doc__.splitlines()[2], file=sys.stderr)
         return 2
     ref, cand = Path(argv[0]), Path(argv[1])
+    if not (ref / "metrics.parquet").is_file():
+        problems, summary = compare_embeddings(ref, cand)
+        for line in problems:
+            print(f"compare_results: {line}", file=sys.stderr)
+        if not problems:
+            print(f"compare_results: {summary} in {cand} and {ref}")
+        return 1 if problems else 0
     problems, compared = [], 0
     for name in ("metrics.parquet", "leaderboard.csv", "leaderboard_conditional.csv"):
         if not (ref / name).is_file():

