@@ -60,7 +60,7 @@ def test_images_table_hashes_are_checked(tmp_path, tiny_raddino, image_sets, mak
     )
     assert result.exit_code == 3
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 2 and "zeros.parquet row 3" in lines[0] and "zeros.parquet row 4" in lines[1]
+    assert len(lines) == 2 and "zeros.parquet: row 3 (image_id" in lines[0] and "zeros.parquet: row 4" in lines[1]
     assert "the table says 000000000000..." in lines[0]
     assert not (tmp_path / "Results").exists()
 

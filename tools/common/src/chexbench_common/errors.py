@@ -59,10 +59,8 @@ class IncompleteShardsError(MissingResourceError):
     """A merge was asked for while some shards of the run have not finished."""
 
 
-class SchemaError(ChexbenchError):
-    """A table that does not satisfy its contract; carries every problem found, not just the first."""
-
-    exit_code = EXIT_CONTRACT
+class _Problems:
+    """Every problem found in one source, one message line each (at most MAX_REPORTED_PROBLEMS, then a count)."""
 
     def __init__(self, source: str, problems: list[str]):
         self.source = source
@@ -74,3 +72,13 @@ class SchemaError(ChexbenchError):
         if len(self.problems) > MAX_REPORTED_PROBLEMS:
             shown.append(f"{self.source}: ... and {len(self.problems) - MAX_REPORTED_PROBLEMS} more problem(s)")
         return shown
+
+
+class SchemaError(_Problems, ChexbenchError):
+    """A table that does not satisfy its contract; carries every problem found, not just the first."""
+
+    exit_code = EXIT_CONTRACT
+
+
+class BadRowsError(_Problems, BadInputError):
+    """Several rows or files of one input that the user has to fix (bad input, exit 3), all listed."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from chexbench_common.device import select_device
-from chexbench_common.errors import BadInputError, ImageDecodeError
+from chexbench_common.errors import BadInputError, BadRowsError, ImageDecodeError
 from chexbench_common.hashing import sha256_file
 from chexbench_common.lifecycle import Lifecycle
 from chexbench_common.rundir import StageRun
@@ -77,9 +77,7 @@ def check_table_hashes(source: Source, hashes: list[str]) -> None:
         if want is not None and got != want
     ]
     if problems:
-        raise BadInputError(
-            "\n".join(problems[:50] + ([f"... and {len(problems) - 50} more"] if len(problems) > 50 else []))
-        )
+        raise BadRowsError(str(source.table), [p.removeprefix(f"{source.table.name} ") for p in problems])
 
 
 def content_digest(hashes: list[str]) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 from chexbench_common.atomic import atomic_path
-from chexbench_common.errors import MAX_REPORTED_PROBLEMS, BadInputError, ImageDecodeError
+from chexbench_common.errors import BadInputError, BadRowsError, ImageDecodeError
 from chexbench_common.hashing import sha256_file
 from chexbench_common.imageio import load_grey
 from chexbench_common.lifecycle import Lifecycle
@@ -33,20 +33,6 @@ from .parts import IMAGES_DIR, GenerateDir
 FILE_COLUMNS = ("synthetic_filename", "img_savename", "filename", "file", "image", "path")
 PROMPT_COLUMNS = ("prompt_id", "annotated_prompt", "prompt")
 PRODUCER = f"chexbench-generate {__version__} (import)"
-
-
-class ImportProblems(BadInputError):
-    """Several rows or files that cannot be imported, one line each."""
-
-    def __init__(self, source: str, problems: list[str]):
-        self.source, self.problems = source, problems
-        super().__init__(f"{source}: {problems[0]}")
-
-    def lines(self) -> list[str]:
-        shown = [f"{self.source}: {p}" for p in self.problems[:MAX_REPORTED_PROBLEMS]]
-        if len(self.problems) > MAX_REPORTED_PROBLEMS:
-            shown.append(f"{self.source}: ... and {len(self.problems) - MAX_REPORTED_PROBLEMS} more")
-        return shown
 
 
 @dataclass(frozen=True)
@@ -123,7 +109,7 @@ def _sample_indexes(kept: pd.DataFrame, csv: Path) -> pd.Series:
     dup = pd.DataFrame({"p": kept["prompt_id"], "k": index}).duplicated()
     problems += [f"{_row(i)}: a second image for the same prompt and sample_index" for i in kept.index[dup]]
     if problems:
-        raise ImportProblems(str(csv), problems)
+        raise BadRowsError(str(csv), problems)
     return index.astype(int)
 
 
@@ -170,7 +156,7 @@ def _import(job: ImportJob, stage: StageRun, life: Lifecycle) -> dict:
 
     ids, unmatched = match_rows(rows, prompts, prompt_col)
     if unmatched and not job.allow_unmatched:
-        raise ImportProblems(str(job.csv), unmatched + ["(pass --allow-unmatched to import the matched rows only)"])
+        raise BadRowsError(str(job.csv), unmatched + ["(pass --allow-unmatched to import the matched rows only)"])
     matched = pd.Series(ids, index=rows.index, dtype=object)
     kept = rows[matched.notna()].assign(prompt_id=matched[matched.notna()])
     if kept.empty:
@@ -184,7 +170,7 @@ def _import(job: ImportJob, stage: StageRun, life: Lifecycle) -> dict:
         decoded = list(pool.map(_decode, sources))
     bad = [d for d in decoded if isinstance(d, str)]
     if bad:
-        raise ImportProblems(str(job.csv), bad)
+        raise BadRowsError(str(job.csv), bad)
 
     life.start(params, inputs, clear=[gen.table, gen.root / "unmatched.csv"])
     kept["image_id"] = kept["prompt_id"] + "-" + kept["sample_index"].astype(str)
