@@ -103,17 +103,20 @@ embed_cpu_context() {
   wheel=$(cd "$wheels" && ls "torch-$dev_torch"+cpu-cp311-*.whl 2> /dev/null | head -n1)
   [[ -n $wheel ]] || fail "no torch-$dev_torch+cpu cp311 wheel in $wheels (set TORCH_WHEELS)"
   [[ -x ${UV:-} ]] || fail "UV is not set to a uv binary (make container-test sets it)"
+  # buildah's COPY cache sees file times: keep the sources' own (cp -a) and the lock file unless its content changed
+  rm -rf "$ctx/shared_schema" "$ctx/tools"
   mkdir -p "$ctx/images/embed"
-  cp -r --parents shared_schema/pyproject.toml shared_schema/src tools/common/pyproject.toml tools/common/src \
+  cp -a --parents shared_schema/pyproject.toml shared_schema/src tools/common/pyproject.toml tools/common/src \
     tools/embed/pyproject.toml tools/embed/src images/embed/nodeps.lock "$ctx/"
   sed -E "s/^torch==.*/torch==$dev_torch+cpu/" images/embed/requirements.in > "$ctx/images/embed/requirements.in"
   env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL "$UV" pip compile --quiet --no-header \
     --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
     --index-url https://pypi.org/simple --find-links "$wheels" --no-emit-find-links \
-    -o "$ctx/images/embed/requirements.lock" "$ctx/images/embed/requirements.in" > "$work/uv.log" 2>&1 \
+    -o "$work/embed-cpu.lock" "$ctx/images/embed/requirements.in" > "$work/uv.log" 2>&1 \
     || { cat "$work/uv.log" >&2; fail "uv pip compile of the embed CPU lock"; }
   # torch is not on PyPI as a CPU build: install it from the mounted wheel (a direct reference keeps its hash)
-  sed -i -E "s|^torch==$dev_torch\+cpu|torch @ file:///opt/wheels/$wheel|" "$ctx/images/embed/requirements.lock"
+  sed -i -E "s|^torch==$dev_torch\+cpu|torch @ file:///opt/wheels/$wheel|" "$work/embed-cpu.lock"
+  cmp -s "$work/embed-cpu.lock" "$ctx/images/embed/requirements.lock" || cp "$work/embed-cpu.lock" "$ctx/images/embed/"requirements.lock
   grep -q "^torch @ file:///opt/wheels/$wheel" "$ctx/images/embed/requirements.lock" || fail "embed CPU lock has no torch"
   ! grep -q '^nvidia-' "$ctx/images/embed/requirements.lock" || fail "embed CPU lock pulls CUDA wheels"
   build_extra=(--volume "$wheels:/opt/wheels:ro")
@@ -122,7 +125,7 @@ embed_cpu_context() {
 for stage in $STAGES; do
   context=. build_extra=()
   if [[ $stage == embed ]]; then
-    context=$work/embed-context
+    context=${CHEXBENCH_CACHE_DIR:-$root/.cache}/container-test/embed-context
     embed_cpu_context "$context"
     say "embed: CPU variant of images/embed/requirements.lock ($(grep -c '==' "$context/images/embed/requirements.lock") pins, torch from $wheels)"
   fi
