@@ -91,10 +91,10 @@ def run_ci(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess, lis
     return result, log.read_text().split() if log.exists() else []
 
 
-def test_ci_runs_test_then_slurm_then_containers(tmp_path):
+def test_ci_runs_test_vision_slurm_then_containers(tmp_path):
     result, targets = run_ci(tmp_path)
     assert result.returncode == 0, result.stderr
-    assert targets == ["test", "slurm-test", "container-test"]
+    assert targets == ["test", "test-vision", "slurm-test", "container-test"]
     assert "slurm-test: passed" in result.stdout and "container-test: passed" in result.stdout
 
 
@@ -103,7 +103,7 @@ def test_ci_fails_loudly_on_a_skip_unless_allowed(tmp_path, target):
     result, targets = run_ci(tmp_path, FAKE_SKIP=target)
     assert result.returncode == 77
     assert f"CI: make {target} was SKIPPED, it tested NOTHING" in result.stderr
-    assert targets == ["test", "slurm-test", "container-test"]  # the other check still runs
+    assert targets == ["test", "test-vision", "slurm-test", "container-test"]  # the other check still runs
     allowed, _ = run_ci(tmp_path, FAKE_SKIP=target, CHEXBENCH_ALLOW_SKIP="1")
     assert allowed.returncode == 0
     assert f"{target}: SKIPPED" in allowed.stdout and "CHEXBENCH_ALLOW_SKIP=1" in allowed.stderr
@@ -111,6 +111,6 @@ def test_ci_fails_loudly_on_a_skip_unless_allowed(tmp_path, target):
 
 def test_ci_stops_at_a_real_failure(tmp_path):
     result, targets = run_ci(tmp_path, FAKE_FAIL="slurm-test")
-    assert result.returncode == 2 and targets == ["test", "slurm-test"]
+    assert result.returncode == 2 and targets == ["test", "test-vision", "slurm-test"]
     result, targets = run_ci(tmp_path, FAKE_FAIL="test")
     assert result.returncode == 2 and targets == ["test"]
