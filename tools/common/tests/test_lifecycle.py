@@ -157,3 +157,11 @@ def test_a_shard_that_starts_or_fails_supersedes_the_merged_result(tmp_path):
         raise BadInputError("row 1: bad")
     assert _manifest(merged)["status"] == "superseded" and not merged.success_path.exists()
     assert "shard-0-of-2 failed: row 1: bad" in _manifest(merged)["superseded_by"]["reason"]
+
+
+def test_a_killed_run_is_recorded_as_failed_by_the_next_one(tmp_path):
+    stage = _stage(tmp_path)
+    stage.start({"k": 1}, {})  # as a SIGKILL leaves it: running, no marker, the lock gone stale
+    with Lifecycle(_stage(tmp_path)) as life:
+        assert _manifest(stage)["status"] == "failed" and "killed?" in _manifest(stage)["error"]
+        assert not life.up_to_date({"k": 1}, {})

@@ -51,7 +51,16 @@ class Lifecycle:
 
     def __enter__(self) -> Lifecycle:
         self.lock.acquire()
+        self._record_dead_run()
         return self
+
+    def _record_dead_run(self) -> None:
+        """Under the lock nobody else is working here: a manifest still `running` (or `success` without _SUCCESS)
+        belongs to a process that was killed; say so, so the manifest and the marker agree again."""
+        manifest = self.stage.read_manifest()
+        if manifest.get("status") in ("running", "success") and not self.stage.success_path.exists():
+            self.stage.fail(f"the process ended before the run finished (killed?); was {manifest['status']}")
+            self.stage.manifest = {}
 
     def up_to_date(self, params: dict, inputs: dict[str, str | Path]) -> bool:
         """True when a finished run has the same params and inputs (and --force was not given): skip the work."""

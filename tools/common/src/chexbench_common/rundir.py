@@ -187,7 +187,7 @@ class StageRun:
         self.success_path.unlink(missing_ok=True)
         manifest = self.manifest or self.read_manifest()
         if manifest:
-            if not self.manifest:
+            if not self.manifest and manifest.get("status") == "success":
                 manifest["superseded_by_failed_run"] = {"command": sys.argv, "at": _now()}
             manifest.update(status="failed", ended=_now(), error=message)
             self.manifest = manifest
