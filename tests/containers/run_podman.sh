@@ -8,6 +8,7 @@
 # runner calls. The base is made from Debian packages with mmdebstrap (the CUDA base cannot be pulled).
 # What differs from the shipped images is listed in images/README.md ("What the container test changes").
 #
+# Installs Debian's podman, runc and mmdebstrap when they are missing (needs root and apt-get).
 # Exit codes: 0 passed; 1 failed; 77 SKIPPED (podman cannot start here: a loud line says why; .ci/run reports it).
 # Environment: CONTAINER_TEST_STAGES (default "fidelity embed"; embed is built from a CPU variant of its lock, see
 # images/README.md), KEEP=1 (keep the work folder and the container runs' results), CONTAINER_TEST_REBUILD=1
@@ -46,7 +47,19 @@ VENV=$root/.venv
 RESULTS_DIR=Results  # compose binds ../Results: the container run must live under it
 export PATH=$PATH:/usr/sbin:/sbin
 
-# --- 1. podman: present and able to start a container ------------------------------------------------------------
+# --- 1. podman: present (installed from Debian's packages when missing, as root) and able to start a container -----
+tools_missing() { local c; for c in podman runc mmdebstrap; do command -v "$c" > /dev/null || return 0; done; return 1; }
+if tools_missing; then
+  [[ $(id -u) == 0 ]] || skip "podman/runc/mmdebstrap are not installed and installing them needs root"
+  command -v apt-get > /dev/null || skip "podman/runc/mmdebstrap are not installed and there is no apt-get"
+  say "installing podman, runc and mmdebstrap with apt-get"
+  apt_log=$(mktemp)
+  if ! { timeout 300 apt-get update -q && DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -q \
+    podman runc mmdebstrap uidmap; } > "$apt_log" 2>&1; then
+    tail -n 5 "$apt_log" >&2
+    skip "apt-get could not install podman, runc and mmdebstrap (no package index or network?)"
+  fi
+fi
 command -v podman > /dev/null || skip "podman is not installed (apt-get install podman runc)"
 command -v runc > /dev/null || skip "runc is not installed (apt-get install runc)"
 podman=(podman --runtime runc)
