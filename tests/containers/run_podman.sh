@@ -18,17 +18,9 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
-t0=$(date +%s)
-say() { printf '[container-test %3ds] %s\n' "$(($(date +%s) - t0))" "$*"; }
-fail() { say "FAILED: $*" >&2; exit 1; }
-skip() {
-  echo "=====================================================================" >&2
-  echo "CONTAINER TEST SKIPPED: $*" >&2
-  echo "=====================================================================" >&2
-  # for .ci/run: make reports every failed recipe as exit 2, so the reason also goes to this file
-  if [[ -n ${CHEXBENCH_SKIP_FILE:-} ]]; then echo "CONTAINER TEST SKIPPED: $*" > "$CHEXBENCH_SKIP_FILE"; fi
-  exit 77
-}
+TEST_NAME=container-test TEST_LABEL="CONTAINER TEST"
+# shellcheck source=../system_test.sh
+source "$root/tests/system_test.sh"
 
 STAGES=${CONTAINER_TEST_STAGES:-fidelity embed}
 BASE=${CONTAINER_TEST_BASE:-chexbench-base:local}

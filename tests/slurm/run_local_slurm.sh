@@ -12,17 +12,9 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
-t0=$(date +%s)
-say() { printf '[slurm-test %3ds] %s\n' "$(($(date +%s) - t0))" "$*"; }
-fail() { say "FAILED: $*" >&2; exit 1; }
-skip() {
-  echo "=====================================================================" >&2
-  echo "SLURM TEST SKIPPED: $*" >&2
-  echo "=====================================================================" >&2
-  # for .ci/run: make reports every failed recipe as exit 2, so the reason also goes to this file
-  if [[ -n ${CHEXBENCH_SKIP_FILE:-} ]]; then echo "SLURM TEST SKIPPED: $*" > "$CHEXBENCH_SKIP_FILE"; fi
-  exit 77
-}
+TEST_NAME=slurm-test TEST_LABEL="SLURM TEST"
+# shellcheck source=../system_test.sh
+source "$root/tests/system_test.sh"
 
 # --- 1. Slurm binaries -------------------------------------------------------------------------------------------
 export PATH=$PATH:/usr/sbin:/sbin  # the daemons live in sbin, often not on a user's PATH
