@@ -32,16 +32,21 @@ def _bin_dir(tmp_path: Path, keep: tuple[str, ...]) -> Path:
 BASIC = ("bash", "date", "dirname", "cat", "printf", "mktemp", "id", "tail", "seq", "sleep", "rm", "mkdir")
 
 
-def test_container_test_without_podman_skips_loudly_with_77(tmp_path):
-    bindir = _bin_dir(tmp_path, BASIC)
+def _run_script(script: str, bindir: Path, tmp_path: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    """Run a real-system test script with only `bindir` on PATH; (result, the file its skip reason goes to)."""
     skip_file = tmp_path / "skip"
     result = subprocess.run(
-        ["bash", str(ROOT / "tests/containers/run_podman.sh")],
+        ["bash", str(ROOT / script)],
         env={"PATH": str(bindir), "HOME": str(tmp_path), "CHEXBENCH_SKIP_FILE": str(skip_file)},
         capture_output=True,
         text=True,
         timeout=60,
     )
+    return result, skip_file
+
+
+def test_container_test_without_podman_skips_loudly_with_77(tmp_path):
+    result, skip_file = _run_script("tests/containers/run_podman.sh", _bin_dir(tmp_path, BASIC), tmp_path)
     assert result.returncode == 77, result.stderr
     # neither podman nor apt-get to install it (as root) or not root: a loud skip, never a silent pass
     assert "CONTAINER TEST SKIPPED: podman/runc/mmdebstrap are not installed" in result.stderr
@@ -56,14 +61,7 @@ def test_slurm_test_without_slurm_as_non_root_skips_loudly_with_77(tmp_path):
     fake_id.unlink()
     fake_id.write_text("#!/bin/bash\n[[ $1 == -u ]] && echo 1000 || echo user\n")
     fake_id.chmod(fake_id.stat().st_mode | stat.S_IEXEC)
-    skip_file = tmp_path / "skip"
-    result = subprocess.run(
-        ["bash", str(ROOT / "tests/slurm/run_local_slurm.sh")],
-        env={"PATH": str(bindir), "HOME": str(tmp_path), "CHEXBENCH_SKIP_FILE": str(skip_file)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result, skip_file = _run_script("tests/slurm/run_local_slurm.sh", bindir, tmp_path)
     assert result.returncode == 77, result.stdout + result.stderr
     assert "SLURM TEST SKIPPED: Slurm is not installed" in result.stderr
     assert skip_file.read_text().startswith("SLURM TEST SKIPPED")
