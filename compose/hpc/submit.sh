@@ -18,7 +18,7 @@
 #   (or `make slurm-submit MODEL=...`). Environment:
 #   MODEL (required: the output folder name), GENERATOR (generate's registry model, default MODEL),
 #   RUN_ID (default), RESULTS (Results), RUNNER (apptainer | local | docker), NUM_SHARDS (4),
-#   STAGES ("generate embed fidelity": a subset, in order), LOG_DIR ($RESULTS/$MODEL/$RUN_ID/slurm-logs),
+#   STAGES (default: every stage of compose/hpc/stages.tsv, in pipeline order; or a subset, in order), LOG_DIR ($RESULTS/$MODEL/$RUN_ID/slurm-logs),
 #   GENERATE_ARGS EMBED_ARGS FIDELITY_ARGS (stage options, space-separated), MAKE_VARS (make variables for the runner,
 #   e.g. "SIF_DIR=/scratch/$USER/sif MIMIC_ROOT=/data/mimic-cxr-jpg/2.0.0"),
 #   SBATCH_ARGS (sbatch options for every job, after the stage's resources, e.g. "--partition=gpu --account=proj"),
@@ -43,7 +43,6 @@ export NUM_SHARDS=${NUM_SHARDS:-4}
 export LOG_DIR=${LOG_DIR:-$RESULTS/$MODEL/$RUN_ID/slurm-logs}
 export GENERATE_ARGS=${GENERATE_ARGS:-} EMBED_ARGS=${EMBED_ARGS:-} FIDELITY_ARGS=${FIDELITY_ARGS:-}
 export MAKE_VARS=${MAKE_VARS:-}
-STAGES=${STAGES:-generate embed fidelity}
 TABLE=compose/hpc/stages.tsv
 # The merge job of a sharded stage: small and CPU only.
 MERGE_RESOURCES=(--cpus-per-task=2 --mem=8G --time=01:00:00)
@@ -54,6 +53,7 @@ die() { echo "submit.sh: $*" >&2; exit 1; }
 # stage_row STAGE: "gpu shards cpus mem time" of the stage, from the table (empty when the stage is not declared)
 stage_row() { awk -F'\t' -v s="$1" '$1 == s && !/^#/ {print $2, $3, $4, $5, $6}' "$TABLE"; }
 declared=$(awk -F'\t' 'NR > 1 && !/^#/ && $1 != "stage" {printf "%s ", $1}' "$TABLE")
+STAGES=${STAGES:-$declared}  # default: every declared stage, in pipeline order
 [[ $NUM_SHARDS =~ ^[1-9][0-9]*$ ]] || die "NUM_SHARDS must be a positive integer, not '$NUM_SHARDS'"
 case $RUNNER in local | docker | apptainer) ;; *) die "RUNNER must be local, docker or apptainer, not '$RUNNER'" ;; esac
 command -v make > /dev/null || die "make is not on PATH"
