@@ -127,3 +127,16 @@ def test_failed_reimport_over_a_finished_import_leaves_nothing_valid_looking(pro
     assert failed.exit_code == 3 and "missing.png" in failed.output
     assert json.loads((gen / "manifest.json").read_text())["status"] == "failed"
     assert not (gen / "_SUCCESS").exists()
+
+
+def test_a_source_image_replaced_in_place_is_imported_again(prompts5, tmp_path, cli):
+    folder = _images(tmp_path / "gen", ["a.png"])
+    csv = folder / "list.csv"
+    pd.DataFrame({"prompt": [PROMPT_TEXTS[0]], "file": ["a.png"]}).to_csv(csv, index=False)
+    assert _import(cli, csv, prompts5, tmp_path / "R").exit_code == 0
+    gen = tmp_path / "R" / "LLM-CXR" / "default" / "generate"
+    before = read_table(gen / "images.parquet", "images")["sha256"].iloc[0]
+    Image.new("L", (40, 32), 9).save(folder / "a.png")
+    assert _import(cli, csv, prompts5, tmp_path / "R").exit_code == 0
+    after = read_table(gen / "images.parquet", "images")
+    assert after["sha256"].iloc[0] != before and after["sha256"].iloc[0] == sha256_file(folder / "a.png")

@@ -12,6 +12,7 @@ order unless the CSV has a `sample_index` column.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -151,9 +152,6 @@ def _import(job: ImportJob, stage: StageRun, life: Lifecycle) -> dict:
         "allow_unmatched": job.allow_unmatched,
     }
     inputs = {"prompts": job.prompts, "csv": job.csv}
-    if life.up_to_date(params, inputs):
-        return stage.read_manifest()
-
     ids, unmatched = match_rows(rows, prompts, prompt_col)
     if unmatched and not job.allow_unmatched:
         raise BadRowsError(str(job.csv), unmatched + ["(pass --allow-unmatched to import the matched rows only)"])
@@ -166,6 +164,11 @@ def _import(job: ImportJob, stage: StageRun, life: Lifecycle) -> dict:
         resolve_under(images_dir, name, where=f"{job.csv} {_row(i)}")
         for i, name in zip(kept.index, kept[file_col], strict=True)
     ]
+    with ThreadPoolExecutor(max_workers=4) as pool:  # the files' content is part of the skip key
+        hashes = list(pool.map(_sha256_or_missing, sources))
+    params["sources_sha256"] = hashlib.sha256("\n".join(hashes).encode()).hexdigest()
+    if life.up_to_date(params, inputs):
+        return stage.read_manifest()
     with ThreadPoolExecutor(max_workers=4) as pool:
         decoded = list(pool.map(_decode, sources))
     bad = [d for d in decoded if isinstance(d, str)]
@@ -216,6 +219,14 @@ def _import(job: ImportJob, stage: StageRun, life: Lifecycle) -> dict:
     )
     life.finish(outputs)
     return stage.manifest
+
+
+def _sha256_or_missing(path: Path) -> str:
+    """The file's sha256, or 'missing' (decoding reports it with its row)."""
+    try:
+        return sha256_file(path)
+    except OSError:
+        return "missing"
 
 
 def _copy(src: Path, dest: Path) -> str:
