@@ -57,7 +57,8 @@ def test_unconditional_run_writes_metrics_leaderboard_and_manifest(dataset):
     )
     kid = kernel_inception_distance(xr, xs, seed=0)
     assert value(frame, "KID", extractor="inception").value == pytest.approx(kid.mean, rel=1e-12)
-    assert value(frame, "KID_std", extractor="inception").value == pytest.approx(kid.std, rel=1e-12)
+    std = value(frame, "KID_std", extractor="inception")  # 60 and 120 samples fit in one subset of 1000
+    assert np.isnan(std.value) and "KID std unavailable: both sets (60 real, 120 synthetic)" in std.note
     assert set(frame[frame.extractor == "raddino"].metric) >= {"precision", "recall", "density", "coverage"}
     assert "precision" not in set(frame[frame.extractor == "inception"].metric)  # P/R/D/C on RAD-DINO by default
     rr, rs = dataset.vectors["raddino"]  # KID fused into the P/R/D/C pass there: the standalone value, to rounding
@@ -188,13 +189,39 @@ def test_options_equal_n_fd_inf_bootstrap_and_logits(dataset):
     assert fid.ci_low < fid.value < fid.ci_high and "8 prompt-bootstrap replicates" in fid.note
     prec = value(frame, "precision")
     assert 0 <= prec.ci_low <= prec.value <= prec.ci_high <= 1
-    assert np.isfinite(value(frame, "FD_inf", extractor="inception").value)
+    assert np.isfinite(value(frame, "FD_inf", extractor="raddino").value)  # d=8: subsets from 32 of 60
+    fd_inf = value(frame, "FD_inf", extractor="inception")  # d=24: 4·d = 96 > 60 samples
+    assert np.isnan(fd_inf.value) and "at least 4·d = 96 samples" in fd_inf.note
     assert value(frame, "IS").value > 1 and value(frame, "IS").n_synth == 120
     board = pd.read_csv(stage_dir(dataset) / "leaderboard.csv")
     assert board.loc[0, "Inception Score"] == pytest.approx(value(frame, "IS").value)
     first = frame.set_index(["metric", "extractor"]).ci_low
     assert invoke(dataset, *args, "--force").exit_code == 0  # seeded: same intervals
     assert metrics(dataset).set_index(["metric", "extractor"]).ci_low.equals(first)
+
+
+def test_fd_inf_never_changes_the_fid_and_kid_std_needs_real_subsets(dataset):
+    args = [*dataset.args(), "--kid-subset-size", "40"]
+    assert invoke(dataset, *args, run_id="plain").exit_code == 0
+    assert invoke(dataset, *args, "--fd-inf", run_id="fdinf").exit_code == 0
+    plain, fdinf = metrics(dataset, run_id="plain"), metrics(dataset, run_id="fdinf")
+    for extractor in ("inception", "raddino"):
+        assert value(plain, "FID", extractor=extractor).value == value(fdinf, "FID", extractor=extractor).value
+    xr, xs = dataset.vectors["inception"]
+    kid = kernel_inception_distance(xr, xs, subset_size=40, seed=0)
+    assert value(plain, "KID_std", extractor="inception").value == pytest.approx(kid.std, rel=1e-12)
+
+
+def test_fd_inf_refuses_subsets_small_relative_to_d():
+    from chexbench_fidelity.frechet import fd_infinity, psd_sqrt
+
+    rng = np.random.default_rng(0)
+    real, synth = rng.standard_normal((400, 16)), rng.standard_normal((60, 16))
+    g = fit_gaussian(real)
+    with pytest.raises(ValueError, match=r"at least 4·d = 64 samples \(d=16\).* 60 synthetic"):
+        fd_infinity(g, psd_sqrt(g.cov), synth)
+    fit = fd_infinity(g, psd_sqrt(g.cov), rng.standard_normal((300, 16)))
+    assert fit.sizes[0] >= 64 and fit.sizes[-1] == 300
 
 
 def test_collect_merges_finished_runs(dataset):

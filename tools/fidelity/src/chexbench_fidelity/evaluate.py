@@ -142,11 +142,14 @@ class Evaluator:
                 Row(m, group.name, name, None, **n, notes=["fewer samples than FID needs (2 per set)"]) for m in metrics
             ]
         unstable = min(len(x_real), len(x_synth)) < real.dim
-        if unstable and not s.fd_inf:  # the exact sample route costs O(n²d) here instead of O(d³)
+
+        def real_stats():
+            return self.cache.get(stats_key(real.sha256, name, ri), lambda: _real_stats(x_real))
+
+        if unstable:  # the exact sample route costs O(n²d) here instead of O(d³); the same with or without FD_inf
             row = Row("FID", group.name, name, frechet_distance_low_rank(x_real, x_synth), **n)
         else:
-            key = stats_key(real.sha256, name, ri)
-            g_real, sqrt_real = self.cache.get(key, lambda: _real_stats(x_real))
+            g_real, sqrt_real = real_stats()
             row = Row("FID", group.name, name, frechet_distance(g_real, fit_gaussian(x_synth), sqrt_real), **n)
         if unstable:
             row.notes.append(f"unstable: n < d (n_real={len(x_real)}, n_synth={len(x_synth)}, d={real.dim})")
@@ -160,7 +163,7 @@ class Evaluator:
         out = [row]
         if s.fd_inf:
             try:
-                fdi = fd_infinity(g_real, sqrt_real, x_synth, seed=s.seed)
+                fdi = fd_infinity(*real_stats(), x_synth, seed=s.seed)
                 out.append(
                     Row(
                         "FD_inf",
@@ -200,9 +203,16 @@ class Evaluator:
         note = [f"{s.kid_subsets} subsets of {kid.subset_size}"]
         if kid.subset_size < s.kid_subset_size:
             note.append(f"subset size {kid.subset_size} < {s.kid_subset_size} (group smaller than a subset)")
+        std, std_note = kid.std, list(note)
+        if max(len(x_real), len(x_synth)) <= s.kid_subset_size:  # every subset is the whole of both sets
+            std = None
+            std_note.append(
+                f"KID std unavailable: both sets ({len(x_real)} real, {len(x_synth)} synthetic) fit in one subset of "
+                f"{s.kid_subset_size}, so every subset is the whole set and the spread measures nothing"
+            )
         return [
             Row("KID", group.name, name, kid.mean, **n, notes=list(note)),
-            Row("KID_std", group.name, name, kid.std, **n, notes=list(note)),
+            Row("KID_std", group.name, name, std, **n, notes=std_note),
         ]
 
     def _prdc(

@@ -118,6 +118,9 @@ class FDInfinity:
     distances: tuple[float, ...]
 
 
+FD_INF_MIN_RATIO = 4  # smallest FD-infinity subset, in multiples of the dimension
+
+
 def fd_infinity(
     real: Gaussian,
     sqrt_real: np.ndarray,
@@ -126,16 +129,23 @@ def fd_infinity(
     points: int = 15,
     seed: int = 0,
     min_size: int | None = None,
+    min_ratio: int = FD_INF_MIN_RATIO,
 ) -> FDInfinity:
     """FD of seeded synthetic subsets (without replacement) against the full real statistics, extrapolated to n = ∞.
 
-    Sizes are `points` values evenly spaced from min(5000, N/10) (at least 2) to N, as in the original code.
+    Sizes are `points` values evenly spaced from min(5000, N/10) to N, as in the original code, but never below
+    `min_ratio`·d: a Gaussian fit on fewer samples than a few times its dimension is dominated by the 1/n bias the
+    fit is meant to remove, and the extrapolation over-corrects. Too few samples for that: ValueError (the reason).
     """
-    n = len(synth)
-    lo = max(2, min(5000, n // 10)) if min_size is None else max(2, min_size)
+    n, d = synth.shape
+    floor = min_ratio * d
+    lo = max(2, floor, min(5000, n // 10)) if min_size is None else max(2, floor, min_size)
+    if n <= lo:
+        raise ValueError(
+            f"FD-infinity unavailable: its smallest subset must hold at least {min_ratio}·d = {floor} samples "
+            f"(d={d}) and be smaller than the set, but there are {n} synthetic samples"
+        )
     sizes = np.unique(np.linspace(lo, n, points).astype(int))
-    if len(sizes) < 2:
-        raise ValueError(f"FD-infinity needs at least 2 distinct subset sizes; {n} synthetic samples give {len(sizes)}")
     rng = np.random.default_rng(seed)
     distances = []
     for size in sizes:
