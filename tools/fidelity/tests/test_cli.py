@@ -50,6 +50,7 @@ def test_unconditional_run_writes_metrics_leaderboard_and_manifest(dataset):
     assert result.exit_code == 0, result.output
     out = stage_dir(dataset)
     assert (out / "_SUCCESS").exists()
+    assert "P/R/D/C + KID raddino/all: 3/3 tiles" in result.stderr  # the main pass reports progress
     frame = metrics(dataset)
     xr, xs = dataset.vectors["inception"]
     assert value(frame, "FID", extractor="inception").value == pytest.approx(

@@ -92,3 +92,15 @@ def test_sets_too_small_for_k_are_refused():
     x = np.zeros((5, 3), np.float32)
     with pytest.raises(ValueError, match="more than 5 samples"):
         compute_prdc(x, np.ones((10, 3), np.float32), 5)
+
+
+@pytest.mark.parametrize("n_real, n_synth, tile", [(300, 170, 64), (50, 50, 2048), (129, 64, 64)])
+def test_the_tile_pass_reports_every_tile_once(n_real, n_synth, tile):
+    from chexbench_fidelity.manifold import compute_prdc_kid, pass_tiles
+
+    rng = np.random.default_rng(3)
+    real, synth = correlated(rng, n_real, 16), correlated(rng, n_synth, 16)
+    ticks = []
+    result, _ = compute_prdc_kid(real, synth, 5, tile=tile, on_tile_done=ticks.append)
+    assert len(ticks) == sum(ticks) == pass_tiles(n_real, n_synth, tile)
+    assert result == compute_prdc(real, synth, 5, tile=tile)  # reporting changes nothing

@@ -17,7 +17,7 @@ from .groups import ALL, Catalogue, Group
 from .inception_score import inception_score
 from .inputs import FeatureSet
 from .kid import KID, kernel_inception_distance
-from .manifold import PRDC, compute_prdc, compute_prdc_kid
+from .manifold import PRDC, compute_prdc, compute_prdc_kid, pass_tiles
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -125,9 +125,18 @@ class Evaluator:
         fused: tuple[PRDC, KID] | None = None
         if name in s.prdc_extractors and min(len(ri), len(si)) > max(s.k, 1):
             # one pass over the distance tiles gives P/R/D/C and KID's kernel sums (same subsets as standalone KID)
-            fused = compute_prdc_kid(
-                x_real, x_synth, s.k, tile=s.tile, subsets=s.kid_subsets, subset_size=s.kid_subset_size, seed=s.seed
-            )
+            tiles = pass_tiles(len(ri), len(si), s.tile)
+            with _progress(tiles, f"P/R/D/C + KID {name}/{group.name}", "tiles") as progress:
+                fused = compute_prdc_kid(
+                    x_real,
+                    x_synth,
+                    s.k,
+                    tile=s.tile,
+                    subsets=s.kid_subsets,
+                    subset_size=s.kid_subset_size,
+                    seed=s.seed,
+                    on_tile_done=progress.update,
+                )
         out = self._fid(group, real, ri, x_real, x_synth, n)
         out += self._kid(group, name, x_real, x_synth, n, fused[1] if fused else None)
         if name in s.prdc_extractors:
@@ -262,10 +271,11 @@ class Evaluator:
         ]
 
 
-def _progress(total: int, desc: str) -> Progress:
-    """A line every 60 s and one at the end for the whole set; pathology groups stay quiet."""
+def _progress(total: int, desc: str, unit: str = "replicates") -> Progress:
+    """A bar on a terminal, else a line every 60 s and one at the end, for the whole set; pathology groups stay
+    quiet."""
     quiet = not desc.endswith("/" + ALL)
-    return Progress(total, desc, "replicates", every_n=10**9, every_s=60.0, mode="none" if quiet else None)
+    return Progress(total, desc, unit, every_n=10**9, every_s=60.0, mode="none" if quiet else None)
 
 
 def _real_stats(x: np.ndarray):

@@ -263,9 +263,11 @@ def compute_prdc(
     *,
     tile: int = DEFAULT_TILE,
     kid: TiledKID | None = None,
+    on_tile_done: Callable[[int], None] | None = None,
 ) -> PRDC:
     """Precision, recall, density and coverage of `synth` against `real` with k nearest neighbours; `kid` (built for
-    these two sets) accumulates its kernel sums from the same tiles."""
+    these two sets) accumulates its kernel sums from the same tiles. `on_tile_done(1)` is called after each of the
+    `pass_tiles(len(real), len(synth), tile)` distance tiles (progress)."""
     if len(real) <= k or len(synth) <= k:
         raise ValueError(
             f"precision/recall/density/coverage with k={k} need more than {k} samples per set, "
@@ -275,13 +277,21 @@ def compute_prdc(
         raise ValueError(f"dimension mismatch: real d={real.shape[1]}, synthetic d={synth.shape[1]}")
     centre = (real.sum(0, dtype=np.float64) + synth.sum(0, dtype=np.float64)) / (len(real) + len(synth))
     pr, ps = _Points(real, centre), _Points(synth, centre)
-    hooks: dict[str, Callable | None] = {"real": None, "synth": None}
+    tick = on_tile_done or (lambda n: None)
     if kid is not None:
         kid.set_offsets("real", pr.offsets(centre))
         kid.set_offsets("synth", ps.offsets(centre))
         kid.set_shift(real.mean(0, dtype=np.float64), synth.mean(0, dtype=np.float64))
-        for name in hooks:
-            hooks[name] = lambda bi, bj, t, w, name=name: kid.add_tile(name, bi, name, bj, t, weight=w)
+
+    def hook(name: str) -> Callable:
+        def visit(bi, bj, t, w):
+            if kid is not None:
+                kid.add_tile(name, bi, name, bj, t, weight=w)
+            tick(1)
+
+        return visit
+
+    hooks = {name: hook(name) for name in ("real", "synth")}
     r2_real = knn_radii_sq(real, k, tile=tile, points=pr, on_tile=hooks["real"])
     r2_synth = knn_radii_sq(synth, k, tile=tile, points=ps, on_tile=hooks["synth"])
     factor = error_factor(real.shape[1])
@@ -324,6 +334,7 @@ def compute_prdc(
             recalled[c[hit] + bj.start] = True
             if kid is not None:
                 kid.add_tile("synth", bi, "real", bj, t)
+            tick(1)
     return PRDC(
         precision=float(in_precision.mean()),
         recall=float(recalled.mean()),
@@ -333,6 +344,12 @@ def compute_prdc(
         n_real=len(real),
         n_synth=len(synth),
     )
+
+
+def pass_tiles(n_real: int, n_synth: int, tile: int = DEFAULT_TILE) -> int:
+    """How many distance tiles one compute_prdc pass visits (each set's own, once per unordered pair, then across)."""
+    real, synth = len(_blocks(n_real, tile)), len(_blocks(n_synth, tile))
+    return real * (real + 1) // 2 + synth * (synth + 1) // 2 + real * synth
 
 
 def compute_prdc_kid(
@@ -345,6 +362,7 @@ def compute_prdc_kid(
     subset_size: int = 1000,
     seed: int = 0,
     draws: Iterable[tuple[np.ndarray, np.ndarray]] | None = None,
+    on_tile_done: Callable[[int], None] | None = None,
 ) -> tuple[PRDC, KID]:
     """P/R/D/C and KID in one pass over the distance tiles: KID's kernel values come from the same inner products
     (see `TiledKID`); the same subsets and values (to float32 rounding) as `kernel_inception_distance`."""
@@ -353,4 +371,4 @@ def compute_prdc_kid(
     kid = TiledKID(
         len(real), len(synth), dim=real.shape[1], subsets=subsets, subset_size=subset_size, seed=seed, draws=draws
     )
-    return compute_prdc(real, synth, k, tile=tile, kid=kid), kid.result()
+    return compute_prdc(real, synth, k, tile=tile, kid=kid, on_tile_done=on_tile_done), kid.result()
