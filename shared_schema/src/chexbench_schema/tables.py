@@ -97,7 +97,10 @@ PROMPTS = TableSpec(
         ),
     ),
     unique=(("prompt_id",),),
-    metadata_doc={"uncertainty_policy": "How -1 labels were mapped on conversion (u-zeros, u-ones, keep)."},
+    metadata_doc={
+        "uncertainty_policy": "How -1 labels were mapped on conversion (u-zeros, u-ones, keep).",
+        "caption_column": "Source column of the prompt text (e.g. annotated_prompt): the leaderboards' Caption Type.",
+    },
 )
 
 IMAGES = TableSpec(

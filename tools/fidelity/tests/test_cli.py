@@ -225,6 +225,24 @@ def test_fd_inf_refuses_subsets_small_relative_to_d():
     assert fit.sizes[0] >= 64 and fit.sizes[-1] == 300
 
 
+def test_caption_type_column_follows_extra_info(dataset):
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(dataset.prompts)
+    meta = json.loads(table.schema.metadata[b"chexbench"])
+    meta["extra"]["caption_column"] = "annotated_prompt"
+    pq.write_table(table.replace_schema_metadata({b"chexbench": json.dumps(meta)}), dataset.prompts)
+    args = [*dataset.args(), "--prompts", str(dataset.prompts), "--images", str(dataset.images), "--conditional"]
+    assert invoke(dataset, *args).exit_code == 0
+    for name in ("leaderboard.csv", "leaderboard_conditional.csv"):
+        board = pd.read_csv(stage_dir(dataset) / name)
+        columns = list(board.columns)
+        assert columns.index("Caption Type") == columns.index("Extra Info") + 1
+        assert set(board["Caption Type"]) == {"annotated_prompt"}
+    assert invoke(dataset, *args, "--caption-type", "findings", run_id="r2").exit_code == 0
+    assert set(pd.read_csv(stage_dir(dataset, run_id="r2") / "leaderboard.csv")["Caption Type"]) == {"findings"}
+
+
 def test_collect_merges_finished_runs(dataset):
     for model in ("a", "b"):
         assert invoke(dataset, *dataset.args(), model=model).exit_code == 0
@@ -233,7 +251,9 @@ def test_collect_merges_finished_runs(dataset):
     result = CliRunner().invoke(main, ["collect", "--results", str(dataset.root / "Results"), "--out", str(out)])
     assert result.exit_code == 0, result.output
     merged = pd.read_csv(out)
-    assert sorted(merged.Model) == ["a", "b"] and list(merged.columns[:10]) == list(ORIGINAL_COLUMNS)
+    assert sorted(merged.Model) == ["a", "b"] and list(merged.columns[: len(ORIGINAL_COLUMNS)]) == list(
+        ORIGINAL_COLUMNS
+    )
     empty = CliRunner().invoke(main, ["collect", "--results", str(dataset.root / "nothing"), "--out", str(out)])
     assert empty.exit_code == 3 and "no finished fidelity run" in empty.stderr
 

@@ -87,6 +87,12 @@ _file = click.Path(path_type=Path, dir_okay=False)
     help="Tile edge of the P/R/D/C distance blocks (memory ~ 12 x tile² B).",
 )
 @click.option("--extra-info", default="", help="Free text for the leaderboard's Extra Info column.")
+@click.option(
+    "--caption-type",
+    default=None,
+    help="The leaderboard's Caption Type column (the caption column the prompts came from) "
+    "[default: the prompts table's caption_column metadata, else empty].",
+)
 @click.option("--cache-dir", type=_path, help="Real-statistics cache [default: $CHEXBENCH_CACHE_DIR/fidelity].")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the real-statistics cache.")
 def run(
@@ -113,6 +119,7 @@ def run(
     ci_level,
     tile,
     extra_info,
+    caption_type,
     cache_dir,
     no_cache,
     force,
@@ -152,6 +159,7 @@ def run(
         prdc_extractors=tuple(prdc_extractors),
         settings=settings,
         extra_info=extra_info,
+        caption_type=caption_type,
         cache_dir=cache_dir,
         use_cache=not no_cache,
         force=force,

@@ -26,6 +26,7 @@ ORIGINAL_COLUMNS = (
     "Density",
     "Coverage",
     "Extra Info",
+    "Caption Type",
 )
 SUFFIX = {"inception": "", "raddino": " (RadDino)", "dinov2": " (DINOv2)"}
 LEADERBOARD = "leaderboard.csv"
@@ -74,12 +75,20 @@ def _column(row: Row, prdc_primary: str | None) -> str | None:
 
 
 def leaderboard_frame(
-    rows: list[Row], *, model: str, run_id: str, extra_info: str, conditional: bool, prdc_primary: str | None
+    rows: list[Row],
+    *,
+    model: str,
+    run_id: str,
+    extra_info: str,
+    conditional: bool,
+    prdc_primary: str | None,
+    caption_type: str = "",
 ) -> pd.DataFrame:
     """One leaderboard row per subset: the original columns first, then Pathology, then chexbench's additions."""
     records: dict[str, dict] = {}
+    first = {"Extra Info": extra_info, "Caption Type": caption_type, "Model": model, "Run ID": run_id}
     for row in rows:
-        rec = records.setdefault(row.subset, {"Extra Info": extra_info, "Model": model, "Run ID": run_id})
+        rec = records.setdefault(row.subset, dict(first))
         column = _column(row, prdc_primary)
         if column is None:
             continue

@@ -10,7 +10,7 @@ from pathlib import Path
 from chexbench_common.errors import BadInputError, OutOfMemoryError
 from chexbench_common.lifecycle import Lifecycle
 from chexbench_common.rundir import StageRun
-from chexbench_schema import CHEXPERT_LABELS, write_table
+from chexbench_schema import CHEXPERT_LABELS, read_metadata, write_table
 
 from . import __version__
 from .cache import StatsCache
@@ -43,6 +43,7 @@ class Request:
     prdc_extractors: tuple[str, ...] = ()  # empty: the first of PRDC_PREFERENCE present
     settings: Settings = field(default_factory=Settings)
     extra_info: str = ""
+    caption_type: str | None = None  # None: the prompts table's `caption_column` metadata, else empty
     cache_dir: Path | None = None  # None: $CHEXBENCH_CACHE_DIR/fidelity
     use_cache: bool = True
     force: bool = False
@@ -125,6 +126,7 @@ def _params(request: Request, evaluator: Evaluator, groups) -> dict:
         "groups": [g.name for g, _ in groups],
         "strict": [g.name for g, strict in groups if strict],
         "extra_info": request.extra_info,
+        "caption_type": request.caption_type,
         "synth_logits": request.synth_logits is not None,
     }
 
@@ -174,6 +176,11 @@ def _write(stage: StageRun, request: Request, evaluator: Evaluator, rows_by_grou
     rows = [r for group_rows in rows_by_group.values() for r in group_rows]
     primary = evaluator.settings.prdc_extractors[0]
     extra = request.extra_info or f"model={request.model}; run={request.run_id}"
+    caption_type = request.caption_type
+    if caption_type is None:
+        caption_type = (
+            read_metadata(request.prompts).get("extra", {}).get("caption_column", "") if request.prompts else ""
+        )
     outputs = {}
     boards = {
         LEADERBOARD: [r for r in rows if r.subset == ALL],
@@ -188,6 +195,7 @@ def _write(stage: StageRun, request: Request, evaluator: Evaluator, rows_by_grou
                 extra_info=extra,
                 conditional=name == LEADERBOARD_CONDITIONAL,
                 prdc_primary=primary,
+                caption_type=caption_type or "",
             )
             outputs[name.removesuffix(".csv")] = write_csv(frame, stage.dir / name)
     outputs["metrics"] = write_table(

@@ -296,6 +296,7 @@ def convert_file(
         "split": split,
         "source_sha256": digest,
         "deduplicated": not keep_duplicates,
+        "caption_column": "annotated_prompt",
     }
     write_table(result.frame, out, PROMPTS, producer=f"chexbench-splits {version}", extra=extra)
     manifest = {
