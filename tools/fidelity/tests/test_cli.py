@@ -1,15 +1,17 @@
 """chexbench-fidelity end to end: outputs, conditional groups, caching, collect, and every refused input."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 from chexbench_fidelity.cli import main
 from chexbench_fidelity.frechet import fit_gaussian, frechet_distance
+from chexbench_fidelity.inception_score import inception_score
 from chexbench_fidelity.kid import kernel_inception_distance
 from chexbench_fidelity.leaderboard import ORIGINAL_COLUMNS
-from chexbench_schema import CHEXPERT_LABELS, read_table
+from chexbench_schema import CHEXPERT_LABELS, read_embeddings, read_table
 from click.testing import CliRunner
 from fidelity_data import correlated, images_table, poison, prompts_table, write_emb
 
@@ -168,7 +170,7 @@ def test_options_equal_n_fd_inf_bootstrap_and_logits(dataset):
     logits = write_emb(
         dataset.root / "logits.parquet",
         dataset.image_ids,
-        rng.standard_normal((120, 30)) * 2,
+        rng.standard_normal((120, 1008)) * 2,
         "synthetic",
         "inception-logits",
     )
@@ -312,7 +314,7 @@ def test_too_few_samples_are_refused(dataset):
     logits = write_emb(
         dataset.root / "logits.parquet",
         dataset.image_ids[:7],
-        rng.standard_normal((7, 30)),
+        rng.standard_normal((7, 1008)),
         "synthetic",
         "inception-logits",
     )
@@ -347,6 +349,46 @@ def test_image_without_embedding_is_refused(dataset):
 def test_inception_score_on_pool_features_is_refused(dataset):
     args = [*dataset.args(), "--synth-logits", str(dataset.synth["inception"])]
     assert_refused(dataset, invoke(dataset, *args), 3, "needs classifier logits", "'inception' features")
+
+
+@pytest.mark.parametrize(
+    ("vectors", "fragments"),
+    [
+        (np.random.default_rng(0).standard_normal((120, 2048)), ("vectors are 2048 wide", "1008 or 1000 classes")),
+        (np.abs(np.random.default_rng(0).standard_normal((120, 1008))), ("every 'inception-logits' value is non-neg",)),
+    ],
+    ids=["pool-width", "non-negative"],
+)
+def test_pool_features_named_inception_logits_are_refused(dataset, vectors, fragments):
+    logits = write_emb(dataset.root / "fake.parquet", dataset.image_ids, vectors, "synthetic", "inception-logits")
+    args = [*dataset.args(), "--synth-logits", str(logits)]
+    assert_refused(dataset, invoke(dataset, *args), 3, str(logits), *fragments)
+
+
+def test_the_embed_folder_gives_features_and_synthetic_logits(dataset):
+    embed = dataset.root / "Results" / "m" / "r1" / "embed"
+    embed.mkdir(parents=True)
+    shutil.copy(dataset.real["inception"], embed / "real-inception.parquet")
+    shutil.copy(dataset.synth["inception"], embed / "synthetic-inception.parquet")
+    rng = np.random.default_rng(4)
+    for source in ("real", "synthetic"):  # embed writes both; only the synthetic one is an IS input, neither features
+        write_emb(
+            embed / f"{source}-inception-logits.parquet",
+            dataset.image_ids,
+            rng.standard_normal((120, 1008)) * 2,
+            source,
+            "inception-logits",
+        )
+    result = CliRunner().invoke(
+        main, ["run", "--results", str(dataset.root / "Results"), "--model", "m", "--run-id", "r1"]
+    )
+    assert result.exit_code == 0, result.output
+    frame = metrics(dataset)
+    assert set(frame.extractor.dropna()) == {"inception", "inception-logits"}
+    expected = inception_score(read_embeddings(embed / "synthetic-inception-logits.parquet").vectors)
+    assert value(frame, "IS").value == pytest.approx(expected.mean, rel=1e-9) and value(frame, "IS").n_synth == 120
+    manifest = json.loads((stage_dir(dataset) / "manifest.json").read_text())
+    assert manifest["inputs"]["synth_logits"]["path"] == str(embed / "synthetic-inception-logits.parquet")
 
 
 def test_failed_rerun_removes_the_previous_outputs(dataset):

@@ -79,7 +79,9 @@ def extract(
     options: Options,
     on_batch: Callable[[str, list[int]], None] | None = None,
 ) -> None:
-    """Fill outputs[name][row] wherever needs[name][row]; `encoders` maps a name to (transform, loaded encoder)."""
+    """Fill outputs[table][row] wherever needs[name][row]; `encoders` maps a name to (transform, loaded encoder).
+
+    An encoder returns (N, dim) vectors for the table of its own name, or {table: vectors} for several tables."""
     bit_depth = options.bit_depth[source.kind]
     dataset = ImageDataset(source, {n: t for n, (t, _) in encoders.items()}, needs, bit_depth)
     if not len(dataset):
@@ -107,14 +109,15 @@ def extract(
             for name, (rows, images) in groups.items():
                 try:
                     with autocast:
-                        vectors = encoders[name][1](images.to(device, non_blocking=True))
+                        produced = encoders[name][1](images.to(device, non_blocking=True))
                 except torch.OutOfMemoryError:
                     raise OutOfMemoryError(
                         f"extractor {name}: out of memory at batch size {options.batch_size}; "
                         "use a smaller --batch-size"
                     ) from None
-                outputs[name][rows] = vectors.float().cpu().numpy()
-                if on_batch is not None:
-                    on_batch(name, rows)
+                for table, vectors in (produced if isinstance(produced, dict) else {name: produced}).items():
+                    outputs[table][rows] = vectors.float().cpu().numpy()
+                    if on_batch is not None:
+                        on_batch(table, rows)
             progress.update(count)
         audit.warn()

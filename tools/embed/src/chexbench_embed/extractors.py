@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from chexbench_common.errors import BadInputError
@@ -33,6 +33,11 @@ class ExtractorSpec:
     transform: GreyTransform
     provenance: str
     logits: str
+    extra_tables: tuple[ExtractorSpec, ...] = ()  # further tables the same forward pass writes (inception-logits)
+
+    def tables(self) -> tuple[ExtractorSpec, ...]:
+        """This extractor's own table first, then the others its forward pass yields."""
+        return (self, *self.extra_tables)
 
     def preprocessing(self) -> dict:
         return self.transform.describe()
@@ -77,35 +82,52 @@ def parse_request(text: str) -> tuple[str, Path | None]:
 def build_spec(name: str, path: Path | None) -> ExtractorSpec:
     """Resolve the weights, hash them and fix the preprocessing; raises MissingResourceError for missing weights."""
     if name == "inception":
-        path = path or inception.default_weights()
-        module = inception.load_torchscript(path)
-        logits = inception.logits_status(list(module.state_dict()))
-        return ExtractorSpec(
-            name, path, sha256_path(path), inception.DIM, inception.TRANSFORM, inception.PROVENANCE, logits
-        )
+        return inception_spec(path or inception.default_weights())
     if path is None:
         raise BadInputError(f"extractor {name} needs a local model folder: --extractor {name}=/path/to/folder")
     dim, transform = dino.read_folder(name, path)
     return ExtractorSpec(name, path, sha256_path(path), dim, transform, PROVENANCE[name], NO_LOGITS.format(name=name))
 
 
+def inception_spec(path: Path) -> ExtractorSpec:
+    """A TorchScript file gives pool3 alone; a FID state_dict also gives the inception-logits table."""
+    module = inception.load(path)
+    spec = ExtractorSpec("inception", path, sha256_path(path), inception.DIM, inception.TRANSFORM, "", "")
+    if inception.is_torchscript(path):
+        return replace(spec, provenance=inception.PROVENANCE, logits=inception.logits_status(list(module.state_dict())))
+    available = inception.LOGITS_AVAILABLE
+    logits = replace(
+        spec,
+        name=inception.LOGITS,
+        dim=module.fc.out_features,
+        provenance=inception.LOGITS_PROVENANCE,
+        logits=available,
+    )
+    return replace(spec, provenance=inception.STATE_DICT_PROVENANCE, logits=available, extra_tables=(logits,))
+
+
 def load_encoder(spec: ExtractorSpec, device):
-    """A module mapping a (N, 1, H, W) batch of transformed grey images to (N, dim) vectors."""
+    """A module mapping a (N, 1, H, W) batch of transformed grey images to (N, dim) vectors, or to {table name:
+    vectors} when its network returns several outputs (spec.tables(), in order)."""
     import torch
 
     class Encoder(torch.nn.Module):
         def __init__(self, net, pooled: bool):
             super().__init__()
             self.net, self.pooled, self.gain = net, pooled, spec.transform.gain
+            self.names = [table.name for table in spec.tables()]
             self.register_buffer("mean", torch.tensor(spec.transform.mean).view(1, 3, 1, 1))
             self.register_buffer("std", torch.tensor(spec.transform.std).view(1, 3, 1, 1))
 
         def forward(self, grey):
             x = (grey.expand(-1, 3, -1, -1) * self.gain - self.mean) / self.std
-            return self.net(pixel_values=x).pooler_output if self.pooled else self.net(x)
+            if self.pooled:
+                return self.net(pixel_values=x).pooler_output
+            out = self.net(x)
+            return dict(zip(self.names, out, strict=True)) if isinstance(out, tuple) else out
 
     if spec.name == "inception":
-        encoder = Encoder(inception.load_torchscript(spec.weights), pooled=False)
+        encoder = Encoder(inception.load(spec.weights), pooled=False)
     else:
         encoder = Encoder(dino.load_model(spec.name, spec.weights), pooled=True)
     return encoder.eval().to(device)

@@ -126,32 +126,37 @@ class _CacheWriter:
 def _embed_source(
     source: Source, hashes: list[str], specs: list[ExtractorSpec], encoders: dict, device, req: Request
 ) -> tuple:
-    """(vectors by extractor, counts) for one source; real sets go through the cache when one is configured."""
+    """(vectors by table, counts) for one source; real sets go through the cache when one is configured.
+
+    Every table (ExtractorSpec.tables) has its own cache key; an extractor runs on the rows any of its tables lacks."""
     n = len(source)
-    outputs = {s.name: np.zeros((n, s.dim), np.float32) for s in specs}
-    needs = {s.name: np.ones(n, bool) for s in specs}
+    tables = [t for s in specs for t in s.tables()]
+    outputs = {t.name: np.zeros((n, t.dim), np.float32) for t in tables}
+    missing = {t.name: np.ones(n, bool) for t in tables}
     writer = None
     if source.kind == "real" and req.cache_dir is not None:
         precision, depth = req.options.precision, req.options.bit_depth["real"]
         caches = {
-            s.name: EmbeddingCache(req.cache_dir, s.cache_key(precision, depth), s.cache_record(precision, depth))
-            for s in specs
+            t.name: EmbeddingCache(req.cache_dir, t.cache_key(precision, depth), t.cache_record(precision, depth))
+            for t in tables
         }
-        for s in specs:
-            outputs[s.name], found = caches[s.name].lookup(hashes, s.dim)
-            needs[s.name] = ~found
+        for t in tables:
+            outputs[t.name], found = caches[t.name].lookup(hashes, t.dim)
+            missing[t.name] = ~found
         writer = _CacheWriter(caches, hashes, outputs)
+    needs = {s.name: np.logical_or.reduce([missing[t.name] for t in s.tables()]) for s in specs}
     for s in specs:
         if needs[s.name].any() and s.name not in encoders:
             encoders[s.name] = (s.transform, load_encoder(s, device))
     active = {s.name: encoders[s.name] for s in specs if needs[s.name].any()}
     extract(source, active, {k: needs[k] for k in active}, outputs, device, req.options, writer)
     if writer is not None:
-        for name in active:
-            writer.flush(name)
+        for t in tables:
+            writer.flush(t.name)
     counts = {
-        s.name: {"rows": n, "extracted": int(needs[s.name].sum()), "cached": int(n - needs[s.name].sum())}
+        t.name: {"rows": n, "extracted": int(needs[s.name].sum()), "cached": int(n - needs[s.name].sum())}
         for s in specs
+        for t in s.tables()
     }
     return outputs, counts
 
@@ -206,7 +211,8 @@ def run(req: Request) -> tuple[StageRun, bool]:
         if life.up_to_date(params, inputs):
             log.info("%s is up to date; nothing to do (use --force to redo it)", stage.dir)
             return stage, False
-        targets = {f"{src.kind}-{s.name}": stage.dir / output_name(src.kind, s.name) for src in sources for s in specs}
+        tables = [t for s in specs for t in s.tables()]
+        targets = {f"{src.kind}-{t.name}": stage.dir / output_name(src.kind, t.name) for src in sources for t in tables}
         life.start(params, inputs, weights={s.name: s.weights_sha256 for s in specs}, clear=list(targets.values()))
         encoders: dict = {}
         results, counts = {}, {}
@@ -214,15 +220,15 @@ def run(req: Request) -> tuple[StageRun, bool]:
             results[src.kind], counts[src.kind] = _embed_source(src, hashes[src.kind], specs, encoders, device, req)
         for src in sources:
             frame = pd.DataFrame({"image_id": src.image_ids, "source": src.kind, "prompt_id": src.prompt_ids})
-            for s in specs:
-                meta = s.metadata(req.options.precision) | {
+            for t in tables:
+                meta = t.metadata(req.options.precision) | {
                     "source": src.kind,
                     "bit_depth": req.options.bit_depth[src.kind],
                 }
                 write_output(
-                    targets[f"{src.kind}-{s.name}"],
-                    frame.assign(extractor=s.name),
-                    results[src.kind][s.name],
+                    targets[f"{src.kind}-{t.name}"],
+                    frame.assign(extractor=t.name),
+                    results[src.kind][t.name],
                     meta,
                     req.run_id,
                 )

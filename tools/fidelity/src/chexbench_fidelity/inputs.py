@@ -13,6 +13,7 @@ from chexbench_schema import read_embeddings
 # metadata that must agree between the real and the synthetic table of one extractor
 MATCHING_KEYS = ("weights_sha256", "preprocessing", "compute_dtype")
 LOGITS_SUFFIX = "-logits"
+INCEPTION_CLASSES = (1008, 1000)  # the TF FID graph's output layer; torchvision's ImageNet classifier
 
 
 @dataclass
@@ -103,13 +104,24 @@ def pair_features(real: list[FeatureSet], synth: list[FeatureSet]) -> dict[str, 
 
 
 def load_logits(path: Path) -> FeatureSet:
-    """Synthetic classifier logits for the Inception Score; pool features are refused."""
+    """Synthetic classifier logits for the Inception Score; pool features are refused, also under a logits name:
+    inception logits are 1008 (or 1000) wide, and logits that are all non-negative are ReLU-pooled features."""
     fs = load_features(path, "synthetic")
     if not fs.extractor.endswith(LOGITS_SUFFIX):
         raise BadInputError(
             f"{path}: Inception Score needs classifier logits (an embeddings table with extractor "
             f"'inception{LOGITS_SUFFIX}'), but this table holds {fs.extractor!r} features "
             f"(d={fs.dim}); IS on pool features is not an Inception Score"
+        )
+    if fs.extractor == f"inception{LOGITS_SUFFIX}" and fs.dim not in INCEPTION_CLASSES:
+        raise BadInputError(
+            f"{path}: {fs.extractor!r} vectors are {fs.dim} wide, but Inception logits have "
+            f"{' or '.join(map(str, INCEPTION_CLASSES))} classes; this is not the output layer's logits"
+        )
+    if (fs.vectors >= 0).all():
+        raise BadInputError(
+            f"{path}: every {fs.extractor!r} value is non-negative, as pooled ReLU features are and classifier "
+            "logits are not; IS on pool features is not an Inception Score"
         )
     return fs
 

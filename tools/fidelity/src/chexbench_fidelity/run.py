@@ -16,7 +16,7 @@ from . import __version__
 from .cache import StatsCache
 from .evaluate import Evaluator, check_counts
 from .groups import ALL, Group, build_catalogue, label_groups
-from .inputs import load_features, load_logits, logits_note, pair_features
+from .inputs import LOGITS_SUFFIX, load_features, load_logits, logits_note, pair_features
 from .leaderboard import LEADERBOARD, LEADERBOARD_CONDITIONAL, STAGE, leaderboard_frame, metrics_frame, write_csv
 from .settings import Settings
 
@@ -50,8 +50,9 @@ class Request:
 
 
 def discover(request: Request) -> None:
-    """Without --real/--synth, take <results>/<model>/<run_id>/embed/{real,synthetic}-*.parquet, and the prompts and
-    images tables that embed read (its manifest) where --prompts / --images are not given."""
+    """Without --real/--synth, take <results>/<model>/<run_id>/embed/{real,synthetic}-*.parquet as features,
+    synthetic-inception-logits.parquet as --synth-logits (unless given), and the prompts and images tables that embed
+    read (its manifest) where --prompts / --images are not given. No *-logits table is taken as features."""
     if request.real or request.synth:
         return
     embed = request.results / request.model / request.run_id / "embed"
@@ -62,8 +63,12 @@ def discover(request: Request) -> None:
         if getattr(request, name) is None and recorded.get(name) and path.is_file():
             setattr(request, name, path)
             log.info("--%s %s (from %s)", name, path, manifest)
-    request.real = sorted(embed.glob("real-*.parquet"))
-    request.synth = sorted(p for p in embed.glob("synthetic-*.parquet"))
+    request.real = sorted(p for p in embed.glob("real-*.parquet") if not p.stem.endswith(LOGITS_SUFFIX))
+    request.synth = sorted(p for p in embed.glob("synthetic-*.parquet") if not p.stem.endswith(LOGITS_SUFFIX))
+    logits = embed / f"synthetic-inception{LOGITS_SUFFIX}.parquet"
+    if request.synth_logits is None and logits.is_file():
+        request.synth_logits = logits
+        log.info("--synth-logits %s (found beside the embeddings)", logits)
     if not request.real or not request.synth:
         raise BadInputError(
             f"no --real/--synth given and {embed} has no real-*.parquet and synthetic-*.parquet "
