@@ -249,3 +249,30 @@ def test_fidelity_computes_the_inception_score_from_the_embedded_logits(tmp_path
     assert row.extractor == "inception-logits" and row.n_synth == 6
     assert row.value == pytest.approx(direct, rel=1e-9) == inception_score(logits, splits=2).mean
     assert row.value > 1
+
+
+def test_merged_shards_carry_both_tables(tmp_path, image_sets, embed):
+    weights = tmp_path / "fid.pth"
+    torch.save(random_checkpoint(), weights)
+    base = (
+        "run",
+        "--model",
+        "m",
+        *image_sets["synthetic"],
+        "--extractor",
+        f"inception={weights}",
+        "--num-workers",
+        "0",
+    )
+    assert embed(*base, "--run-id", "whole").exit_code == 0
+    for k in ("0", "1"):
+        shard = embed(*base, "--run-id", "sharded", "--num-shards", "2", "--shard-index", k)
+        assert shard.exit_code == 0, shard.stderr
+    merged = embed("merge", "--model", "m", "--run-id", "sharded")
+    assert merged.exit_code == 0, merged.stderr
+    for name in ("synthetic-inception.parquet", "synthetic-inception-logits.parquet"):
+        one = read_embeddings(tmp_path / "Results" / "m" / "whole" / "embed" / name)
+        parts = read_embeddings(tmp_path / "Results" / "m" / "sharded" / "embed" / name)
+        assert list(parts.frame["image_id"]) == list(one.frame["image_id"])
+        assert parts.metadata["extra"]["extractor"] == one.metadata["extra"]["extractor"]
+        np.testing.assert_allclose(parts.vectors, one.vectors, rtol=1e-5, atol=1e-5)
