@@ -165,3 +165,16 @@ def test_unreadable_and_missing_files_give_one_line(tmp_path):
     with pytest.raises(BadInputError, match="cannot be read as parquet") as info:
         read_table(broken, "prompts")
     assert "\n" not in str(info.value)
+
+
+def test_non_finite_vectors_only_where_the_metadata_allows_them(tmp_path):
+    vectors = np.ones((3, 4), np.float32)
+    vectors[1, 2] = np.nan
+    frame = pd.DataFrame({"image_id": ["a", "b", "c"], "source": "real", "extractor": "radiomics"})
+    common = {"producer": "t", "extractor": "radiomics", "weights_sha256": "0" * 64, "preprocessing": "r"}
+    with pytest.raises(SchemaError, match="row 2, column 'vector': vector has NaN"):
+        write_embeddings(frame, vectors, tmp_path / "refused.parquet", **common)
+    path = write_embeddings(frame, vectors, tmp_path / "r.parquet", **common, extra={"non_finite": "allowed"})
+    back = read_embeddings(path)
+    assert np.isnan(back.vectors[1, 2]) and np.isfinite(np.delete(back.vectors.ravel(), 6)).all()
+    assert back.metadata["version"] == "1.1.0"

@@ -41,6 +41,11 @@ class Embeddings:
     metadata: dict
 
 
+def non_finite_allowed(meta: dict) -> bool:
+    """Whether a table's metadata lets its vectors hold NaN/inf (features undefined for some images)."""
+    return meta.get("extra", {}).get("non_finite") == "allowed"
+
+
 def _spec(table: str | TableSpec) -> TableSpec:
     return table if isinstance(table, TableSpec) else get_table(table)
 
@@ -109,7 +114,7 @@ def read_table(path: str | Path, table: str | TableSpec) -> pd.DataFrame:
     problems: list[str] = []
     meta = read_metadata(path)
     _check_metadata(path, spec, meta, problems)
-    frame, row_problems = validate_frame(frame, spec)
+    frame, row_problems = validate_frame(frame, spec, non_finite_allowed(meta))
     if path.suffix == ".csv":  # add the file line (the header is line 1) to the 1-based data row
         row_problems = [_ROW.sub(lambda m: f"row {m[1]} (line {int(m[1]) + 1})", p, count=1) for p in row_problems]
     problems.extend(row_problems)
@@ -165,7 +170,7 @@ def write_table(
     }
     problems: list[str] = []
     _check_metadata(path, spec, meta, problems)
-    frame, row_problems = validate_frame(frame, spec)
+    frame, row_problems = validate_frame(frame, spec, non_finite_allowed(meta))
     problems.extend(row_problems)
     if problems:
         raise SchemaError(f"{path} (not written)", problems)

@@ -127,13 +127,13 @@ IMAGES = TableSpec(
 
 EMBEDDINGS = TableSpec(
     name="embeddings",
-    version="1.0.0",
+    version="1.1.0",
     description="One feature vector per image from one extractor.",
     columns=(
         Column("image_id", "string", "images.image_id (synthetic) or prompts.prompt_id (real)."),
         Column("source", "string", "real or synthetic.", allowed=("real", "synthetic")),
         Column("extractor", "string", "Extractor registry name (inception, raddino, dinov2, ...)."),
-        Column("vector", "vector", "Feature vector, fixed_size_list<float32>[d]."),
+        Column("vector", "vector", "Feature vector, fixed_size_list<float32>[d]; finite unless the metadata allows not."),
     ),
     unique=(("image_id",),),
     required_metadata=("extractor", "weights_sha256", "preprocessing"),
@@ -141,6 +141,8 @@ EMBEDDINGS = TableSpec(
         "extractor": "Extractor id, e.g. inception or raddino.",
         "weights_sha256": "sha256 of the weights file (or of the sorted file list of a model folder).",
         "preprocessing": "Resize, interpolation, normalisation applied before the network.",
+        "non_finite": "`allowed`: vectors may hold NaN/inf where a feature is undefined for an image (radiomics); "
+        "absent: every value must be finite. Readers that need finite vectors refuse such tables.",
     },
 )
 

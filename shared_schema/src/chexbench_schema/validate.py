@@ -47,12 +47,12 @@ def _coerce_numeric(col: Column, series: pd.Series, problems: list[str]) -> pd.S
     return pd.array(np.where(np.isnan(values), None, values).tolist(), dtype=PANDAS_DTYPES[col.kind])
 
 
-def _check_vector(col: Column, series: pd.Series, problems: list[str]) -> pd.Series:
+def _check_vector(col: Column, series: pd.Series, problems: list[str], allow_non_finite: bool) -> pd.Series:
     lengths = series.map(lambda v: -1 if v is None else len(v))
     if (lengths < 0).any():
         for i in _rows(lengths < 0):
             problems.append(f"row {i + 1}, column {col.name!r}: missing vector")
-    elif len(series):
+    elif len(series) and not allow_non_finite:
         matrix = np.stack(series.to_list()).astype(np.float32, copy=False)
         for i in _rows(~np.isfinite(matrix).all(axis=1)):
             problems.append(f"row {i + 1}, column {col.name!r}: vector has NaN or infinite values")
@@ -76,8 +76,11 @@ def _check_strings(col: Column, series: pd.Series, problems: list[str]) -> pd.Se
     return values
 
 
-def validate_frame(df: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, list[str]]:
-    """Return the frame with contract dtypes and every problem found (empty list when valid)."""
+def validate_frame(
+    df: pd.DataFrame, spec: TableSpec, allow_non_finite: bool = False
+) -> tuple[pd.DataFrame, list[str]]:
+    """Return the frame with contract dtypes and every problem found (empty list when valid). Vectors must be finite
+    unless `allow_non_finite` (a table whose metadata says `non_finite: allowed`, e.g. radiomics features)."""
     problems: list[str] = []
     df = df.reset_index(drop=True)
     missing = [c.name for c in spec.columns if c.name not in df.columns]
@@ -94,7 +97,7 @@ def validate_frame(df: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, lis
         if col.kind == "string":
             series = _check_strings(col, series, problems)
         elif col.kind == "vector":
-            series = _check_vector(col, series, problems)
+            series = _check_vector(col, series, problems, allow_non_finite)
         else:
             series = pd.Series(_coerce_numeric(col, series, problems))
         nulls = series.isna().to_numpy()
