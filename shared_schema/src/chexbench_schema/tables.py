@@ -133,7 +133,7 @@ EMBEDDINGS = TableSpec(
         Column("image_id", "string", "images.image_id (synthetic) or prompts.prompt_id (real)."),
         Column("source", "string", "real or synthetic.", allowed=("real", "synthetic")),
         Column("extractor", "string", "Extractor registry name (inception, raddino, dinov2, ...)."),
-        Column("vector", "vector", "Feature vector, fixed_size_list<float32>[d]; finite unless the metadata allows not."),
+        Column("vector", "vector", "Feature vector, fixed_size_list<float32>[d]; finite unless `non_finite` allows."),
     ),
     unique=(("image_id",),),
     required_metadata=("extractor", "weights_sha256", "preprocessing"),
