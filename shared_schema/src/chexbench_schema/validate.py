@@ -76,9 +76,7 @@ def _check_strings(col: Column, series: pd.Series, problems: list[str]) -> pd.Se
     return values
 
 
-def validate_frame(
-    df: pd.DataFrame, spec: TableSpec, allow_non_finite: bool = False
-) -> tuple[pd.DataFrame, list[str]]:
+def validate_frame(df: pd.DataFrame, spec: TableSpec, allow_non_finite: bool = False) -> tuple[pd.DataFrame, list[str]]:
     """Return the frame with contract dtypes and every problem found (empty list when valid). Vectors must be finite
     unless `allow_non_finite` (a table whose metadata says `non_finite: allowed`, e.g. radiomics features)."""
     problems: list[str] = []
