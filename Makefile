@@ -131,11 +131,16 @@ RADDINO_PATH = $$($(BENCH) assets path raddino)
 INCEPTION_WEIGHTS = $$(p=$$($(BENCH) assets path inception-fid 2>/dev/null) && echo "=$$p")
 endif
 
+# Radiomics features (FRD): pyradiomics is in the development environment; the stage images do not have it yet (its
+# only release that builds on Python >= 3.10 is an sdist that needs a compiler stage in images/Dockerfile).
+RADIOMICS_EXTRACTOR ?= $(if $(filter local,$(RUNNER)),--extractor radiomics,)
+
 bench-embed: bench-generate
 	$(call stage_cmd,embed) run --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \
 	  --images $(GEN_DIR)/images.parquet --images-root $(GEN_DIR)/images \
 	  --prompts $(BENCH_PROMPTS) --real-root $(BENCH_REAL_ROOT) \
-	  --extractor inception$(INCEPTION_WEIGHTS) --extractor raddino=$(RADDINO_PATH) --device $(DEVICE)
+	  --extractor inception$(INCEPTION_WEIGHTS) --extractor raddino=$(RADDINO_PATH) $(RADIOMICS_EXTRACTOR) \
+	  --device $(DEVICE)
 
 bench-fidelity: bench-embed
 	$(call stage_cmd,fidelity) run --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \

@@ -85,3 +85,21 @@ def test_flat_image_gives_nan_and_wrong_shape_raises(transform):
     assert np.isnan(transform.apply(np.full((64, 80), 0.3, np.float32))).all()
     with pytest.raises(ValueError, match="grey"):
         transform.apply(np.zeros((8, 8, 3), np.float32) + np.arange(3))
+
+
+def test_radiomics_extractor_through_embed(tmp_path, image_sets, embed):
+    """The extractor writes NaN-tolerant tables whose vectors are the transform's, and caches the real set."""
+    import json
+
+    from chexbench_schema import read_embeddings
+
+    args = ("run", "--model", "m", *image_sets["real"], "--extractor", "radiomics", "--num-workers", "1")
+    assert embed(*args).exit_code == 0
+    table = read_embeddings(tmp_path / "Results" / "m" / "default" / "embed" / "real-radiomics.parquet")
+    assert table.metadata["extra"]["non_finite"] == "allowed" and table.vectors.shape[1] == 693
+    first = image_sets["real_root"] / image_sets["real_names"][0]
+    np.testing.assert_array_equal(table.vectors[0], RadiomicsTransform().apply(load_grey(first)))
+    again = embed(*args, "--force", "--run-id", "second")
+    assert again.exit_code == 0
+    manifest = json.loads((tmp_path / "Results" / "m" / "second" / "embed" / "manifest.json").read_text())
+    assert manifest["counts"]["real"]["radiomics"]["extracted"] == 0  # all from the content-addressed cache

@@ -65,3 +65,10 @@ def test_identical_sets_and_errors():
         frechet_radiomics_distance(real, real[:1])
     with pytest.raises(ValueError, match="no feature"):
         frechet_radiomics_distance(np.ones((5, 3)), np.ones((5, 3)))
+
+
+def test_fewer_images_than_features_takes_the_exact_sample_route():
+    real, synth = features(30, 60, 3), features(25, 60, 4, shift=0.2)  # n < d: singular covariances
+    value, used, _ = frechet_radiomics_distance(real, synth)
+    assert used == 60
+    assert value == pytest.approx(reference(real, synth), rel=1e-6)

@@ -165,6 +165,7 @@ def show(fidelity_dir: Path) -> None:
         raise BadInputError(f"{fidelity_dir}: no finished fidelity stage here (run `make fidelity` first)")
     table = pd.read_csv(overall)
     metrics = list(table.columns[: table.columns.get_loc("Extra Info")])  # the original's metric columns come first
+    metrics += [c for c in ("FRD",) if c in table]  # CheXGenBench's later addition
     for _, row in table.iterrows():
         click.echo(
             f"{row.get('Model', '')} {row.get('Run ID', '')}: n_real={row.get('N Real')} "
@@ -180,5 +181,5 @@ def show(fidelity_dir: Path) -> None:
     if conditional.exists():
         table = pd.read_csv(conditional)
         click.echo("per pathology:")
-        wanted = [c for c in ("Pathology", "N Real", "N Synthetic", "FID", "FID (RadDino)", "KID") if c in table]
+        wanted = [c for c in ("Pathology", "N Real", "N Synthetic", "FID", "FID (RadDino)", "KID", "FRD") if c in table]
         click.echo(table[wanted].to_string(index=False))

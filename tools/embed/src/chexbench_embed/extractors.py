@@ -7,16 +7,17 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from chexbench_common.errors import BadInputError
+from chexbench_common.errors import BadInputError, MissingResourceError
 from chexbench_common.hashing import sha256_path
 
-from . import dino, inception
+from . import dino, inception, radiomics
 from .preprocess import GreyTransform
 
-NAMES = ("inception", "raddino", "dinov2")
+NAMES = ("inception", "raddino", "dinov2", "radiomics")
 PROVENANCE = {
     "raddino": "microsoft/rad-dino (local Hugging Face folder); CLS after the final layer norm",
     "dinov2": "DINOv2 (local Hugging Face folder); CLS after the final layer norm",
+    "radiomics": "pyradiomics (BSD-3) features, the FRD v1 / CheXGenBench 2-D recipe (chexbench_embed.radiomics)",
 }
 NO_LOGITS = "unavailable ({name} is a self-supervised encoder without class logits)"
 CACHE_FORMAT = 1
@@ -34,6 +35,7 @@ class ExtractorSpec:
     provenance: str
     logits: str
     extra_tables: tuple[ExtractorSpec, ...] = ()  # further tables the same forward pass writes (inception-logits)
+    non_finite: bool = False  # vectors may hold NaN where a feature is undefined (radiomics)
 
     def tables(self) -> tuple[ExtractorSpec, ...]:
         """This extractor's own table first, then the others its forward pass yields."""
@@ -52,6 +54,7 @@ class ExtractorSpec:
             "provenance": self.provenance,
             "logits": self.logits,
             "compute_dtype": precision,
+            **({"non_finite": "allowed"} if self.non_finite else {}),
         }
 
     def cache_record(self, precision: str, bit_depth: str = "auto") -> dict:
@@ -83,6 +86,8 @@ def build_spec(name: str, path: Path | None) -> ExtractorSpec:
     """Resolve the weights, hash them and fix the preprocessing; raises MissingResourceError for missing weights."""
     if name == "inception":
         return inception_spec(path or inception.default_weights())
+    if name == "radiomics":
+        return radiomics_spec(path)
     if path is None:
         raise BadInputError(f"extractor {name} needs a local model folder: --extractor {name}=/path/to/folder")
     dim, transform = dino.read_folder(name, path)
@@ -106,6 +111,31 @@ def inception_spec(path: Path) -> ExtractorSpec:
     return replace(spec, provenance=inception.STATE_DICT_PROVENANCE, logits=available, extra_tables=(logits,))
 
 
+def radiomics_spec(path: Path | None) -> ExtractorSpec:
+    """Radiomics features: no weights; the recipe (settings and library versions) stands in for them."""
+    if path is not None:
+        raise BadInputError("extractor radiomics takes no weights: give --extractor radiomics")
+    try:
+        transform = radiomics.RadiomicsTransform()
+        recipe = transform.describe()
+    except ImportError as exc:
+        raise MissingResourceError(
+            f"extractor radiomics needs pyradiomics ({exc.name} is missing): pip install pyradiomics-bhklab "
+            "SimpleITK PyWavelets (the development environment has them; the stage images do not yet)"
+        ) from None
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+    return ExtractorSpec(
+        "radiomics",
+        Path("pyradiomics"),
+        digest,
+        recipe["n_features"],
+        transform,
+        PROVENANCE["radiomics"],
+        "unavailable (radiomics features are not class logits)",
+        non_finite=True,
+    )
+
+
 def load_encoder(spec: ExtractorSpec, device):
     """A module mapping a (N, 1, H, W) batch of transformed grey images to (N, dim) vectors, or to {table name:
     vectors} when its network returns several outputs (spec.tables(), in order)."""
@@ -126,6 +156,8 @@ def load_encoder(spec: ExtractorSpec, device):
             out = self.net(x)
             return dict(zip(self.names, out, strict=True)) if isinstance(out, tuple) else out
 
+    if spec.name == "radiomics":  # the features were computed by the transform, in the decoding workers
+        return torch.nn.Flatten(1)
     if spec.name == "inception":
         encoder = Encoder(inception.load(spec.weights), pooled=False)
     else:

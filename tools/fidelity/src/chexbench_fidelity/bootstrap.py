@@ -86,6 +86,26 @@ def fid_replicates(
     return np.asarray(out)
 
 
+def frd_replicates(
+    real: np.ndarray, synth: np.ndarray, units: Units, reps: int, seed: int, tick: Callable[[], None] = lambda: None
+) -> np.ndarray:
+    """FRD of `reps` prompt-bootstrap replicates (rows repeated by their multiplicity; z-scored per replicate)."""
+    from .frd import frechet_radiomics_distance
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(reps):
+        w_real, w_synth = units.resample(rng)
+        try:
+            value, _, _ = frechet_radiomics_distance(np.repeat(real, w_real, axis=0), np.repeat(synth, w_synth, axis=0))
+        except ValueError:  # a replicate without two usable images or features on a side
+            continue
+        if np.isfinite(value):
+            out.append(value)
+        tick()
+    return np.asarray(out)
+
+
 def prdc_replicates(
     real: np.ndarray,
     synth: np.ndarray,

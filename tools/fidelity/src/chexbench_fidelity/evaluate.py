@@ -12,6 +12,7 @@ from chexbench_common.progress import Progress
 
 from . import bootstrap
 from .cache import StatsCache, stats_key
+from .frd import frechet_radiomics_distance
 from .frechet import fd_infinity, fit_gaussian, frechet_distance, frechet_distance_low_rank, psd_sqrt
 from .groups import ALL, Catalogue, Group
 from .inception_score import inception_score
@@ -21,6 +22,7 @@ from .manifold import PRDC, compute_prdc, compute_prdc_kid, pass_tiles
 from .settings import Settings
 
 log = logging.getLogger(__name__)
+RADIOMICS = "radiomics"  # the extractor whose features get FRD instead of FID/KID/P/R/D/C
 PRDC_METRICS = ("precision", "recall", "density", "coverage")
 
 
@@ -74,9 +76,8 @@ def check_counts(group: Group, real: FeatureSet, synth: FeatureSet, settings: Se
         )
     else:
         if min(len(ri), len(si)) < 2:
-            problems.append(
-                f"fewer samples than FID and KID need (2 per set): {len(ri)} real, {len(si)} synthetic ({where})"
-            )
+            what = "FRD needs" if real.extractor == RADIOMICS else "FID and KID need"
+            problems.append(f"fewer samples than {what} (2 per set): {len(ri)} real, {len(si)} synthetic ({where})")
         if real.extractor in settings.prdc_extractors and min(len(ri), len(si)) <= settings.k:
             problems.append(
                 f"fewer samples than precision/recall/density/coverage need (more than k={settings.k} per "
@@ -111,6 +112,8 @@ class Evaluator:
 
     def _extractor(self, group: Group, real: FeatureSet, synth: FeatureSet, strict: bool) -> list[Row]:
         s, name = self.settings, real.extractor
+        if name == RADIOMICS:
+            return self._frd(group, real, synth, strict)
         problems = check_counts(group, real, synth, s, strict)
         ri, si = select_rows(group, real, synth, s)
         n = {"n_real": len(ri), "n_synth": len(si)}
@@ -189,6 +192,31 @@ class Evaluator:
             except ValueError as exc:
                 out.append(Row("FD_inf", group.name, name, None, **n, notes=[str(exc)]))
         return out
+
+    def _frd(self, group: Group, real: FeatureSet, synth: FeatureSet, strict: bool) -> list[Row]:
+        """FRD on radiomics features: ln FD of the z-scored features (frd.py), with a prompt-bootstrap CI."""
+        s = self.settings
+        problems = check_counts(group, real, synth, s, strict)
+        ri, si = select_rows(group, real, synth, s)
+        n = {"n_real": len(ri), "n_synth": len(si)}
+        if problems:
+            return [Row("FRD", group.name, RADIOMICS, None, **n, notes=list(problems))]
+        x_real, x_synth = real.vectors[ri], synth.vectors[si]
+        try:
+            value, used, note = frechet_radiomics_distance(x_real, x_synth)
+        except ValueError as exc:
+            return [Row("FRD", group.name, RADIOMICS, None, **n, notes=[str(exc)])]
+        row = Row("FRD", group.name, RADIOMICS, value, **n, notes=[f"{used} features"] + ([note] if note else []))
+        if min(len(ri), len(si)) < used:
+            row.notes.append(f"unstable: n < d (n_real={len(ri)}, n_synth={len(si)}, d={used})")
+        if s.bootstrap:
+            units = self._units(group, real, ri, x_synth)
+            with _progress(s.bootstrap, f"FRD bootstrap {RADIOMICS}/{group.name}") as progress:
+                reps = bootstrap.frd_replicates(x_real, x_synth, units, s.bootstrap, s.seed, progress.update)
+            if len(reps) >= 2:
+                row.ci_low, row.ci_high = bootstrap.centred_interval(row.value, reps, s.ci_level)
+                row.notes.append(f"{int(s.ci_level * 100)}% CI: {len(reps)} prompt-bootstrap replicates")
+        return [row]
 
     def _units(self, group: Group, real: FeatureSet, ri: np.ndarray, x_synth) -> bootstrap.Units:
         synth = self.pairs[real.extractor][1]

@@ -69,6 +69,8 @@ def _column(row: Row, prdc_primary: str | None) -> str | None:
         return f"KID{suffix} std"
     if row.metric == "FD_inf":
         return f"FD-infinity{suffix}"
+    if row.metric == "FRD":
+        return "FRD"
     if row.metric in PRDC_METRICS:
         return row.metric.capitalize() + ("" if row.extractor == prdc_primary else suffix)
     return None

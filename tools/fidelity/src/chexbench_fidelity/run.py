@@ -14,7 +14,7 @@ from chexbench_schema import CHEXPERT_LABELS, read_metadata, write_table
 
 from . import __version__
 from .cache import StatsCache
-from .evaluate import Evaluator, check_counts
+from .evaluate import RADIOMICS, Evaluator, check_counts
 from .groups import ALL, Group, build_catalogue, label_groups
 from .inputs import LOGITS_SUFFIX, load_features, load_logits, logits_note, pair_features
 from .leaderboard import LEADERBOARD, LEADERBOARD_CONDITIONAL, STAGE, leaderboard_frame, metrics_frame, write_csv
@@ -84,7 +84,7 @@ def _prdc_extractors(request: Request, available: list[str]) -> tuple[str, ...]:
                 f"--prdc-extractor {', '.join(missing)}: no such embeddings given (available: {', '.join(available)})"
             )
         return request.prdc_extractors
-    return next(((e,) for e in PRDC_PREFERENCE if e in available), (available[0],))
+    return next(((e,) for e in PRDC_PREFERENCE if e in available), tuple(available[:1]))
 
 
 def prepare(request: Request):
@@ -95,7 +95,8 @@ def prepare(request: Request):
     pairs = pair_features(real, synth)
     logits = load_logits(request.synth_logits) if request.synth_logits else None
     catalogue = build_catalogue(request.prompts, request.images, real, synth + ([logits] if logits else []))
-    settings = Settings(**{**asdict(request.settings), "prdc_extractors": _prdc_extractors(request, list(pairs))})
+    features = [e for e in pairs if e != RADIOMICS]  # radiomics features get FRD only
+    settings = Settings(**{**asdict(request.settings), "prdc_extractors": _prdc_extractors(request, features)})
     groups: list[tuple[Group, bool]] = []
     if request.unconditional:
         groups.append((Group(ALL), True))
@@ -179,7 +180,7 @@ def run(request: Request) -> tuple[StageRun, bool]:
 
 def _write(stage: StageRun, request: Request, evaluator: Evaluator, rows_by_group: dict) -> dict[str, Path]:
     rows = [r for group_rows in rows_by_group.values() for r in group_rows]
-    primary = evaluator.settings.prdc_extractors[0]
+    primary = next(iter(evaluator.settings.prdc_extractors), None)
     extra = request.extra_info or f"model={request.model}; run={request.run_id}"
     caption_type = request.caption_type
     if caption_type is None:
