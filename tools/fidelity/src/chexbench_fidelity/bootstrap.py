@@ -67,23 +67,32 @@ def centred_interval(
     return float(lo), float(hi)
 
 
+def _replicates(units: Units, reps: int, seed: int, tick: Callable[[], None], statistic) -> np.ndarray:
+    """`statistic(w_real, w_synth)` of `reps` prompt-bootstrap draws; a draw it cannot use (None) is skipped."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(reps):
+        value = statistic(*units.resample(rng))
+        if value is not None:
+            out.append(value)
+            tick()
+    return np.asarray(out)
+
+
 def fid_replicates(
     real: np.ndarray, synth: np.ndarray, units: Units, reps: int, seed: int, tick: Callable[[], None] = lambda: None
 ) -> np.ndarray:
     """FID of `reps` prompt-bootstrap replicates (weighted float64 covariances, √Σ_real per replicate)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(reps):
-        w_real, w_synth = units.resample(rng)
+
+    def fid(w_real, w_synth):
         if w_real.sum() < 2 or w_synth.sum() < 2:
-            continue
+            return None
         if min(np.count_nonzero(w_real), np.count_nonzero(w_synth)) < real.shape[1]:
-            out.append(frechet_distance_low_rank(real, synth, w_real, w_synth))
-        else:
-            g_real = fit_gaussian(real, w_real)
-            out.append(frechet_distance(g_real, fit_gaussian(synth, w_synth), psd_sqrt(g_real.cov)))
-        tick()
-    return np.asarray(out)
+            return frechet_distance_low_rank(real, synth, w_real, w_synth)
+        g_real = fit_gaussian(real, w_real)
+        return frechet_distance(g_real, fit_gaussian(synth, w_synth), psd_sqrt(g_real.cov))
+
+    return _replicates(units, reps, seed, tick, fid)
 
 
 def frd_replicates(
@@ -92,18 +101,14 @@ def frd_replicates(
     """FRD of `reps` prompt-bootstrap replicates (rows repeated by their multiplicity; z-scored per replicate)."""
     from .frd import frechet_radiomics_distance
 
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(reps):
-        w_real, w_synth = units.resample(rng)
+    def frd(w_real, w_synth):
         try:
             value, _, _ = frechet_radiomics_distance(np.repeat(real, w_real, axis=0), np.repeat(synth, w_synth, axis=0))
         except ValueError:  # a replicate without two usable images or features on a side
-            continue
-        if np.isfinite(value):
-            out.append(value)
-        tick()
-    return np.asarray(out)
+            return None
+        return value if np.isfinite(value) else None
+
+    return _replicates(units, reps, seed, tick, frd)
 
 
 def prdc_replicates(

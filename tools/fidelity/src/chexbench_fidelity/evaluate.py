@@ -22,6 +22,7 @@ from .manifold import PRDC, compute_prdc, compute_prdc_kid, pass_tiles
 from .settings import Settings
 
 log = logging.getLogger(__name__)
+UNBOUNDED = (-np.inf, np.inf)
 RADIOMICS = "radiomics"  # the extractor whose features get FRD instead of FID/KID/P/R/D/C
 PRDC_METRICS = ("precision", "recall", "density", "coverage")
 
@@ -165,13 +166,7 @@ class Evaluator:
             row = Row("FID", group.name, name, frechet_distance(g_real, fit_gaussian(x_synth), sqrt_real), **n)
         if unstable:
             row.notes.append(f"unstable: n < d (n_real={len(x_real)}, n_synth={len(x_synth)}, d={real.dim})")
-        if s.bootstrap:
-            units = self._units(group, real, ri, x_synth)
-            with _progress(s.bootstrap, f"FID bootstrap {name}/{group.name}") as progress:
-                reps = bootstrap.fid_replicates(x_real, x_synth, units, s.bootstrap, s.seed, progress.update)
-            if len(reps) >= 2:
-                row.ci_low, row.ci_high = bootstrap.centred_interval(row.value, reps, s.ci_level, (0.0, np.inf))
-                row.notes.append(f"{int(s.ci_level * 100)}% CI: {len(reps)} prompt-bootstrap replicates")
+        self._bootstrap_ci(row, group, real, ri, x_real, x_synth, bootstrap.fid_replicates, (0.0, np.inf))
         out = [row]
         if s.fd_inf:
             try:
@@ -209,14 +204,24 @@ class Evaluator:
         row = Row("FRD", group.name, RADIOMICS, value, **n, notes=[f"{used} features"] + ([note] if note else []))
         if min(len(ri), len(si)) < used:
             row.notes.append(f"unstable: n < d (n_real={len(ri)}, n_synth={len(si)}, d={used})")
-        if s.bootstrap:
-            units = self._units(group, real, ri, x_synth)
-            with _progress(s.bootstrap, f"FRD bootstrap {RADIOMICS}/{group.name}") as progress:
-                reps = bootstrap.frd_replicates(x_real, x_synth, units, s.bootstrap, s.seed, progress.update)
-            if len(reps) >= 2:
-                row.ci_low, row.ci_high = bootstrap.centred_interval(row.value, reps, s.ci_level)
-                row.notes.append(f"{int(s.ci_level * 100)}% CI: {len(reps)} prompt-bootstrap replicates")
+        self._bootstrap_ci(row, group, real, ri, x_real, x_synth, bootstrap.frd_replicates)
         return [row]
+
+    def _bootstrap_ci(
+        self, row: Row, group: Group, real: FeatureSet, ri, x_real, x_synth, replicates, bounds=UNBOUNDED
+    ):
+        """With --bootstrap: the row's centred percentile interval over prompt-bootstrap replicates."""
+        s = self.settings
+        if not s.bootstrap:
+            return
+        units = self._units(group, real, ri, x_synth)
+        with _progress(s.bootstrap, f"{row.metric} bootstrap {real.extractor}/{group.name}") as progress:
+            reps = replicates(x_real, x_synth, units, s.bootstrap, s.seed, progress.update)
+        if len(reps) >= 2:
+            row.ci_low, row.ci_high = bootstrap.centred_interval(
+                row.value, reps, s.ci_level, bounds or (-np.inf, np.inf)
+            )
+            row.notes.append(f"{int(s.ci_level * 100)}% CI: {len(reps)} prompt-bootstrap replicates")
 
     def _units(self, group: Group, real: FeatureSet, ri: np.ndarray, x_synth) -> bootstrap.Units:
         synth = self.pairs[real.extractor][1]
