@@ -216,7 +216,7 @@ class Evaluator:
             return
         units = self._units(group, real, ri, x_synth)
         with _progress(s.bootstrap, f"{row.metric} bootstrap {real.extractor}/{group.name}") as progress:
-            reps = reps_fn(x_real, x_synth, units, s.bootstrap, s.seed, progress.update)
+            reps = replicates(x_real, x_synth, units, s.bootstrap, s.seed, progress.update)
         if len(reps) >= 2:
             row.ci_low, row.ci_high = bootstrap.centred_interval(
                 row.value, reps, s.ci_level, bounds or (-np.inf, np.inf)
