@@ -108,12 +108,18 @@ bench-inputs: setup
 	  $(call stage_cmd,generate) tiny-pipeline sana $(RUN_DIR)/models/tiny-sana
 	test -f $(RUN_DIR)/models/tiny-raddino/config.json || \
 	  $(call stage_cmd,embed) tiny-raddino $(RUN_DIR)/models/tiny-raddino
-bench-generate: bench-inputs
-	$(call stage_cmd,generate) run --generator sana --model $(MODEL) --model-path $(RUN_DIR)/models/tiny-sana \
-	  --prompts $(BENCH_PROMPTS) --results $(RESULTS) --run-id $(RUN_ID) --height 64 --width 64 --steps 2 \
-	  --batch-size 8 --device $(DEVICE) $(BENCH_ARGS_GENERATE)
+	test -f $(RUN_DIR)/models/tiny-reid.pth || \
+	  $(call stage_cmd,privacy) tiny-reid $(RUN_DIR)/models/tiny-reid.pth
+GENERATOR_ARGS = --generator sana --model $(MODEL) --model-path $(RUN_DIR)/models/tiny-sana --height 64 --width 64 \
+  --steps 2 --batch-size 8
 RADDINO_PATH = $(RUN_DIR)/models/tiny-raddino
 INCEPTION_WEIGHTS =
+REID_WEIGHTS = $(RUN_DIR)/models/tiny-reid.pth
+PRIVACY_TRAIN   = $(RUN_DIR)/inputs/prompts_train.parquet
+PRIVACY_HOLDOUT = $(RUN_DIR)/inputs/prompts_holdout.parquet
+PRIVACY_N = 6
+PRIVACY_CONTROLS = 6
+PRIVACY_SIZE = 64
 else
 BENCH_PROMPTS   := $(PROMPTS)
 BENCH_REAL_ROOT := $(REAL_ROOT)
@@ -122,10 +128,14 @@ bench-inputs: setup
 	$(BENCH) assets check raddino
 	@test -f $(PROMPTS) || { echo "make: $(PROMPTS) is missing: convert the split first (make splits, see MIMIC_Splits/README.md)" >&2; exit 3; }
 	@test -d $(MIMIC_ROOT) || { echo "make: MIMIC_ROOT=$(MIMIC_ROOT) is not a folder: point it at your MIMIC-CXR-JPG 2.0.0 copy" >&2; exit 3; }
-bench-generate: bench-inputs
-	$(call stage_cmd,generate) run --generator $(MODEL) --model $(MODEL) $$($(BENCH) assets generate-args $(MODEL)) \
-	  --prompts $(BENCH_PROMPTS) --results $(RESULTS) --run-id $(RUN_ID) --device $(DEVICE) $(BENCH_ARGS_GENERATE)
+GENERATOR_ARGS = --generator $(MODEL) --model $(MODEL) $$($(BENCH) assets generate-args $(MODEL))
 RADDINO_PATH = $$($(BENCH) assets path raddino)
+REID_WEIGHTS = $$($(BENCH) assets path reid)
+PRIVACY_TRAIN   ?= MIMIC_Splits/prompts_train.parquet
+PRIVACY_HOLDOUT ?= $(PROMPTS)
+PRIVACY_N ?= 2000
+PRIVACY_CONTROLS ?= 200
+PRIVACY_SIZE ?= 512
 # the FID Inception state_dict when `chexbench-bench assets check inception-fid` passes (pool3 + logits: IS), else
 # the packaged TorchScript (pool3 only: IS unavailable)
 INCEPTION_WEIGHTS = $$(p=$$($(BENCH) assets path inception-fid 2>/dev/null) && echo "=$$p")
@@ -134,6 +144,10 @@ endif
 # Radiomics features (FRD): pyradiomics is in the development environment; the stage images do not have it yet (its
 # only release that builds on Python >= 3.10 is an sdist that needs a compiler stage in images/Dockerfile).
 RADIOMICS_EXTRACTOR ?= $(if $(filter local,$(RUNNER)),--extractor radiomics,)
+
+bench-generate: bench-inputs
+	$(call stage_cmd,generate) run $(GENERATOR_ARGS) --prompts $(BENCH_PROMPTS) --results $(RESULTS) \
+	  --run-id $(RUN_ID) --device $(DEVICE) $(BENCH_ARGS_GENERATE)
 
 bench-embed: bench-generate
 	$(call stage_cmd,embed) run --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \
@@ -147,10 +161,33 @@ bench-fidelity: bench-embed
 	  --prompts $(BENCH_PROMPTS) --images $(GEN_DIR)/images.parquet --conditional --bootstrap $(BOOTSTRAP) \
 	  --extra-info "$(MODEL) $(RUN_ID)"
 
-bench: bench-fidelity ## the whole benchmark for MODEL (default: the embedded demo, CPU only)
-	$(BENCH) show $(RUN_DIR)/fidelity
+# Privacy: sample TRAIN prompts -> 10 generations each (run <RUN_ID>.privacy) -> embed them with the TRAIN pool ->
+# embed the positive controls (run <RUN_ID>.privacy-control) -> the audit, in <RUN_DIR>/privacy. The holdout's
+# embeddings are the main run's real set (the TEST split; in the demo, every third image).
+PRIVACY_RUN  := $(RUN_ID).privacy
+PRIVACY_DIR  := $(RESULTS)/$(MODEL)/$(PRIVACY_RUN)
+SAMPLE_DIR   := $(RUN_DIR)/privacy-sample
+bench-privacy: bench-embed
+	$(call stage_cmd,privacy) sample --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \
+	  --prompts $(PRIVACY_TRAIN) --real-root $(BENCH_REAL_ROOT) -n $(PRIVACY_N) --controls $(PRIVACY_CONTROLS) \
+	  --size $(PRIVACY_SIZE)
+	$(call stage_cmd,generate) run $(GENERATOR_ARGS) --prompts $(SAMPLE_DIR)/prompts.parquet --results $(RESULTS) \
+	  --run-id $(PRIVACY_RUN) --num-images-per-prompt 10 --device $(DEVICE) $(BENCH_ARGS_GENERATE)
+	$(call stage_cmd,embed) run --results $(RESULTS) --model $(MODEL) --run-id $(PRIVACY_RUN) \
+	  --images $(PRIVACY_DIR)/generate/images.parquet --images-root $(PRIVACY_DIR)/generate/images \
+	  --prompts $(PRIVACY_TRAIN) --real-root $(BENCH_REAL_ROOT) --extractor raddino=$(RADDINO_PATH) --device $(DEVICE)
+	$(call stage_cmd,embed) run --results $(RESULTS) --model $(MODEL) --run-id $(PRIVACY_RUN)-control \
+	  --images $(SAMPLE_DIR)/control/images.parquet --images-root $(SAMPLE_DIR)/control/images \
+	  --extractor raddino=$(RADDINO_PATH) --device $(DEVICE)
+	$(call stage_cmd,privacy) run --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \
+	  --train-prompts $(PRIVACY_TRAIN) --holdout-prompts $(PRIVACY_HOLDOUT) --real-root $(BENCH_REAL_ROOT) \
+	  --reid-weights $(REID_WEIGHTS) --device $(DEVICE)
 
-.PHONY: bench-inputs bench-generate bench-embed bench-fidelity
+bench: bench-fidelity bench-privacy ## the whole benchmark for MODEL (default: the embedded demo, CPU only)
+	$(BENCH) show $(RUN_DIR)/fidelity
+	$(BENCH) show $(RUN_DIR)/privacy
+
+.PHONY: bench-inputs bench-generate bench-embed bench-fidelity bench-privacy
 
 clean: ## remove the environment and caches (Results/ is kept)
 	rm -rf $(VENV) .pytest_cache .ruff_cache $(CACHE_DIR)

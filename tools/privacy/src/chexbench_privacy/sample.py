@@ -1,0 +1,164 @@
+"""`chexbench-privacy sample`: the training prompts to generate from, and the positive-control copies.
+
+Prompts: the TRAIN prompts table de-duplicated by prompt text (first row kept, as the original's drop_duplicates),
+rows without a source image dropped, then N drawn without replacement with a seeded generator. Generation then runs
+through chexbench-generate with --num-images-per-prompt (per-image seeds are distinct hashes of prompt and index).
+
+Positive control: M further training images (drawn from the whole training pool, seeded), resized to the
+generator's resolution as a copying generator would output them, and lightly augmented (a shift, a contrast/gamma
+change, a crop-and-resize and Gaussian noise). They are written as an images table so chexbench-embed can embed them
+like generations; chexbench-privacy run must flag them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from chexbench_common.errors import BadInputError
+from chexbench_common.hashing import sha256_file
+from chexbench_common.imageio import load_grey, save_grey_png
+from chexbench_common.lifecycle import Lifecycle
+from chexbench_common.paths import resolve_under
+from chexbench_common.progress import track
+from chexbench_common.rundir import StageRun
+from chexbench_schema import read_table, write_table
+from PIL import Image
+
+from . import __version__
+
+STAGE = "privacy-sample"
+PRODUCER = f"chexbench-privacy {__version__} (sample)"
+CONTROL_MODEL = "positive-control"
+PROMPTS_OUT = "prompts.parquet"
+CONTROL_DIR = "control"
+CONTROL_TABLE = "control/images.parquet"
+CONTROL_AUGMENTATIONS = "control/augmentations.csv"
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    prompts: Path
+    real_root: Path
+    results: Path
+    model: str
+    run_id: str
+    n: int = 2000
+    controls: int = 200
+    size: int = 512
+    seed: int = 42
+    force: bool = False
+
+
+def dedupe(prompts: pd.DataFrame) -> pd.DataFrame:
+    """The original's de-duplication: one row per prompt text (the first), rows without a source image dropped."""
+    kept = prompts.drop_duplicates(subset="prompt", keep="first")
+    return kept[kept["image_path"].notna()].reset_index(drop=True)
+
+
+def draw(pool: pd.DataFrame, n: int, rng: np.random.Generator, what: str, source: Path) -> pd.DataFrame:
+    if n > len(pool):
+        raise BadInputError(
+            f"{source}: {what} needs {n} training prompts with a source image but the table has {len(pool)} "
+            "after de-duplication; ask for fewer"
+        )
+    return pool.iloc[np.sort(rng.choice(len(pool), size=n, replace=False))].reset_index(drop=True)
+
+
+def augment(grey: np.ndarray, size: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """A near-duplicate of `grey` at size x size: crop-and-resize, shift, contrast/gamma and noise (recorded)."""
+    h, w = grey.shape
+    crop = float(rng.uniform(0.90, 0.97))
+    ch, cw = int(round(h * crop)), int(round(w * crop))
+    top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    image = Image.fromarray(grey[top : top + ch, left : left + cw].astype(np.float32), mode="F")
+    out = np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float64)
+    dy, dx = (int(v) for v in rng.integers(-size // 32, size // 32 + 1, size=2))
+    out = np.roll(out, (dy, dx), axis=(0, 1))
+    gamma, contrast = float(rng.uniform(0.85, 1.15)), float(rng.uniform(0.9, 1.1))
+    out = np.clip(out, 0, 1) ** gamma
+    out = (out - out.mean()) * contrast + out.mean()
+    sigma = float(rng.uniform(0.005, 0.02))
+    out = np.clip(out + rng.normal(0, sigma, out.shape), 0, 1)
+    return out, {"crop": crop, "shift_y": dy, "shift_x": dx, "gamma": gamma, "contrast": contrast, "noise": sigma}
+
+
+def _control_images(request: SampleRequest, sources: pd.DataFrame, out_dir: Path, rng) -> pd.DataFrame:
+    rows, recipes = [], []
+    images_dir = out_dir / CONTROL_DIR / "images"
+    for i, row in track(list(sources.iterrows()), desc="positive controls", unit="img"):
+        path = resolve_under(request.real_root, row["image_path"], where=f"{request.prompts} row {i + 1}")
+        if not path.is_file():
+            raise BadInputError(
+                f"{request.prompts}: prompt {row['prompt_id']}: source image {path} is missing; "
+                "check --real-root or the table"
+            )
+        pixels, recipe = augment(load_grey(path), request.size, rng)
+        name = f"{row['prompt_id']}-0.png"
+        save_grey_png(np.round(pixels * 255).astype(np.uint8), images_dir / name)
+        rows.append(
+            {
+                "image_id": f"{row['prompt_id']}-0",
+                "prompt_id": row["prompt_id"],
+                "model": CONTROL_MODEL,
+                "path": name,
+                "seed": None,
+                "sample_index": 0,
+                "width": request.size,
+                "height": request.size,
+                "steps": None,
+                "guidance": None,
+                "dtype": None,
+                "sha256": sha256_file(images_dir / name),
+            }
+        )
+        recipes.append({"image_id": rows[-1]["image_id"], "source_image": row["image_path"], **recipe})
+    pd.DataFrame(recipes).to_csv(out_dir / CONTROL_AUGMENTATIONS, index=False)
+    return pd.DataFrame(rows)
+
+
+def run_sample(request: SampleRequest) -> tuple[StageRun, bool]:
+    """Write <run>/privacy-sample/: prompts.parquet (to generate from) and control/ (images table + PNGs)."""
+    stage = StageRun(request.results, request.model, request.run_id, STAGE, tool_version=__version__)
+    with Lifecycle(stage, force=request.force) as life:
+        table = read_table(request.prompts, "prompts")
+        pool = dedupe(table)
+        params = {k: v for k, v in asdict(request).items() if k in ("n", "controls", "size", "seed")}
+        params["real_root"] = str(request.real_root)
+        inputs = {"prompts": request.prompts}
+        rng = np.random.default_rng(request.seed)
+        sampled = draw(pool, request.n, rng, f"--n {request.n}", request.prompts)
+        controls = draw(pool, request.controls, rng, f"--controls {request.controls}", request.prompts)
+        if life.up_to_date(params, inputs):
+            return stage, False
+        life.start(params, inputs, clear=[PROMPTS_OUT])
+        shutil.rmtree(stage.dir / CONTROL_DIR, ignore_errors=True)
+        control_table = _control_images(request, controls, stage.dir, rng)
+        meta = {"sampled_from": str(request.prompts), "n": request.n, "seed": request.seed}
+        outputs = {
+            "control_images": write_table(
+                control_table,
+                stage.dir / CONTROL_TABLE,
+                "images",
+                producer=PRODUCER,
+                run_id=request.run_id,
+                extra={"images_root": "images", "purpose": "positive control: augmented training images"},
+            ),
+            "control_augmentations": stage.dir / CONTROL_AUGMENTATIONS,
+            "prompts": write_table(
+                sampled[table.columns],
+                stage.dir / PROMPTS_OUT,
+                "prompts",
+                producer=PRODUCER,
+                run_id=request.run_id,
+                extra=meta,
+            ),
+        }
+        life.update(
+            counts={"pool": len(pool), "table_rows": len(table), "sampled": len(sampled), "controls": len(controls)}
+        )
+        life.finish(outputs)
+    return stage, True
