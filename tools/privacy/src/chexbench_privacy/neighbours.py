@@ -2,8 +2,8 @@
 
 Hand-written rather than scikit-learn's NearestNeighbors/faiss: sklearn's brute force materialises float64 distance
 chunks (benchmarks/privacy_bench.py measures both), and faiss-cpu is not in our stack.
-Squared distances come from one float32 GEMM per tile (|q|^2 + |b|^2 - 2 q.b); a margin of extra candidates is kept
-so that the float64 re-rank of the survivors is exact.
+Candidates are ranked by one float32 GEMM per tile (|b|^2 - 2 q.b, the squared distance less the query's constant
+norm); a margin of extra candidates is kept and the survivors are re-ranked by exact float64 distances.
 """
 
 from __future__ import annotations
@@ -39,26 +39,21 @@ def exact_topk(
     query, base = np.asarray(query), np.asarray(base)
     _check(query, base, k)
     keep = min(len(base), k + MARGIN)
-    q32, b32 = query.astype(np.float32, copy=False), base.astype(np.float32, copy=False)
-    b_norm = np.einsum("ij,ij->i", b32, b32)
+    # rank by |b|^2 - 2 q.b (|q|^2 is constant per query): one GEMM of [q, 1] against [-2b, |b|^2], nothing else
+    lifted_base = np.empty((len(base), base.shape[1] + 1), dtype=np.float32)
+    np.multiply(base, -2, out=lifted_base[:, :-1], casting="same_kind")
+    lifted_base[:, -1] = np.einsum("ij,ij->i", lifted_base[:, :-1], lifted_base[:, :-1]) / 4
     total = -(-len(query) // tile) * -(-len(base) // tile)
     done = 0
     dist = np.empty((len(query), k))
     index = np.empty((len(query), k), dtype=np.int64)
     for qs in range(0, len(query), tile):
-        q = q32[qs : qs + tile]
-        q_norm = np.einsum("ij,ij->i", q, q)[:, None]
-        best_d = np.empty((len(q), 0), dtype=np.float32)
-        best_i = np.empty((len(q), 0), dtype=np.int64)
+        lifted = np.ones((len(query[qs : qs + tile]), base.shape[1] + 1), dtype=np.float32)
+        lifted[:, :-1] = query[qs : qs + tile]
+        best_d = best_i = None
         for bs in range(0, len(base), tile):
-            sq = q @ b32[bs : bs + tile].T
-            sq *= -2
-            sq += q_norm
-            sq += b_norm[bs : bs + tile]
-            tile_d, tile_i = _smallest(sq, keep)
-            best_d, best_i = _smallest(
-                np.concatenate([best_d, tile_d], axis=1), keep, np.concatenate([best_i, tile_i + bs], axis=1)
-            )
+            scores = lifted @ lifted_base[bs : bs + tile].T
+            best_d, best_i = _merge(best_d, best_i, scores, bs, keep)
             done += 1
             if on_tile is not None:
                 on_tile(done, total)
@@ -69,14 +64,43 @@ def exact_topk(
     return dist, index
 
 
-def _smallest(values: np.ndarray, keep: int, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The `keep` smallest entries of each row (unordered) and their ids (column numbers when ids is None)."""
+def _merge(best_d, best_i, scores: np.ndarray, offset: int, keep: int):
+    """Fold one tile of scores into the running `keep` smallest per row.
+
+    Only entries below a row's current worst kept score can enter, so after the first tile a single comparison pass
+    finds the few candidates and the partial sort runs on them alone (argpartition over whole tiles cost ~2x more).
+    """
+    if best_d is None:
+        return _smallest(scores, keep, offset)
+    if best_d.shape[1] < keep:  # not full yet (tiles narrower than keep): everything is a candidate
+        return _smallest(
+            np.concatenate([best_d, scores], axis=1),
+            keep,
+            ids=np.concatenate(
+                [best_i, np.broadcast_to(np.arange(offset, offset + scores.shape[1]), scores.shape)], axis=1
+            ),
+        )
+    # flatnonzero + divmod: ~12x faster than a 2-D nonzero on a whole tile (numpy 2.4, measured here)
+    rows, cols = np.divmod(np.flatnonzero(scores < best_d.max(axis=1, keepdims=True)), scores.shape[1])
+    if rows.size == 0:
+        return best_d, best_i
+    counts = np.bincount(rows, minlength=len(scores))
+    slot = np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    cand_d = np.full((len(scores), counts.max()), np.inf, dtype=scores.dtype)
+    cand_i = np.zeros(cand_d.shape, dtype=np.int64)
+    cand_d[rows, slot] = scores[rows, cols]
+    cand_i[rows, slot] = cols + offset
+    return _smallest(np.concatenate([best_d, cand_d], axis=1), keep, ids=np.concatenate([best_i, cand_i], axis=1))
+
+
+def _smallest(values: np.ndarray, keep: int, offset: int = 0, ids: np.ndarray | None = None):
+    """The `keep` smallest entries of each row (unordered) and their ids (column number + offset by default)."""
     if values.shape[1] > keep:
         part = np.argpartition(values, keep - 1, axis=1)[:, :keep]
     else:
         part = np.broadcast_to(np.arange(values.shape[1]), values.shape)
     chosen = np.take_along_axis(values, part, axis=1)
-    return chosen, (part.astype(np.int64) if ids is None else np.take_along_axis(ids, part, axis=1))
+    return chosen, (part.astype(np.int64) + offset if ids is None else np.take_along_axis(ids, part, axis=1))
 
 
 def _rerank(query: np.ndarray, base: np.ndarray, candidates: np.ndarray, chunk: int = 256) -> np.ndarray:
