@@ -126,6 +126,17 @@ def test_a_second_run_with_the_same_inputs_skips(world, done):
     assert result.exit_code == 0 and "up to date" in result.output
 
 
+def test_worker_processes_give_the_same_answer(fresh):
+    """Decoding in worker processes (re-ID inputs through a DataLoader, pixel distances in a process pool) must
+    neither hang nor change a number."""
+    assert invoke(fresh.run_args()).exit_code == 0
+    serial = pd.read_csv(stage(fresh) / "per_image.csv")
+    result = invoke(fresh.run_args("--workers", "2", "--force", "--cache-dir", str(fresh.root / "cache2")))
+    assert result.exit_code == 0, result.output
+    parallel = pd.read_csv(stage(fresh) / "per_image.csv")
+    pd.testing.assert_frame_equal(serial, parallel)
+
+
 def refused(world, *args, expect: str):
     result = invoke(world.run_args(*args))
     assert result.exit_code == 3, result.output

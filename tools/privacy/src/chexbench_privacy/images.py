@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ from chexbench_common.imageio import load_grey
 from chexbench_common.progress import Progress
 from PIL import Image
 
-from .reid import SiameseReID, preprocess
+from .reid import EMBEDDING, SiameseReID, preprocess
 
 
 def _decode(path: Path) -> np.ndarray:
@@ -29,9 +29,17 @@ def _decode(path: Path) -> np.ndarray:
         raise ImageDecodeError(f"{path}: cannot decode ({type(exc).__name__}: {exc})") from None
 
 
-def reid_input(path: Path, mode: str) -> np.ndarray:
-    """The re-ID network's input for one file, (3, S, S) float32."""
-    return preprocess(_decode(path), mode).numpy()
+class _ReidInputs(torch.utils.data.Dataset):
+    """The re-ID network's input of each file, (3, S, S) float32."""
+
+    def __init__(self, files: list[Path], mode: str):
+        self.files, self.mode = files, mode
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return preprocess(_decode(self.files[index]), self.mode)
 
 
 def grey_at(path: Path, size: int) -> np.ndarray:
@@ -55,7 +63,8 @@ def map_ordered(fn: Callable, items: Sequence, n_workers: int, chunksize: int = 
     if n_workers <= 0 or len(items) < 2:
         yield from map(fn, items)
         return
-    with ProcessPoolExecutor(n_workers) as pool:
+    # forkserver: workers start from a clean process, never a fork of one whose torch threads are running
+    with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
         yield from pool.map(fn, items, chunksize=chunksize)
 
 
@@ -92,32 +101,23 @@ class ReidEncoder:
             self.hits += 1
             return np.load(cached)
         self.misses += 1
-        out = np.empty((len(files), 128), dtype=np.float32)
-        batch: list[np.ndarray] = []
-        done = 0
-        with Progress(total=len(files), desc=f"re-ID {what}", unit="img") as bar:
-            for array in map_ordered(partial(reid_input, mode=self.mode), list(files), self.n_workers):
-                batch.append(array)
-                if len(batch) == self.batch_size:
-                    done = self._flush(batch, out, done, bar)
-            self._flush(batch, out, done, bar)
+        # torch's DataLoader, not a bare process pool: its workers run torch single-threaded, so forking after the
+        # parent's intra-op threads started cannot deadlock
+        loader = torch.utils.data.DataLoader(
+            _ReidInputs(list(files), self.mode), batch_size=self.batch_size, num_workers=self.n_workers
+        )
+        parts = []
+        with Progress(total=len(files), desc=f"re-ID {what}", unit="img") as bar, torch.inference_mode():
+            for batch in loader:
+                parts.append(self.model.embed(batch.to(self.device)).float().cpu().numpy())
+                bar.update(len(batch))
+        out = np.concatenate(parts) if parts else np.empty((0, EMBEDDING), dtype=np.float32)
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
             tmp = cached.with_suffix(f".{os.getpid()}.tmp.npy")
             np.save(tmp, out)
             tmp.replace(cached)
         return out
-
-    def _flush(self, batch: list[np.ndarray], out: np.ndarray, done: int, bar: Progress) -> int:
-        if not batch:
-            return done
-        with torch.inference_mode():
-            x = torch.from_numpy(np.stack(batch)).to(self.device)
-            out[done : done + len(batch)] = self.model.embed(x).float().cpu().numpy()
-        bar.update(len(batch))
-        done += len(batch)
-        batch.clear()
-        return done
 
     def scores(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Re-ID probabilities of row pairs (a[i], b[i])."""
