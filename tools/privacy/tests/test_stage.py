@@ -119,6 +119,7 @@ def test_metrics_thresholds_evidence_and_manifest(world, done):
     assert manifest["status"] == "success" and len(manifest["weights"]["reid"]) == 64
     assert manifest["counts"]["synthetic"] == 15 and manifest["counts"]["training_patients"] == 20
     assert (out / "_SUCCESS").exists()
+    assert manifest["warnings"] == []  # the test world's holdout is patient-disjoint and far from the controls
 
 
 def test_a_second_run_with_the_same_inputs_skips(world, done):

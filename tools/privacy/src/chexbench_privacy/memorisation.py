@@ -147,6 +147,18 @@ class Audit:
         self.results["mia_auroc"] = float(roc_auc_score(labels, -np.r_[d_train[:, 0], d_hold[:, 0]] * scale))
 
     # ------------------------------------------------------------------ records
+    def warnings(self, per_image: pd.DataFrame) -> list[str]:
+        """What makes this run's audit unable to see a copy, in words (also logged and kept in the manifest)."""
+        median = per_image.groupby("set")["dcr"].median()
+        out = []
+        if median["holdout"] <= median["control"]:
+            out.append(
+                f"the holdout is nearer the training pool (median DCR {median['holdout']:.4g}) than the positive "
+                f"controls are to their own source (median {median['control']:.4g}): it is probably not "
+                "patient-disjoint, so thresholds calibrated on it cannot separate copies from new images"
+            )
+        return out
+
     def thresholds_record(self) -> dict:
         th = self.thresholds
         return {

@@ -202,11 +202,15 @@ def run(request: Request) -> tuple[StageRun, bool]:
         per_image = audit.run()
         per_image = _with_pixels(per_image, plan, request)
         outputs = _write(stage, request, plan, audit, per_image)
+        warnings = audit.warnings(per_image)
+        for warning in warnings:
+            log.warning(warning)
         life.update(
             counts=audit.counts(),
             disjointness=plan.disjointness,
             reid_cache={"hits": encoder.hits, "misses": encoder.misses, "folder": str(encoder.cache_dir)},
             thresholds=audit.thresholds_record(),
+            warnings=warnings,
         )
         life.finish(outputs)
     return stage, True
