@@ -34,7 +34,7 @@ DOCKERFILE = "images/Dockerfile"
 BEGIN = "  # --- generated from tools/*/stage.yml by `python images/render.py write`; do not edit by hand ---"
 END = "  # --- end of the generated services ---"
 README_BLOCK = re.compile(r"(<!-- stage table:[^\n]*-->\n)(.*?)(<!-- end of the stage table -->)", re.S)
-TSV_COLUMNS = ("stage", "gpu", "shards", "cpus", "mem", "time")
+TSV_COLUMNS = ("stage", "gpu", "shards", "cpus", "mem", "time", "chain")
 LOCAL_PACKAGES = ("shared_schema", "tools/common")
 
 
@@ -107,7 +107,8 @@ def slurm_table(stages: list[StageDecl]) -> str:
     rows.append("\t".join(TSV_COLUMNS))
     for stage in stages:
         shards = "true" if stage.shards else "false"
-        rows.append("\t".join([stage.name, stage.gpu, shards, *(stage.slurm[k] for k in ("cpus", "mem", "time"))]))
+        resources = [stage.slurm[k] for k in ("cpus", "mem", "time")]
+        rows.append("\t".join([stage.name, stage.gpu, shards, *resources, str(stage.in_slurm_chain).lower()]))
     return "\n".join(rows) + "\n"
 
 

@@ -138,7 +138,7 @@ def test_render_follows_a_new_stage_declaration(tmp_path):
     assert compose["services"]["align"]["command"] == ["chexbench-align", "--help"]
     assert "align:" in wanted[tmp_path / "compose" / "compose.cpu.yaml"]  # gpu optional: has a reservation to drop
     rows = [line.split("\t") for line in wanted[tmp_path / "compose" / "hpc" / "stages.tsv"].splitlines()[2:]]
-    assert ["align", "optional", "false", "8", "32G", "02:00:00"] in rows
+    assert ["align", "optional", "false", "8", "32G", "02:00:00", "true"] in rows  # a new stage joins the chain
     assert "!tools/align/src" in wanted[tmp_path / "images" / "Dockerfile.dockerignore"]
 
 

@@ -53,7 +53,8 @@ die() { echo "submit.sh: $*" >&2; exit 1; }
 # stage_row STAGE: "gpu shards cpus mem time" of the stage, from the table (empty when the stage is not declared)
 stage_row() { awk -F'\t' -v s="$1" '$1 == s && !/^#/ {print $2, $3, $4, $5, $6}' "$TABLE"; }
 declared=$(awk -F'\t' 'NR > 1 && !/^#/ && $1 != "stage" {printf "%s ", $1}' "$TABLE")
-STAGES=${STAGES:-$declared}  # default: every declared stage, in pipeline order
+chain=$(awk -F'\t' 'NR > 1 && !/^#/ && $1 != "stage" && $7 == "true" {printf "%s ", $1}' "$TABLE")
+STAGES=${STAGES:-$chain}  # default: every declared stage of the chain (column `chain`), in pipeline order
 [[ $NUM_SHARDS =~ ^[1-9][0-9]*$ ]] || die "NUM_SHARDS must be a positive integer, not '$NUM_SHARDS'"
 case $RUNNER in local | docker | apptainer) ;; *) die "RUNNER must be local, docker or apptainer, not '$RUNNER'" ;; esac
 command -v make > /dev/null || die "make is not on PATH"

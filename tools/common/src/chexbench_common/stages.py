@@ -36,6 +36,11 @@ class StageDecl:
     order: int = 100  # position in the pipeline (tables and lists follow it)
 
     @property
+    def in_slurm_chain(self) -> bool:
+        """Whether compose/hpc/submit.sh runs this stage by default (`slurm: chain: false` opts out)."""
+        return self.slurm.get("chain", "true").lower() == "true"
+
+    @property
     def command(self) -> str:
         return f"chexbench-{self.name}"
 

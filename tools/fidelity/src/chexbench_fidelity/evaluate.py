@@ -7,10 +7,12 @@ import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from chexbench_common.errors import BadInputError
 from chexbench_common.progress import Progress
 
 from . import bootstrap
+from .alpha_beta import STEPS, alpha_beta
 from .cache import StatsCache, stats_key
 from .frd import frechet_radiomics_distance
 from .frechet import fd_infinity, fit_gaussian, frechet_distance, frechet_distance_low_rank, psd_sqrt
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 UNBOUNDED = (-np.inf, np.inf)
 RADIOMICS = "radiomics"  # the extractor whose features get FRD instead of FID/KID/P/R/D/C
 PRDC_METRICS = ("precision", "recall", "density", "coverage")
+ALPHA_BETA_METRICS = ("alpha_precision", "beta_recall")
 
 
 @dataclass
@@ -103,6 +106,7 @@ class Evaluator:
     ):
         self.pairs, self.catalogue, self.settings, self.cache = pairs, catalogue, settings, cache
         self.logits, self.logits_note = logits, logits_note
+        self.per_image: list[pd.DataFrame] = []  # α-precision / β-recall per image, subset `all`
 
     def group(self, group: Group, strict: bool) -> list[Row]:
         rows: list[Row] = []
@@ -121,7 +125,7 @@ class Evaluator:
         metrics = (
             ["FID", "KID", "KID_std"]
             + (["FD_inf"] if s.fd_inf else [])
-            + (list(PRDC_METRICS) if name in s.prdc_extractors else [])
+            + (list(PRDC_METRICS) + list(ALPHA_BETA_METRICS) if name in s.prdc_extractors else [])
         )
         if len(ri) == 0 or len(si) == 0:
             return [Row(m, group.name, name, None, **n, notes=list(problems)) for m in metrics]
@@ -145,6 +149,7 @@ class Evaluator:
         out += self._kid(group, name, x_real, x_synth, n, fused[1] if fused else None)
         if name in s.prdc_extractors:
             out += self._prdc(group, name, real, synth, ri, si, n, fused[0] if fused else None)
+            out += self._alpha_beta(group, name, real, synth, ri, si, n)
         return out
 
     def _fid(self, group: Group, real: FeatureSet, ri: np.ndarray, x_real, x_synth, n: dict) -> list[Row]:
@@ -281,6 +286,37 @@ class Evaluator:
                     )
                     row.notes.append(f"{int(s.ci_level * 100)}% CI: {len(reps[row.metric])} prompt half-samples")
         return rows
+
+    def _alpha_beta(self, group: Group, name: str, real: FeatureSet, synth: FeatureSet, ri, si, n: dict) -> list[Row]:
+        if len(ri) < 2 or len(si) < 1:
+            note = ["α-precision/β-recall need at least 2 real and 1 synthetic image"]
+            return [Row(m, group.name, name, None, **n, notes=list(note)) for m in ALPHA_BETA_METRICS]
+        result = alpha_beta(real.vectors[ri], synth.vectors[si])
+        note = f"Alaa et al. 2022, embedding space (no one-class net), centre = real mean, {STEPS} α steps; 1 = ideal"
+        if group.name == ALL:
+            self.per_image += [
+                pd.DataFrame(
+                    {
+                        "extractor": name,
+                        "set": "synthetic",
+                        "image_id": synth.ids[si],
+                        "alpha_level": result.synth_alpha_level,
+                    }
+                ),
+                pd.DataFrame(
+                    {
+                        "extractor": name,
+                        "set": "real",
+                        "image_id": real.ids[ri],
+                        "covered": result.real_covered,
+                        "nearest_synthetic": synth.ids[si][result.real_nn_synth],
+                    }
+                ),
+            ]
+        return [
+            Row("alpha_precision", group.name, name, result.alpha_precision, **n, notes=[note]),
+            Row("beta_recall", group.name, name, result.beta_recall, **n, notes=[note]),
+        ]
 
     def _inception_score(self, group: Group, strict: bool) -> list[Row]:
         s = self.settings

@@ -15,6 +15,8 @@ from chexbench_common.rundir import SUCCESS, is_finished
 
 from .evaluate import PRDC_METRICS, Row
 
+ALPHA_BETA_COLUMNS = {"alpha_precision": "alpha-Precision", "beta_recall": "beta-Recall"}
+
 ORIGINAL_COLUMNS = (
     "FID",
     "FID (RadDino)",
@@ -73,6 +75,8 @@ def _column(row: Row, prdc_primary: str | None) -> str | None:
         return "FRD"
     if row.metric in PRDC_METRICS:
         return row.metric.capitalize() + ("" if row.extractor == prdc_primary else suffix)
+    if row.metric in ALPHA_BETA_COLUMNS:
+        return ALPHA_BETA_COLUMNS[row.metric] + suffix
     return None
 
 

@@ -7,6 +7,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import pandas as pd
 from chexbench_common.errors import BadInputError, OutOfMemoryError
 from chexbench_common.lifecycle import Lifecycle
 from chexbench_common.rundir import StageRun
@@ -23,7 +24,8 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 PRODUCER = f"chexbench-fidelity {__version__}"
 METRICS = "metrics.parquet"
-OUTPUTS = (METRICS, LEADERBOARD, LEADERBOARD_CONDITIONAL)
+ALPHA_BETA_PER_IMAGE = "alpha_beta_per_image.csv"
+OUTPUTS = (METRICS, LEADERBOARD, LEADERBOARD_CONDITIONAL, ALPHA_BETA_PER_IMAGE)
 PRDC_PREFERENCE = ("raddino", "dinov2", "inception")
 
 
@@ -204,6 +206,9 @@ def _write(stage: StageRun, request: Request, evaluator: Evaluator, rows_by_grou
                 caption_type=caption_type or "",
             )
             outputs[name.removesuffix(".csv")] = write_csv(frame, stage.dir / name)
+    if evaluator.per_image:
+        frame = pd.concat(evaluator.per_image, ignore_index=True)
+        outputs["alpha_beta_per_image"] = write_csv(frame, stage.dir / ALPHA_BETA_PER_IMAGE)
     outputs["metrics"] = write_table(
         metrics_frame(rows, request.model, request.run_id),
         stage.dir / METRICS,
