@@ -82,13 +82,19 @@ def check_same_space(a: Space, b: Space, what: str) -> None:
     _same_space(b.path, a.meta, b.meta, a.vectors.shape[1], b.vectors.shape[1])
 
 
+def _read_filled(path: Path, kind: str, what: str, hint: str) -> pd.DataFrame:
+    """A table of the contract that exists and has rows (else one line naming it and what to do)."""
+    if not Path(path).is_file():
+        raise BadInputError(f"{path}: {what} {kind} table not found; {hint}")
+    table = read_table(path, kind)
+    if table.empty:
+        raise BadInputError(f"{path}: the {what} {kind} table is empty; {hint}")
+    return table
+
+
 def load_prompts(path: Path, real_root: Path, what: str) -> pd.DataFrame:
     """A prompts table whose rows all have a source image under real_root; adds `file` and `patient`."""
-    if not Path(path).is_file():
-        raise BadInputError(f"{path}: {what} prompts table not found")
-    table = read_table(path, "prompts")
-    if table.empty:
-        raise BadInputError(f"{path}: the {what} prompts table is empty; the audit needs {what} images")
+    table = _read_filled(path, "prompts", what, f"the audit needs {what} images")
     no_image = table["image_path"].isna().to_numpy()
     if no_image.any():
         row = int(np.flatnonzero(no_image)[0])
@@ -134,12 +140,7 @@ def check_disjoint(train: pd.DataFrame, holdout: pd.DataFrame, train_path: Path,
 
 def load_images(path: Path, root: Path, what: str) -> pd.DataFrame:
     """An images table with its files resolved under root (missing files are an error)."""
-    if not Path(path).is_file():
-        raise BadInputError(f"{path}: {what} images table not found; run the step that writes it first")
-    table = read_table(path, "images")
-    if table.empty:
-        raise BadInputError(f"{path}: the {what} images table is empty")
-    table = table.copy()
+    table = _read_filled(path, "images", what, "run the step that writes it first").copy()
     table["file"] = [resolve_under(root, p, where=f"{path} row {i + 1}") for i, p in enumerate(table["path"])]
     missing = [i for i, f in enumerate(table["file"]) if not f.is_file()]
     if missing:
