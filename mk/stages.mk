@@ -1,4 +1,4 @@
 # Generated from tools/*/stage.yml by `python images/render.py write`; do not edit by hand.
-STAGES         := generate embed fidelity privacy
-GPU_STAGES     := generate embed privacy
+STAGES         := generate embed fidelity align privacy
+GPU_STAGES     := generate embed align privacy
 SHARDED_STAGES := generate embed

@@ -201,7 +201,8 @@ def _show_metrics(stage_dir: Path) -> None:
         value = "unavailable" if pd.isna(row["value"]) else f"{row['value']:.6g}"
         ci = f"  [{row['ci_low']:.4g}, {row['ci_high']:.4g}]" if pd.notna(row["ci_low"]) else ""
         space = f" ({row['extractor']})" if pd.notna(row["extractor"]) else ""
-        click.echo(f"  {row['metric'] + space:<40} {value:>12}{ci}")
+        subset = f" [{row['subset']}]" if pd.notna(row["subset"]) and row["subset"] != "all" else ""
+        click.echo(f"  {row['metric'] + space + subset:<48} {value:>12}{ci}")
 
 
 def _show_fidelity(fidelity_dir: Path) -> None:

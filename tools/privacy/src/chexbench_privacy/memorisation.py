@@ -9,11 +9,12 @@ import math
 import numpy as np
 import pandas as pd
 from chexbench_common.progress import Progress
+from chexbench_common.stats import cluster_bootstrap
 from sklearn.metrics import roc_auc_score
 
 from .audit import Thresholds, calibrate, flags, nndr, rate_ci
 from .neighbours import exact_topk
-from .protocol import cluster_bootstrap, latent_distance
+from .protocol import latent_distance
 
 SETS = ("synthetic", "holdout", "control")
 RULES = ("dcr", "nndr", "reid", "any")

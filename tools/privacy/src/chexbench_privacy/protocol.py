@@ -49,13 +49,3 @@ def per_prompt(per_image: pd.DataFrame, prompts: pd.DataFrame) -> pd.DataFrame:
     out.insert(len(ORIGINAL_COLUMNS), "prompt_id", out.index)
     out.insert(len(ORIGINAL_COLUMNS) + 1, "patient_id", rows["patient_id"].to_numpy())
     return out.reset_index(drop=True)
-
-
-def cluster_bootstrap(values: np.ndarray, replicates: int, level: float, seed: int) -> tuple[float, float]:
-    """Percentile interval of the mean of per-prompt values, prompts resampled (the prompt is the cluster)."""
-    if replicates <= 0 or len(values) < 2:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(replicates, len(values)))].mean(axis=1)
-    alpha = (1 - level) / 2
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))

@@ -13,10 +13,9 @@ import numpy as np
 import torch
 from chexbench_common.errors import BadInputError
 from chexbench_common.hashing import sha256_file
+from chexbench_common.resnet import ResNet50
 from PIL import Image
 from torch import nn
-
-from .resnet import ResNet50
 
 EMBEDDING = 128
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

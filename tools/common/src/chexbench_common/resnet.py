@@ -1,7 +1,9 @@
 """ResNet-50 (v1.5, stride on the 3x3 conv) in plain torch with torchvision's module and parameter names.
 
-Our CPU stack's torch has no matching torchvision (docs/DEVELOPING.md, "Environments"); this module keeps the re-ID
-stage in the main image. tests/test_reid.py proves equality with torchvision.models.resnet50 in .venv-vision.
+Our CPU stack's torch has no matching torchvision (docs/DEVELOPING.md, "Environments"); this module keeps the stages
+that need a ResNet-50 (privacy re-ID, align) in the main image; imported only by stages that have torch (the rest of
+chexbench_common does not import it). tools/privacy/tests/test_reid.py proves equality with torchvision.models.resnet50
+in .venv-vision.
 """
 
 from __future__ import annotations

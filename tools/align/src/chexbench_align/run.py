@@ -1,0 +1,221 @@
+"""`chexbench-align run`: score every generation against its prompt, plus the floor (prompts shuffled across
+images) and, with --real-root, the ceiling (each real image against its own report); overall and per pathology."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from chexbench_common.atomic import write_text_atomic
+from chexbench_common.device import select_device
+from chexbench_common.lifecycle import Lifecycle
+from chexbench_common.rundir import StageRun
+from chexbench_common.stats import cluster_bootstrap
+from chexbench_schema import CHEXPERT_LABELS, write_table
+
+from . import __version__
+from .engine import cosines, derangement, embed_images, embed_texts
+from .inputs import load_prompts, real_pairs, synthetic_pairs
+from .scorers import SCORERS
+
+log = logging.getLogger(__name__)
+STAGE = "align"
+PRODUCER = f"chexbench-{STAGE} {__version__}"
+SCORES, ORIGINAL, CONDITIONAL, METRICS = "scores.csv", "alignment.csv", "conditional_alignment.csv", "metrics.parquet"
+OUTPUTS = (SCORES, ORIGINAL, CONDITIONAL, METRICS)
+DTYPES = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}
+
+
+@dataclass
+class Request:
+    results: Path
+    model: str
+    run_id: str
+    prompts: Path
+    image_weights: Path
+    text_model: Path
+    images: Path | None = None
+    images_root: Path | None = None
+    real_root: Path | None = None
+    scorer: str = "biovil-t"
+    precision: str = "fp32"
+    conditional: bool = True
+    bootstrap: int = 1000
+    ci_level: float = 0.95
+    seed: int = 42
+    extra_info: str | None = None
+    device: str = "auto"
+    batch_size: int = 32
+    workers: int = 0
+    force: bool = False
+
+
+def _scorer(request: Request, device):
+    import torch
+
+    dtype = DTYPES[request.precision]
+    return SCORERS[request.scorer](
+        request.image_weights, request.text_model, device, getattr(torch, dtype) if dtype else None
+    )
+
+
+def run(request: Request) -> tuple[StageRun, bool]:
+    stage = StageRun(request.results, request.model, request.run_id, STAGE, tool_version=__version__)
+    images = request.images or stage.dir.parent / "generate" / "images.parquet"
+    with Lifecycle(stage, force=request.force) as life:
+        device = select_device(request.device)
+        scorer = _scorer(request, device)
+        prompts = load_prompts(request.prompts, scorer.special_tokens())
+        synth = synthetic_pairs(images, request.images_root, prompts, request.prompts).frame
+        real = None
+        if request.real_root is not None:
+            real = real_pairs(prompts, request.prompts, request.real_root, synth["prompt_id"]).frame
+        params = {k: str(v) for k, v in vars(request).items() if k not in ("force", "device", "workers", "batch_size")}
+        params |= {"preprocessing": scorer.preprocessing}
+        inputs = {
+            "images": images,
+            "prompts": request.prompts,
+            "image_weights": request.image_weights,
+            "text_model": request.text_model,
+        }
+        if life.up_to_date(params, inputs):
+            return stage, False
+        life.start(params, inputs, weights=scorer.weights, clear=list(OUTPUTS))
+        scores, truncated = _score(scorer, synth, real, request)
+        outputs = _write(stage, request, scores, truncated, scorer)
+        life.update(
+            counts=scores["set"].value_counts().to_dict(),
+            truncated_prompts=len(truncated),
+            token_limit=scorer.max_tokens,
+            scorer=scorer.name,
+        )
+        life.finish(outputs)
+    return stage, True
+
+
+def _score(scorer, synth: pd.DataFrame, real: pd.DataFrame | None, request: Request):
+    texts = list(synth["prompt"]) + ([] if real is None else list(real["prompt"]))
+    text_vectors, truncated = embed_texts(scorer, texts, request.batch_size)
+    if truncated:
+        log.warning(
+            "%d prompts exceed the %d-token limit of %s and were truncated (counted in the manifest)",
+            len(truncated),
+            scorer.max_tokens,
+            scorer.name,
+        )
+    synth_vectors = embed_images(scorer, list(synth["file"]), "synthetic", request.batch_size, request.workers)
+    frames = [synth.assign(set="synthetic", score=cosines(synth_vectors, synth["prompt"], text_vectors))]
+    order = derangement(synth["prompt_id"].to_numpy(), request.seed)
+    floor = synth.assign(
+        set="floor", prompt_id=synth["prompt_id"].to_numpy()[order], prompt=synth["prompt"].to_numpy()[order]
+    )
+    floor["score"] = cosines(synth_vectors, floor["prompt"], text_vectors)
+    frames.append(floor)  # labels stay the image's own: the floor per pathology is that pathology's images, mismatched
+    if real is not None:
+        real_vectors = embed_images(scorer, list(real["file"]), "real", request.batch_size, request.workers)
+        frames.append(real.assign(set="ceiling", score=cosines(real_vectors, real["prompt"], text_vectors)))
+    scores = pd.concat(frames, ignore_index=True)
+    scores["truncated"] = scores["prompt"].isin(truncated)
+    return scores, truncated
+
+
+def _summaries(scores: pd.DataFrame, request: Request) -> list[dict]:
+    rows = []
+    groups = [("all", np.ones(len(scores), dtype=bool))]
+    if request.conditional:
+        groups += [(label, (scores[label] == 1).fillna(False).to_numpy(dtype=bool)) for label in CHEXPERT_LABELS]
+    for subset, mask in groups:
+        for name in ("synthetic", "floor", "ceiling"):
+            part = scores[mask & (scores["set"] == name).to_numpy()]
+            metric = {"synthetic": "alignment", "floor": "alignment_floor", "ceiling": "alignment_ceiling"}[name]
+            if part.empty:
+                if name != "ceiling" or request.real_root is not None:
+                    rows.append(
+                        {
+                            "metric": metric,
+                            "subset": subset,
+                            "value": None,
+                            "ci": (None, None),
+                            "n": 0,
+                            "note": "no images in this group",
+                        }
+                    )
+                continue
+            ci = cluster_bootstrap(
+                part["score"].to_numpy(),
+                request.bootstrap,
+                request.ci_level,
+                request.seed,
+                clusters=part["prompt_id"].to_numpy(),
+            )
+            rows.append(
+                {
+                    "metric": metric,
+                    "subset": subset,
+                    "value": float(part["score"].mean()),
+                    "ci": ci,
+                    "n": len(part),
+                    "note": _note(name, request, int(part["truncated"].sum())),
+                }
+            )
+    return rows
+
+
+def _note(name: str, request: Request, truncated: int) -> str:
+    what = {
+        "synthetic": "each generation vs its prompt",
+        "floor": "generations vs other images' prompts (seeded)",
+        "ceiling": "each real image vs its own report",
+    }[name]
+    return (
+        f"{what}; cosine, mean over images, no rounding; {int(request.ci_level * 100)}% CI: "
+        f"{request.bootstrap} prompt-bootstrap replicates; {truncated} truncated prompts"
+    )
+
+
+def _write(stage: StageRun, request: Request, scores: pd.DataFrame, truncated: set, scorer) -> dict:
+    outputs = {"scores": stage.dir / SCORES}
+    columns = ["set", "image_id", "prompt_id", "score", "truncated", "prompt"]
+    write_text_atomic(outputs["scores"], scores[columns].to_csv(index=False))
+    summaries = _summaries(scores, request)
+    extra = request.extra_info or f"model={request.model}; run={request.run_id}; scorer={scorer.name}"
+    main = [r for r in summaries if r["metric"] == "alignment"]
+    original = pd.DataFrame(
+        [{"Alignment_score": r["value"], "Extra Info": extra} for r in main if r["subset"] == "all"]
+    )
+    outputs["alignment"] = stage.dir / ORIGINAL
+    write_text_atomic(outputs["alignment"], original.to_csv(index=False))
+    conditional = pd.DataFrame(
+        [
+            {"Alignment_score": r["value"], "Extra Info": extra, "Pathology": r["subset"]}
+            for r in main
+            if r["subset"] != "all"
+        ],
+        columns=["Alignment_score", "Extra Info", "Pathology"],
+    )
+    outputs["conditional"] = stage.dir / CONDITIONAL
+    write_text_atomic(outputs["conditional"], conditional.to_csv(index=False))
+    frame = pd.DataFrame(
+        [
+            {
+                "run_id": request.run_id,
+                "model": request.model,
+                "stage": STAGE,
+                "metric": r["metric"],
+                "subset": r["subset"],
+                "extractor": scorer.name,
+                "value": r["value"],
+                "ci_low": None if r["ci"][0] is None or np.isnan(r["ci"][0]) else r["ci"][0],
+                "ci_high": None if r["ci"][1] is None or np.isnan(r["ci"][1]) else r["ci"][1],
+                "n_real": r["n"] if r["metric"] == "alignment_ceiling" else None,
+                "n_synth": None if r["metric"] == "alignment_ceiling" else r["n"],
+                "note": r["note"],
+            }
+            for r in summaries
+        ]
+    )
+    outputs["metrics"] = write_table(frame, stage.dir / METRICS, "metrics", producer=PRODUCER, run_id=request.run_id)
+    return outputs
