@@ -110,11 +110,15 @@ bench-inputs: setup
 	  $(call stage_cmd,embed) tiny-raddino $(RUN_DIR)/models/tiny-raddino
 	test -f $(RUN_DIR)/models/tiny-reid.pth || \
 	  $(call stage_cmd,privacy) tiny-reid $(RUN_DIR)/models/tiny-reid.pth
+	test -f $(RUN_DIR)/models/tiny-biovil/text/config.json || \
+	  $(call stage_cmd,align) tiny-biovil $(RUN_DIR)/models/tiny-biovil
 GENERATOR_ARGS = --generator sana --model $(MODEL) --model-path $(RUN_DIR)/models/tiny-sana --height 64 --width 64 \
   --steps 2 --batch-size 8
 RADDINO_PATH = $(RUN_DIR)/models/tiny-raddino
 INCEPTION_WEIGHTS =
 REID_WEIGHTS = $(RUN_DIR)/models/tiny-reid.pth
+BIOVIL_DIR = $(RUN_DIR)/models/tiny-biovil
+BIOVIL_TEXT = $(BIOVIL_DIR)/text
 PRIVACY_TRAIN   = $(RUN_DIR)/inputs/prompts_train.parquet
 PRIVACY_HOLDOUT = $(RUN_DIR)/inputs/prompts_holdout.parquet
 PRIVACY_N = 6
@@ -131,6 +135,8 @@ bench-inputs: setup
 GENERATOR_ARGS = --generator $(MODEL) --model $(MODEL) $$($(BENCH) assets generate-args $(MODEL))
 RADDINO_PATH = $$($(BENCH) assets path raddino)
 REID_WEIGHTS = $$($(BENCH) assets path reid)
+BIOVIL_DIR = $$($(BENCH) assets path biovil-t)
+BIOVIL_TEXT = $(BIOVIL_DIR)
 PRIVACY_TRAIN   ?= MIMIC_Splits/prompts_train.parquet
 PRIVACY_HOLDOUT ?= $(PROMPTS)
 PRIVACY_N ?= 2000
@@ -161,6 +167,13 @@ bench-fidelity: bench-embed
 	  --prompts $(BENCH_PROMPTS) --images $(GEN_DIR)/images.parquet --conditional --bootstrap $(BOOTSTRAP) \
 	  --extra-info "$(MODEL) $(RUN_ID)"
 
+# Alignment: BioViL-T image-text cosine of each generation and its prompt, the shuffled floor and the real ceiling.
+bench-align: bench-generate
+	$(call stage_cmd,align) run --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \
+	  --prompts $(BENCH_PROMPTS) --images $(GEN_DIR)/images.parquet --images-root $(GEN_DIR)/images \
+	  --real-root $(BENCH_REAL_ROOT) --image-weights $(BIOVIL_DIR)/biovil_t_image_model_proj_size_128.pt \
+	  --text-model $(BIOVIL_TEXT) --bootstrap $(BOOTSTRAP) --device $(DEVICE)
+
 # Privacy: sample TRAIN prompts -> 10 generations each (run <RUN_ID>.privacy) -> embed them with the TRAIN pool ->
 # embed the positive controls (run <RUN_ID>.privacy-control) -> the audit, in <RUN_DIR>/privacy. The holdout's
 # embeddings are the main run's real set (the TEST split; in the demo, every third image).
@@ -183,11 +196,12 @@ bench-privacy: bench-embed
 	  --train-prompts $(PRIVACY_TRAIN) --holdout-prompts $(PRIVACY_HOLDOUT) --real-root $(BENCH_REAL_ROOT) \
 	  --reid-weights $(REID_WEIGHTS) --device $(DEVICE)
 
-bench: bench-fidelity bench-privacy ## the whole benchmark for MODEL (default: the embedded demo, CPU only)
+bench: bench-fidelity bench-align bench-privacy ## the whole benchmark for MODEL (default: the embedded demo, CPU only)
 	$(BENCH) show $(RUN_DIR)/fidelity
+	$(BENCH) show $(RUN_DIR)/align
 	$(BENCH) show $(RUN_DIR)/privacy
 
-.PHONY: bench-inputs bench-generate bench-embed bench-fidelity bench-privacy
+.PHONY: bench-inputs bench-generate bench-embed bench-fidelity bench-align bench-privacy
 
 clean: ## remove the environment and caches (Results/ is kept)
 	rm -rf $(VENV) .pytest_cache .ruff_cache $(CACHE_DIR)
