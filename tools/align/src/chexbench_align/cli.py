@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -25,6 +26,13 @@ _dir = click.Path(path_type=Path, file_okay=False)
 )
 @click.option("--real-root", type=_dir, help="Real images' folder: adds the ceiling (each real image vs its report).")
 @click.option("--scorer", type=click.Choice(["biovil-t"]), default="biovil-t", show_default=True)
+@click.option(
+    "--engine",
+    type=click.Choice(["native", "himl"]),
+    default=lambda: os.environ.get("CHEXBENCH_ALIGN_ENGINE", "native"),
+    show_default="$CHEXBENCH_ALIGN_ENGINE or native",
+    help="BioViL-T implementation: native (main stack) or himl (hi-ml-multimodal 0.2.2, isolated environment).",
+)
 @click.option("--image-weights", type=_file, required=True, help="biovil_t_image_model_proj_size_128.pt (local).")
 @click.option("--text-model", type=_dir, required=True, help="CXR-BERT folder: config.json, vocab.txt, weights.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
@@ -50,6 +58,7 @@ def run(
     images_root,
     real_root,
     scorer,
+    engine,
     image_weights,
     text_model,
     precision,
@@ -76,6 +85,7 @@ def run(
         images_root=images_root,
         real_root=real_root,
         scorer=scorer,
+        engine=engine,
         precision=precision,
         conditional=conditional,
         bootstrap=bootstrap,

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import torch
 from chexbench_common.errors import ImageDecodeError
-from chexbench_common.imageio import load_grey
 from chexbench_common.progress import Progress
 
 from .scorers import Scorer
@@ -26,12 +25,11 @@ class _Inputs(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         path = self.files[index]
         try:
-            grey = load_grey(path)
+            return self.transform(path)
         except ImageDecodeError:
             raise
         except Exception as exc:  # a corrupt file: one line naming it
             raise ImageDecodeError(f"{path}: cannot decode ({type(exc).__name__}: {exc})") from None
-        return self.transform(grey)
 
 
 def embed_images(scorer: Scorer, files: list[Path], what: str, batch_size: int, workers: int) -> np.ndarray:

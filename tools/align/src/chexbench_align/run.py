@@ -19,7 +19,7 @@ from chexbench_schema import CHEXPERT_LABELS, write_table
 from . import __version__
 from .engine import cosines, derangement, embed_images, embed_texts
 from .inputs import load_prompts, real_pairs, synthetic_pairs
-from .scorers import SCORERS
+from .scorers import ENGINES, SCORERS
 
 log = logging.getLogger(__name__)
 STAGE = "align"
@@ -41,6 +41,7 @@ class Request:
     images_root: Path | None = None
     real_root: Path | None = None
     scorer: str = "biovil-t"
+    engine: str = "native"  # biovil-t only: native (this package) or himl (hi-ml-multimodal, .venv-himl)
     precision: str = "fp32"
     conditional: bool = True
     bootstrap: int = 1000
@@ -57,9 +58,8 @@ def _scorer(request: Request, device):
     import torch
 
     dtype = DTYPES[request.precision]
-    return SCORERS[request.scorer](
-        request.image_weights, request.text_model, device, getattr(torch, dtype) if dtype else None
-    )
+    cls = ENGINES[request.engine] if request.scorer == "biovil-t" else SCORERS[request.scorer]
+    return cls(request.image_weights, request.text_model, device, getattr(torch, dtype) if dtype else None)
 
 
 def run(request: Request) -> tuple[StageRun, bool]:
@@ -91,6 +91,7 @@ def run(request: Request) -> tuple[StageRun, bool]:
             truncated_prompts=len(truncated),
             token_limit=scorer.max_tokens,
             scorer=scorer.name,
+            engine=request.engine,
         )
         life.finish(outputs)
     return stage, True

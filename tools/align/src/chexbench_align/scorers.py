@@ -1,7 +1,9 @@
 """The scorer interface: an image-text model is a registry entry (a class here), not a fork of the stage.
 
-A scorer turns decoded grey images into model inputs (in DataLoader workers), embeds batches of them, embeds texts
+A scorer turns image files into model inputs (in DataLoader workers), embeds batches of them, embeds texts
 (reporting which were truncated to its token limit) and says what it loaded. Scores are cosines of unit vectors.
+Two engines implement BioViL-T: `native` (this package, the main stack) and `himl` (hi-ml-multimodal's own code, in
+the isolated environment `.venv-himl` / the align-himl image); `CHEXBENCH_ALIGN_ENGINE` picks the default.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ class Scorer(Protocol):
     max_tokens: int
     weights: dict[str, str]
 
-    def image_input(self, grey: np.ndarray) -> torch.Tensor: ...
+    def image_input(self, path: Path) -> torch.Tensor: ...
 
     def encode_images(self, batch: torch.Tensor) -> torch.Tensor: ...
 
@@ -50,10 +52,12 @@ class BioViLT:
         config = self.text_model_.bert.config
         self.max_tokens = min(int(self.tokenizer.model_max_length), int(config.max_position_embeddings))
 
-    def image_input(self, grey: np.ndarray) -> torch.Tensor:
+    def image_input(self, path: Path) -> torch.Tensor:
+        from chexbench_common.imageio import load_grey
+
         from .preprocess import biovil_input
 
-        return biovil_input(grey)
+        return biovil_input(load_grey(path))
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None)
@@ -78,4 +82,68 @@ class BioViLT:
         return [t for t in self.tokenizer.all_special_tokens if t != self.tokenizer.mask_token]
 
 
+@dataclass
+class BioViLTHiml(BioViLT):
+    """BioViL-T run by hi-ml-multimodal 0.2.2 itself: its ImageModel, CXRBertModel/CXRBertTokenizer, `load_image` and
+    inference transform; only the truncation at the token limit is ours (hi-ml raises instead)."""
+
+    preprocessing: str = "hi-ml-multimodal 0.2.2: load_image + create_chest_xray_transform_for_inference(512, 448)"
+
+    def __post_init__(self):
+        from chexbench_common.errors import BadInputError
+        from chexbench_common.hashing import sha256_file
+        from health_multimodal.image.data.transforms import create_chest_xray_transform_for_inference
+        from health_multimodal.image.model.model import ImageModel
+        from health_multimodal.image.model.types import ImageEncoderType
+        from health_multimodal.text.model import CXRBertModel, CXRBertTokenizer
+
+        from .biovil import text_files
+
+        try:
+            self.image_model = ImageModel(
+                img_encoder_type=ImageEncoderType.RESNET50_MULTI_IMAGE,
+                joint_feature_size=128,
+                pretrained_model_path=self.image_weights,
+            ).eval()
+        except RuntimeError as exc:  # load_state_dict(strict=True) names the keys
+            raise BadInputError(f"{self.image_weights}: {str(exc).splitlines()[0]}") from None
+        _, text_weights = text_files(self.text_model)
+        self.text_model_ = CXRBertModel.from_pretrained(str(self.text_model)).eval()
+        self.tokenizer = CXRBertTokenizer.from_pretrained(str(self.text_model))
+        self.transform = create_chest_xray_transform_for_inference(resize=512, center_crop_size=448)
+        self.image_model.to(self.device)
+        self.text_model_.to(self.device)
+        self.weights = {"image": sha256_file(self.image_weights), "text": sha256_file(text_weights)}
+        config = self.text_model_.config
+        self.max_tokens = min(int(self.tokenizer.model_max_length), int(config.max_position_embeddings))
+
+    def image_input(self, path: Path) -> torch.Tensor:
+        from health_multimodal.image.data.io import load_image
+
+        return self.transform(load_image(Path(path)))
+
+    def encode_images(self, batch: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), self._autocast():
+            output = self.image_model(batch.to(self.device))
+            return torch.nn.functional.normalize(output.projected_global_embedding, dim=1).float()
+
+    def encode_texts(self, texts: list[str]) -> tuple[torch.Tensor, np.ndarray]:
+        texts = [t.rstrip("!?.") for t in texts]
+        lengths = np.array([len(ids) for ids in self.tokenizer(texts, add_special_tokens=True)["input_ids"]])
+        encoded = self.tokenizer.batch_encode_plus(
+            texts,
+            add_special_tokens=True,
+            padding="longest",
+            truncation=True,
+            max_length=self.max_tokens,
+            return_tensors="pt",
+        )
+        with torch.inference_mode(), self._autocast():
+            vectors = self.text_model_.get_projected_text_embeddings(
+                input_ids=encoded["input_ids"].to(self.device), attention_mask=encoded["attention_mask"].to(self.device)
+            )
+        return vectors.float(), lengths > self.max_tokens
+
+
 SCORERS = {"biovil-t": BioViLT}
+ENGINES = {"native": BioViLT, "himl": BioViLTHiml}
