@@ -34,8 +34,11 @@ COMPOSE_FILES ?= compose/compose.yaml
 
 # --- runners: $(call stage_cmd,<stage>) expands to the prefix that runs chexbench-<stage> ---------------------
 gpu_flag = $(if $(filter $(1),$(GPU_STAGES)),--nv,)
+# ALIGN_ENV=himl: the align stage runs hi-ml-multimodal's own BioViL-T from .venv-himl (make setup-himl)
+ALIGN_ENV ?= native
 ifeq ($(RUNNER),local)
-stage_cmd = $(BIN)/chexbench-$(1)
+stage_cmd = $(if $(and $(filter align,$(1)),$(filter himl,$(ALIGN_ENV))),CHEXBENCH_ALIGN_ENGINE=himl \
+  $(HIML_BIN)/chexbench-align,$(BIN)/chexbench-$(1))
 else ifeq ($(RUNNER),docker)
 stage_cmd = docker compose $(addprefix -f ,$(COMPOSE_FILES)) --profile $(1) run --rm $(1) chexbench-$(1)
 else ifeq ($(RUNNER),apptainer)
@@ -46,6 +49,11 @@ stage_cmd = apptainer exec $(call gpu_flag,$(1)) --cleanenv --no-home --pwd /wor
   $(SIF_DIR)/chexbench-$(1)_$(IMAGE_TAG).sif chexbench-$(1)
 else
 $(error RUNNER must be local, docker or apptainer, not '$(RUNNER)')
+endif
+ifneq ($(filter himl,$(ALIGN_ENV)),)
+ifneq ($(RUNNER),local)
+$(error ALIGN_ENV=himl runs with RUNNER=local (.venv-himl); the align-himl image is not built yet)
+endif
 endif
 
 .PHONY: help setup test lint splits bench collect clean $(STAGES) $(PLANNED_STAGES)

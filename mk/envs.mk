@@ -31,3 +31,29 @@ test-vision: setup-vision ## the vision-stage tests and a torchvision ResNet-50 
 
 clean-vision: ## remove .venv-vision
 	rm -rf $(VISION_VENV)
+
+# The isolated original BioViL-T environment (issue 12): hi-ml-multimodal 0.2.2 on transformers < 5, with our
+# chexbench-align on top (--no-deps). `make align ALIGN_ENV=himl` (RUNNER=local) swaps it in; .ci/run proves it
+# equal to the native scorer with `make test-align-himl`.
+HIML_VENV  ?= .venv-himl
+HIML_BIN   := $(HIML_VENV)/bin
+HIML_STAMP := $(HIML_VENV)/.setup-done
+
+.PHONY: setup-himl test-align-himl clean-himl
+
+setup-himl: $(HIML_STAMP) ## create .venv-himl: hi-ml-multimodal 0.2.2 + transformers 4 + torch/torchvision (~2 min, 6 GB)
+
+$(HIML_STAMP): requirements/himl.txt shared_schema/pyproject.toml tools/common/pyproject.toml tools/align/pyproject.toml
+	test -x $(HIML_BIN)/python || $(PYTHON) -m venv $(HIML_VENV)
+	echo '*' > $(HIML_VENV)/.gitignore
+	$(HIML_BIN)/python -m pip install $(PIP_QUIET) -r requirements/himl.txt
+	$(HIML_BIN)/python -m pip install $(PIP_QUIET) --no-deps --no-build-isolation -e ./shared_schema -e ./tools/common \
+	  -e ./tools/align
+	touch $@
+
+test-align-himl: setup setup-himl ## the same random BioViL-T scored by hi-ml (.venv-himl) and natively (.venv): equal
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python tools/align/tests/himl/check_himl_equivalence.py \
+	  $(HIML_BIN) $(BIN)
+
+clean-himl: ## remove .venv-himl
+	rm -rf $(HIML_VENV)

@@ -93,7 +93,7 @@ def run_ci(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess, lis
 def test_ci_runs_test_vision_slurm_then_containers(tmp_path):
     result, targets = run_ci(tmp_path)
     assert result.returncode == 0, result.stderr
-    assert targets == ["test", "test-vision", "slurm-test", "container-test"]
+    assert targets == ["test", "test-vision", "test-align-himl", "slurm-test", "container-test"]
     assert "slurm-test: passed" in result.stdout and "container-test: passed" in result.stdout
 
 
@@ -102,7 +102,13 @@ def test_ci_fails_loudly_on_a_skip_unless_allowed(tmp_path, target):
     result, targets = run_ci(tmp_path, FAKE_SKIP=target)
     assert result.returncode == 77
     assert f"CI: make {target} was SKIPPED, it tested NOTHING" in result.stderr
-    assert targets == ["test", "test-vision", "slurm-test", "container-test"]  # the other check still runs
+    assert targets == [
+        "test",
+        "test-vision",
+        "test-align-himl",
+        "slurm-test",
+        "container-test",
+    ]  # the other check still runs
     allowed, _ = run_ci(tmp_path, FAKE_SKIP=target, CHEXBENCH_ALLOW_SKIP="1")
     assert allowed.returncode == 0
     assert f"{target}: SKIPPED" in allowed.stdout and "CHEXBENCH_ALLOW_SKIP=1" in allowed.stderr
@@ -110,6 +116,6 @@ def test_ci_fails_loudly_on_a_skip_unless_allowed(tmp_path, target):
 
 def test_ci_stops_at_a_real_failure(tmp_path):
     result, targets = run_ci(tmp_path, FAKE_FAIL="slurm-test")
-    assert result.returncode == 2 and targets == ["test", "test-vision", "slurm-test"]
+    assert result.returncode == 2 and targets == ["test", "test-vision", "test-align-himl", "slurm-test"]
     result, targets = run_ci(tmp_path, FAKE_FAIL="test")
     assert result.returncode == 2 and targets == ["test"]
