@@ -65,6 +65,13 @@ WORDS = [
 ]
 
 
+def vocabulary() -> list[str]:
+    """Special tokens, single characters, word-piece continuations and a few report words, each once."""
+    pieces = list(string.ascii_lowercase + string.digits + string.punctuation)
+    continuations = [f"##{c}" for c in string.ascii_lowercase + string.digits]
+    return list(dict.fromkeys(SPECIAL + pieces + continuations + WORDS))
+
+
 def _pooler_keys(blocks: int = 3, dim: int = PATCH) -> dict[str, torch.Tensor]:
     """The temporal pooler's tensors (hi-ml's VisionTransformerPooler: 3 blocks, dim 256, MLP ratio 1)."""
     state = {"encoder.vit_pooler.type_embed": torch.randn(2, 1, dim) * 0.02}
@@ -109,8 +116,7 @@ def build_tiny_text(folder: Path, *, hidden: int = 32, max_positions: int = 64, 
     torch.manual_seed(seed)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    pieces = list(string.ascii_lowercase + string.digits + string.punctuation)
-    vocab = SPECIAL + pieces + [f"##{c}" for c in string.ascii_lowercase + string.digits] + WORDS
+    vocab = vocabulary()
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     fields = {
         "vocab_size": len(vocab),

@@ -6,15 +6,13 @@ import sys
 from pathlib import Path
 
 import torch
-from chexbench_align.tiny import SPECIAL, WORDS
+from chexbench_align.tiny import vocabulary
 from health_multimodal.image.model.model import ImageModel
 from health_multimodal.image.model.types import ImageEncoderType
 from health_multimodal.text.model import CXRBertConfig, CXRBertModel, CXRBertTokenizer
 
 
 def main(out: Path) -> None:
-    import string
-
     torch.manual_seed(0)
     image = ImageModel(img_encoder_type=ImageEncoderType.RESNET50_MULTI_IMAGE, joint_feature_size=128)
     with torch.no_grad():  # BatchNorm statistics as trained weights have them (eval mode uses them)
@@ -27,8 +25,7 @@ def main(out: Path) -> None:
 
     text_dir = out / "text"
     text_dir.mkdir(exist_ok=True)
-    pieces = list(string.ascii_lowercase + string.digits + string.punctuation)
-    vocab = SPECIAL + pieces + [f"##{c}" for c in string.ascii_lowercase + string.digits] + WORDS
+    vocab = vocabulary()
     (text_dir / "vocab.txt").write_text("\n".join(vocab) + "\n")
     config = CXRBertConfig(
         vocab_size=len(vocab),
