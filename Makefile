@@ -34,26 +34,24 @@ COMPOSE_FILES ?= compose/compose.yaml
 
 # --- runners: $(call stage_cmd,<stage>) expands to the prefix that runs chexbench-<stage> ---------------------
 gpu_flag = $(if $(filter $(1),$(GPU_STAGES)),--nv,)
-# ALIGN_ENV=himl: the align stage runs hi-ml-multimodal's own BioViL-T from .venv-himl (make setup-himl)
+# ALIGN_ENV=himl: the align stage runs hi-ml-multimodal's own BioViL-T: from .venv-himl (make setup-himl) under
+# RUNNER=local, from the align-himl image (compose service, SIF) under docker and apptainer
 ALIGN_ENV ?= native
+himl = $(and $(filter align,$(1)),$(filter himl,$(ALIGN_ENV)))
+stage_image = $(if $(call himl,$(1)),align-himl,$(1))
 ifeq ($(RUNNER),local)
-stage_cmd = $(if $(and $(filter align,$(1)),$(filter himl,$(ALIGN_ENV))),CHEXBENCH_ALIGN_ENGINE=himl \
-  $(HIML_BIN)/chexbench-align,$(BIN)/chexbench-$(1))
+stage_cmd = $(if $(call himl,$(1)),CHEXBENCH_ALIGN_ENGINE=himl $(HIML_BIN)/chexbench-align,$(BIN)/chexbench-$(1))
 else ifeq ($(RUNNER),docker)
-stage_cmd = docker compose $(addprefix -f ,$(COMPOSE_FILES)) --profile $(1) run --rm $(1) chexbench-$(1)
+stage_cmd = docker compose $(addprefix -f ,$(COMPOSE_FILES)) --profile $(call stage_image,$(1)) \
+  run --rm $(call stage_image,$(1)) chexbench-$(1)
 else ifeq ($(RUNNER),apptainer)
 stage_cmd = apptainer exec $(call gpu_flag,$(1)) --cleanenv --no-home --pwd /work \
   --bind $(CURDIR)/$(RESULTS):/work/$(RESULTS) --bind $(CURDIR)/assets:/work/assets:ro \
   --bind $(CURDIR)/MIMIC_Splits:/work/MIMIC_Splits:ro $(if $(wildcard $(MIMIC_ROOT)),--bind $(MIMIC_ROOT):/data/mimic:ro) \
   --bind $(CACHE_DIR):/cache --env CHEXBENCH_CACHE_DIR=/cache,HF_HUB_OFFLINE=$(HF_HUB_OFFLINE) \
-  $(SIF_DIR)/chexbench-$(1)_$(IMAGE_TAG).sif chexbench-$(1)
+  $(SIF_DIR)/chexbench-$(call stage_image,$(1))_$(IMAGE_TAG).sif chexbench-$(1)
 else
 $(error RUNNER must be local, docker or apptainer, not '$(RUNNER)')
-endif
-ifneq ($(filter himl,$(ALIGN_ENV)),)
-ifneq ($(RUNNER),local)
-$(error ALIGN_ENV=himl runs with RUNNER=local (.venv-himl); the align-himl image is not built yet)
-endif
 endif
 
 .PHONY: help setup test lint splits bench collect clean $(STAGES) $(PLANNED_STAGES)

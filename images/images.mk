@@ -1,7 +1,8 @@
 # Container images; included by the top-level Makefile (`include images/images.mk`).
 # One recipe, images/Dockerfile, builds every stage declared in tools/<stage>/stage.yml; the per-stage build
 # arguments (STAGE, GPU, DESCRIPTION) come from stage.yml through images/render.py (see images/README.md).
-IMAGE_STAGES := $(patsubst tools/%/stage.yml,%,$(wildcard tools/*/stage.yml))
+# every image: one per stage and one per declared variant (IMAGE_NAMES, mk/stages.mk)
+IMAGE_STAGES := $(IMAGE_NAMES)
 DOCKER       ?= docker
 UV_VERSION   ?= 0.13.9
 UV_VENV      := $(CACHE_DIR)/tools/uv-$(UV_VERSION)

@@ -38,9 +38,22 @@ TSV_COLUMNS = ("stage", "gpu", "shards", "cpus", "mem", "time", "chain")
 LOCAL_PACKAGES = ("shared_schema", "tools/common")
 
 
-def build_args(stage: StageDecl) -> dict[str, str]:
-    """The per-stage build arguments of images/Dockerfile."""
-    return {"STAGE": stage.name, "GPU": stage.gpu, "DESCRIPTION": stage.image_description}
+def build_args(stage: StageDecl, variant: str | None = None) -> dict[str, str]:
+    """The per-stage (or per-variant) build arguments of images/Dockerfile."""
+    args = {"STAGE": stage.name, "GPU": stage.gpu, "DESCRIPTION": stage.image_description}
+    if variant:
+        args |= {"VARIANT": variant, "LOCK_DIR": f"{stage.name}-{variant}"}
+        args["DESCRIPTION"] += f" ({variant} variant)"
+    return args
+
+
+def images(stages: list[StageDecl]) -> dict[str, tuple[StageDecl, str | None]]:
+    """Every image name -> (its stage, its variant or None): `<stage>` and `<stage>-<variant>`."""
+    out = {}
+    for stage in stages:
+        out[stage.name] = (stage, None)
+        out |= {f"{stage.name}-{v}": (stage, v) for v in stage.variants}
+    return out
 
 
 def dockerignore(stages: list[StageDecl]) -> str:
@@ -50,8 +63,8 @@ def dockerignore(stages: list[StageDecl]) -> str:
         "# installs reach the build (the Dockerfile COPYs those of --build-arg STAGE only).",
         "*",
     ]
-    for stage in stages:
-        lines += [f"!images/{stage.name}/requirements.lock", f"!images/{stage.name}/nodeps.lock"]
+    for name in images(stages):
+        lines += [f"!images/{name}/requirements.lock", f"!images/{name}/nodeps.lock"]
     for package in (*LOCAL_PACKAGES, *(stage.package for stage in stages)):
         lines += [f"!{package}/pyproject.toml", f"!{package}/src"]
     lines += ["**/__pycache__", "**/*.egg-info", "**/*.pyc"]
@@ -66,8 +79,7 @@ def _quote(value: str) -> str:
 def compose_services(stages: list[StageDecl]) -> str:
     """The generated block of compose/compose.yaml's services (markers included)."""
     lines = [BEGIN]
-    for stage in stages:
-        s = stage.name
+    for s, (stage, variant) in images(stages).items():
         lines += [
             f"  {s}:",
             "    <<: *stage",
@@ -76,7 +88,7 @@ def compose_services(stages: list[StageDecl]) -> str:
             "      context: ..",
             f"      dockerfile: {DOCKERFILE}",
             "      args:",
-            *(f"        {k}: {_quote(v)}" for k, v in build_args(stage).items()),
+            *(f"        {k}: {_quote(v)}" for k, v in build_args(stage, variant).items()),
             '        VERSION: "${IMAGE_TAG:-0.1.0}"',
             f"    profiles: [{s}]",
             f'    command: ["{stage.command}", "--help"]',
@@ -96,9 +108,9 @@ def compose_cpu(stages: list[StageDecl]) -> str:
         "# file: docker compose -f compose/compose.yaml -f compose/compose.cpu.yaml --profile embed run --rm embed ...",
         "services:",
     ]
-    for stage in stages:
+    for name, (stage, _) in images(stages).items():
         if stage.uses_gpu:
-            lines += [f"  {stage.name}:", "    deploy: !reset {}"]
+            lines += [f"  {name}:", "    deploy: !reset {}"]
     return "\n".join(lines) + "\n"
 
 
@@ -168,11 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         for line in problems:
             print(line, file=sys.stderr)
         return 1 if problems else 0
-    stages = {s.name: s for s in load_stages(ROOT)}
-    if args.stage not in stages:
-        print(f"images/render.py: unknown stage {args.stage!r} (one of {', '.join(stages)})", file=sys.stderr)
+    known = images(load_stages(ROOT))
+    if args.stage not in known:
+        print(f"images/render.py: unknown stage {args.stage!r} (one of {', '.join(known)})", file=sys.stderr)
         return 2
-    print(" ".join(f"--build-arg {shlex.quote(f'{k}={v}')}" for k, v in build_args(stages[args.stage]).items()))
+    print(" ".join(f"--build-arg {shlex.quote(f'{k}={v}')}" for k, v in build_args(*known[args.stage]).items()))
     return 0
 
 

@@ -2,3 +2,4 @@
 STAGES         := generate embed fidelity align privacy
 GPU_STAGES     := generate embed align privacy
 SHARDED_STAGES := generate embed
+IMAGE_NAMES    := generate embed fidelity align align-himl privacy

@@ -56,6 +56,8 @@ def _load_render_module():
 render = _load_render_module()
 STAGES = {decl.name: decl for decl in load_stages(ROOT)}
 IMAGE_STAGES = sorted(STAGES)
+IMAGES_BY_NAME = render.images(list(STAGES.values()))  # <stage> and <stage>-<variant> -> (declaration, variant)
+IMAGE_NAMES = sorted(IMAGES_BY_NAME)
 
 
 def makefile_default(name: str) -> str:
@@ -109,7 +111,7 @@ def test_every_declared_stage_has_an_image(stage):
 
 def test_no_image_folder_without_a_stage_declaration():
     folders = {p.name for p in IMAGES.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))}
-    assert folders == set(IMAGE_STAGES), "images/<stage>/ without tools/<stage>/stage.yml (or the reverse)"
+    assert folders == set(IMAGE_NAMES), "images/<name>/ without a stage or variant declaration (or the reverse)"
     assert not list(IMAGES.glob("*/Dockerfile")), "one recipe: images/Dockerfile builds every stage"
 
 
@@ -261,7 +263,8 @@ def test_image_installs_only_its_stage_from_the_hash_lock():
     steps = instructions(DOCKERFILE)
     assert "ADD" not in [kind for kind, _ in steps]
     copied = [src for kind, args in steps if kind == "COPY" for src in args.split()[:-1]]
-    locks = ["images/${STAGE}/requirements.lock", "images/${STAGE}/nodeps.lock"]
+    locks = ["images/${LOCK_DIR}/requirements.lock", "images/${LOCK_DIR}/nodeps.lock"]
+    assert ("ARG", "LOCK_DIR=${STAGE}") in steps  # a stage's own lock unless a variant names another
     assert copied == [*locks, *LOCAL_PACKAGES, "tools/${STAGE}"]
     commands = [cmd.strip() for kind, args in steps if kind == "RUN" for cmd in args.split("&&")]
     pip = [shlex.split(cmd.removeprefix("pip install ")) for cmd in commands if cmd.startswith("pip install ")]
@@ -278,7 +281,7 @@ def test_image_installs_only_its_stage_from_the_hash_lock():
     assert pip_lines[1] < commands.index("pip check") < pip_lines[2]
 
 
-@pytest.mark.parametrize("stage", IMAGE_STAGES)
+@pytest.mark.parametrize("stage", IMAGE_NAMES)
 def test_build_context_sends_only_the_stage_packages(stage):
     lines = (IMAGES / "Dockerfile.dockerignore").read_text().splitlines()
     ignore = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
@@ -288,7 +291,11 @@ def test_build_context_sends_only_the_stage_packages(stage):
     wanted = {
         f"images/{stage}/requirements.lock",
         f"images/{stage}/nodeps.lock",
-        *(f"{p}/{part}" for p in (*LOCAL_PACKAGES, f"tools/{stage}") for part in ("pyproject.toml", "src")),
+        *(
+            f"{p}/{part}"
+            for p in (*LOCAL_PACKAGES, IMAGES_BY_NAME[stage][0].package)
+            for part in ("pyproject.toml", "src")
+        ),
     }
     assert wanted <= allowed
     assert all(a.startswith(("images/", "shared_schema/", "tools/")) for a in allowed)
@@ -297,7 +304,7 @@ def test_build_context_sends_only_the_stage_packages(stage):
 # --- hash locks --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stage", IMAGE_STAGES)
+@pytest.mark.parametrize("stage", IMAGE_NAMES)
 def test_lock_is_current_and_fully_hashed(stage):
     assert lock.check_stage(stage) == []
     entries = lock.parse_lock((IMAGES / stage / "requirements.lock").read_text())
@@ -311,6 +318,16 @@ def test_lock_is_current_and_fully_hashed(stage):
         assert entries["torch"][0] == lock.IMAGE_PINS["torch"]
     assert not [name for name in entries if name.endswith("-cu13") or name.startswith("cuda-toolkit")]
     assert all(name.endswith("-cu12") for name in entries if name.startswith("nvidia-"))
+
+
+def test_a_variant_image_builds_its_stage_from_its_own_lock():
+    service = compose_config()["services"]["align-himl"]
+    args = service["build"]["args"]
+    assert (args["STAGE"], args["VARIANT"], args["LOCK_DIR"]) == ("align", "himl", "align-himl")
+    assert service["command"][0] == "chexbench-align"
+    wanted = lock.parse_lock((IMAGES / "align-himl" / "requirements.in").read_text())
+    assert wanted["transformers"][0].startswith("4.") and wanted["hi-ml-multimodal"][0] == "0.2.2"
+    assert wanted["torch"][0] == lock.IMAGE_PINS["torch"] and "pytest" not in wanted
 
 
 def test_embed_gets_the_fid_inception_weights_without_their_dependencies():
@@ -370,7 +387,7 @@ def docker_compose(*args: str, env: dict | None = None) -> subprocess.CompletedP
 
 
 def compose_config(*files: str, env: dict | None = None) -> dict:
-    profiles = [arg for stage in IMAGE_STAGES for arg in ("--profile", stage)]
+    profiles = [arg for stage in IMAGE_NAMES for arg in ("--profile", stage)]
     flags = [arg for f in files or ("compose/compose.yaml",) for arg in ("-f", f)]
     result = docker_compose(*flags, *profiles, "config", "--format", "json", env=env)
     assert result.returncode == 0, result.stderr
@@ -406,14 +423,16 @@ def test_compose_rejects_a_broken_file(tmp_path, old, new, message):
 
 def test_one_service_per_image_stage_each_in_its_own_profile():
     services = compose_config()["services"]
-    assert sorted(services) == sorted(IMAGE_STAGES)
-    for stage, svc in services.items():
-        assert svc["profiles"] == [stage]
-        assert svc["image"] == f"{makefile_default('IMAGE_REPO')}/{stage}:{makefile_default('IMAGE_TAG')}"
+    assert sorted(services) == IMAGE_NAMES
+    for name, svc in services.items():
+        decl, variant = IMAGES_BY_NAME[name]
+        assert svc["profiles"] == [name]
+        assert svc["image"] == f"{makefile_default('IMAGE_REPO')}/{name}:{makefile_default('IMAGE_TAG')}"
         assert svc["build"]["dockerfile"] == "images/Dockerfile"
-        assert svc["build"]["args"] == render.build_args(STAGES[stage]) | {"VERSION": makefile_default("IMAGE_TAG")}
+        args = render.build_args(decl, variant) | {"VERSION": makefile_default("IMAGE_TAG")}
+        assert svc["build"]["args"] == args
         assert Path(svc["build"]["context"]) == ROOT
-        assert svc["command"] == [f"chexbench-{stage}", "--help"]
+        assert svc["command"] == [f"chexbench-{decl.name}", "--help"]
     # profiles keep every stage from starting by accident
     result = docker_compose("-f", "compose/compose.yaml", "config", "--services")
     assert result.returncode == 0 and result.stdout.strip() == ""
@@ -432,7 +451,7 @@ def test_gpu_reservations_for_gpu_stages_only_and_the_cpu_override_drops_them():
     services = compose_config()["services"]
     for stage, svc in services.items():
         devices = gpu_devices(svc)
-        if STAGES[stage].gpu != "none":  # optional or required: the service may use the GPU
+        if IMAGES_BY_NAME[stage][0].gpu != "none":  # optional or required: the service may use the GPU
             assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}], stage
         else:
             assert devices == [], stage
@@ -457,22 +476,34 @@ def test_services_run_read_only_as_the_caller_with_the_apptainer_binds():
         compose_binds = {t: (v["source"], bool(v.get("read_only"))) for t, v in mounts.items() if v["type"] == "bind"}
         assert mounts["/cache"]["type"] == "volume" and not mounts["/cache"].get("read_only")
         # the same targets, sources and modes as `make <stage> RUNNER=apptainer`
-        app = apptainer_binds(stage, mimic)
+        app = apptainer_binds(*IMAGES_BY_NAME[stage], mimic)
         assert set(mounts) == set(app)
         del app["/cache"]
         assert compose_binds == app
     assert {v["source"] for svc in services.values() for v in svc["volumes"] if v["type"] == "volume"} == {"cache"}
 
 
-def apptainer_binds(stage: str, mimic_root: str) -> dict[str, tuple[str, bool]]:
+def apptainer_binds(decl, variant: str | None, mimic_root: str) -> dict[str, tuple[str, bool]]:
+    env = [f"ALIGN_ENV={variant}"] if variant else []  # the only variant so far: align's himl
     out = subprocess.run(
-        ["make", "-n", "--no-print-directory", stage, "RUNNER=apptainer", f"MIMIC_ROOT={mimic_root}", "ARGS=--x"],
+        [
+            "make",
+            "-n",
+            "--no-print-directory",
+            decl.name,
+            "RUNNER=apptainer",
+            f"MIMIC_ROOT={mimic_root}",
+            "ARGS=--x",
+            *env,
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     line = [ln for ln in out.splitlines() if ln.startswith("apptainer exec")][-1]
+    image = decl.name + (f"-{variant}" if variant else "")
+    assert f"/chexbench-{image}_" in line  # the variant's own SIF
     tokens = shlex.split(line)
     binds = {}
     for i, tok in enumerate(tokens):

@@ -29,8 +29,8 @@ _dir = click.Path(path_type=Path, file_okay=False)
 @click.option(
     "--engine",
     type=click.Choice(["native", "himl"]),
-    default=lambda: os.environ.get("CHEXBENCH_ALIGN_ENGINE", "native"),
-    show_default="$CHEXBENCH_ALIGN_ENGINE or native",
+    default=lambda: os.environ.get("CHEXBENCH_ALIGN_ENGINE") or os.environ.get("CHEXBENCH_VARIANT") or "native",
+    show_default="$CHEXBENCH_ALIGN_ENGINE, else the image variant, else native",
     help="BioViL-T implementation: native (main stack) or himl (hi-ml-multimodal 0.2.2, isolated environment).",
 )
 @click.option("--image-weights", type=_file, required=True, help="biovil_t_image_model_proj_size_128.pt (local).")

@@ -34,6 +34,13 @@ class StageDecl:
     image_description: str
     slurm: dict[str, str] = field(default_factory=dict)
     order: int = 100  # position in the pipeline (tables and lists follow it)
+    # image variants: name -> {requirements: a requirements file that replaces the pyproject pins}; a variant's image
+    # sets CHEXBENCH_VARIANT=<name> for the stage to read
+    variants: dict[str, dict] = field(default_factory=dict)
+
+    def image_names(self) -> list[str]:
+        """The stage's image and one per variant: `<stage>` and `<stage>-<variant>`."""
+        return [self.name, *(f"{self.name}-{v}" for v in self.variants)]
 
     @property
     def in_slurm_chain(self) -> bool:
@@ -71,6 +78,9 @@ def _problems(data: dict, path: Path) -> list[str]:
         problems.append(f"{path}: image needs a description")
     if not isinstance(data["slurm"], dict) or not {"cpus", "mem", "time"} <= set(data["slurm"]):
         problems.append(f"{path}: slurm needs cpus, mem and time")
+    for name, variant in (data.get("variants") or {}).items():
+        if not STAGE_NAME.fullmatch(str(name)) or not isinstance(variant, dict) or "requirements" not in variant:
+            problems.append(f"{path}: variant {name!r} needs a name like a stage's and a requirements file")
     return problems
 
 
@@ -97,6 +107,10 @@ def load_stage(path: str | Path) -> StageDecl:
         image_description=str(data["image"]["description"]),
         slurm={str(k): str(v) for k, v in data["slurm"].items()},
         order=int(data.get("order", 100)),
+        variants={
+            str(name): {"requirements": str(v["requirements"])}
+            for name, v in (data.get("variants") or {}).items()
+        },
     )
 
 
@@ -116,6 +130,7 @@ def make_fragment(stages: list[StageDecl]) -> str:
         f"STAGES         := {names(lambda s: True)}\n"
         f"GPU_STAGES     := {names(lambda s: s.uses_gpu)}\n"
         f"SHARDED_STAGES := {names(lambda s: s.shards)}\n"
+        f"IMAGE_NAMES    := {' '.join(n for s in stages for n in s.image_names())}\n"
     )
 
 
