@@ -108,8 +108,7 @@ def load_stage(path: str | Path) -> StageDecl:
         slurm={str(k): str(v) for k, v in data["slurm"].items()},
         order=int(data.get("order", 100)),
         variants={
-            str(name): {"requirements": str(v["requirements"])}
-            for name, v in (data.get("variants") or {}).items()
+            str(name): {"requirements": str(v["requirements"])} for name, v in (data.get("variants") or {}).items()
         },
     )
 
