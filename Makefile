@@ -130,6 +130,10 @@ PRIVACY_HOLDOUT = $(RUN_DIR)/inputs/prompts_holdout.parquet
 PRIVACY_N = 6
 PRIVACY_CONTROLS = 6
 PRIVACY_SIZE = 64
+# classify on the demo: its TRAIN/holdout images, a tiny ResNet (width 4) for one epoch per setting, one seed
+CLASSIFY_TRAIN = $(PRIVACY_TRAIN)
+CLASSIFY_TEST = $(PRIVACY_HOLDOUT)
+CLASSIFY_ARGS = --size 64 --width 4 --epochs 1 --seeds 1 --batch-size 8 --workers 0 --val-fraction 0.2
 else
 BENCH_PROMPTS   := $(PROMPTS)
 BENCH_REAL_ROOT := $(REAL_ROOT)
@@ -148,6 +152,10 @@ PRIVACY_HOLDOUT ?= $(PROMPTS)
 PRIVACY_N ?= 2000
 PRIVACY_CONTROLS ?= 200
 PRIVACY_SIZE ?= 512
+# classify on MIMIC: the 20K training prompts (chexbench-splits) and the TEST split, ResNet-50 from ImageNet weights
+CLASSIFY_TRAIN ?= MIMIC_Splits/prompts_train20k.parquet
+CLASSIFY_TEST ?= $(PROMPTS)
+CLASSIFY_ARGS ?= --backbone-weights $$($(BENCH) assets path resnet50-imagenet)
 # the FID Inception state_dict when `chexbench-bench assets check inception-fid` passes (pool3 + logits: IS), else
 # the packaged TorchScript (pool3 only: IS unavailable)
 INCEPTION_WEIGHTS = $$(p=$$($(BENCH) assets path inception-fid 2>/dev/null) && echo "=$$p")
@@ -180,6 +188,17 @@ bench-align: bench-generate
 	  --real-root $(BENCH_REAL_ROOT) --image-weights $(BIOVIL_DIR)/biovil_t_image_model_proj_size_128.pt \
 	  --text-model $(BIOVIL_TEXT) --bootstrap $(BOOTSTRAP) --device $(DEVICE)
 
+# Utility: generate the classifier's TRAIN prompts (run <RUN_ID>.classify), then train every setting on real,
+# synthetic and both, and test on the real TEST images.
+CLASSIFY_RUN := $(RUN_ID).classify
+bench-classify: bench-inputs
+	$(call stage_cmd,generate) run $(GENERATOR_ARGS) --prompts $(CLASSIFY_TRAIN) --results $(RESULTS) \
+	  --run-id $(CLASSIFY_RUN) --device $(DEVICE) $(BENCH_ARGS_GENERATE)
+	$(call stage_cmd,classify) run --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \
+	  --train-prompts $(CLASSIFY_TRAIN) --test-prompts $(CLASSIFY_TEST) --real-root $(BENCH_REAL_ROOT) \
+	  --images $(RESULTS)/$(MODEL)/$(CLASSIFY_RUN)/generate/images.parquet \
+	  --images-root $(RESULTS)/$(MODEL)/$(CLASSIFY_RUN)/generate/images --bootstrap $(BOOTSTRAP) $(CLASSIFY_ARGS)
+
 # Privacy: sample TRAIN prompts -> 10 generations each (run <RUN_ID>.privacy) -> embed them with the TRAIN pool ->
 # embed the positive controls (run <RUN_ID>.privacy-control) -> the audit, in <RUN_DIR>/privacy. The holdout's
 # embeddings are the main run's real set (the TEST split; in the demo, every third image).
@@ -202,12 +221,13 @@ bench-privacy: bench-embed
 	  --train-prompts $(PRIVACY_TRAIN) --holdout-prompts $(PRIVACY_HOLDOUT) --real-root $(BENCH_REAL_ROOT) \
 	  --reid-weights $(REID_WEIGHTS) --device $(DEVICE)
 
-bench: bench-fidelity bench-align bench-privacy ## the whole benchmark for MODEL (default: the embedded demo, CPU only)
+bench: bench-fidelity bench-align bench-privacy bench-classify ## the whole benchmark for MODEL (default: the embedded demo, CPU only)
 	$(BENCH) show $(RUN_DIR)/fidelity
 	$(BENCH) show $(RUN_DIR)/align
+	$(BENCH) show $(RUN_DIR)/classify
 	$(BENCH) show $(RUN_DIR)/privacy
 
-.PHONY: bench-inputs bench-generate bench-embed bench-fidelity bench-align bench-privacy
+.PHONY: bench-inputs bench-generate bench-embed bench-fidelity bench-align bench-privacy bench-classify
 
 clean: ## remove the environment and caches (Results/ is kept)
 	rm -rf $(VENV) .pytest_cache .ruff_cache $(CACHE_DIR)

@@ -124,9 +124,9 @@ def test_render_follows_a_new_stage_declaration(tmp_path):
     for decl in STAGES.values():
         (tmp_path / decl.package).mkdir(parents=True)
         (tmp_path / decl.package / "stage.yml").write_text((decl.folder / "stage.yml").read_text())
-    text = (ROOT / "tools" / "fidelity" / "stage.yml").read_text().replace("stage: fidelity", "stage: classify")
-    (tmp_path / "tools" / "classify").mkdir()
-    (tmp_path / "tools" / "classify" / "stage.yml").write_text(text.replace("gpu: none", "gpu: optional"))
+    text = (ROOT / "tools" / "fidelity" / "stage.yml").read_text().replace("stage: fidelity", "stage: newstage")
+    (tmp_path / "tools" / "newstage").mkdir()
+    (tmp_path / "tools" / "newstage" / "stage.yml").write_text(text.replace("gpu: none", "gpu: optional"))
     (tmp_path / "compose" / "hpc").mkdir(parents=True)
     (tmp_path / "images").mkdir()
     (tmp_path / "compose" / "compose.yaml").write_text((ROOT / "compose" / "compose.yaml").read_text())
@@ -136,12 +136,12 @@ def test_render_follows_a_new_stage_declaration(tmp_path):
         path.write_text(text)
     assert render.stale(tmp_path) == []
     compose = yaml.safe_load(wanted[tmp_path / "compose" / "compose.yaml"])
-    assert compose["services"]["classify"]["build"]["args"]["STAGE"] == "classify"
-    assert compose["services"]["classify"]["command"] == ["chexbench-classify", "--help"]
-    assert "classify:" in wanted[tmp_path / "compose" / "compose.cpu.yaml"]  # gpu optional: has a reservation to drop
+    assert compose["services"]["newstage"]["build"]["args"]["STAGE"] == "newstage"
+    assert compose["services"]["newstage"]["command"] == ["chexbench-newstage", "--help"]
+    assert "newstage:" in wanted[tmp_path / "compose" / "compose.cpu.yaml"]  # gpu optional: has a reservation to drop
     rows = [line.split("\t") for line in wanted[tmp_path / "compose" / "hpc" / "stages.tsv"].splitlines()[2:]]
-    assert ["classify", "optional", "false", "8", "32G", "02:00:00", "true"] in rows  # a new stage joins the chain
-    assert "!tools/classify/src" in wanted[tmp_path / "images" / "Dockerfile.dockerignore"]
+    assert ["newstage", "optional", "false", "8", "32G", "02:00:00", "true"] in rows  # a new stage joins the chain
+    assert "!tools/newstage/src" in wanted[tmp_path / "images" / "Dockerfile.dockerignore"]
 
 
 def test_build_args_come_from_stage_yml():

@@ -1,0 +1,87 @@
+"""The classifier as a LightningModule: a ResNet-50 (torchvision layout, ImageNet weights from a local file) with a
+14-way head, masked BCE (U-Ignore entries carry no loss), Adam, validation macro-AUROC for checkpoints and early
+stopping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from chexbench_common.errors import BadInputError
+from chexbench_common.hashing import sha256_file
+from chexbench_common.resnet import ResNet50
+
+from .metrics import auroc
+
+MONITOR = "val_macro_auroc"
+
+
+def load_imagenet(net: ResNet50, path: Path) -> str:
+    """torchvision-format ResNet-50 weights (a plain state_dict) into the trunk; the head stays new. Returns sha256."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"backbone weights {path} do not exist: pass --backbone-weights with a local file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise BadInputError(f"{path}: cannot be read as a state_dict ({type(exc).__name__})") from None
+    expected = {k: v for k, v in net.state_dict().items() if not k.startswith("fc.")}
+    got = {k: v for k, v in state.items() if not k.startswith("fc.")} if isinstance(state, dict) else {}
+    missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+    if missing or extra:
+        raise BadInputError(
+            f"{path} is not a torchvision ResNet-50 state_dict: missing {len(missing)} keys {missing[:3]}, "
+            f"unexpected {len(extra)} keys {extra[:3]}"
+        )
+    wrong = [k for k in expected if tuple(got[k].shape) != tuple(expected[k].shape)]
+    if wrong:
+        raise BadInputError(
+            f"{path}: {wrong[0]} has shape {tuple(got[wrong[0]].shape)}, not {tuple(expected[wrong[0]].shape)}"
+        )
+    net.load_state_dict(got, strict=False)
+    return sha256_file(path)
+
+
+class Classifier(L.LightningModule):
+    def __init__(self, classes: int = 14, width: int = 64, lr: float = 1e-4, weight_decay: float = 1e-5):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = ResNet50(num_outputs=classes, width=width)
+        self.loss = torch.nn.BCEWithLogitsLoss(reduction="none")
+        self._val: list[tuple[torch.Tensor, ...]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _loss(self, batch) -> torch.Tensor:
+        x, y, mask = batch
+        per_entry = self.loss(self(x), y) * mask
+        return per_entry.sum() / mask.sum().clamp(min=1)
+
+    def training_step(self, batch, batch_idx):
+        loss = self._loss(batch)
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(batch[0]))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y, mask = batch
+        logits = self(x)
+        self.log("val_loss", self._loss(batch), prog_bar=True, batch_size=len(x), sync_dist=True)
+        self._val.append((torch.sigmoid(logits).float().cpu(), y.cpu(), mask.cpu()))
+
+    def on_validation_epoch_end(self):
+        probs, y, mask = (torch.cat(t).numpy() for t in zip(*self._val, strict=True))
+        self._val.clear()
+        per_class = [auroc(y[m, c], probs[m, c]) for c in range(y.shape[1]) for m in [mask[:, c].astype(bool)]]
+        value = float(np.nanmean(per_class)) if not np.all(np.isnan(per_class)) else 0.5
+        self.log(MONITOR, value, prog_bar=True, sync_dist=True)
+
+    def predict_step(self, batch, batch_idx):
+        return torch.sigmoid(self(batch[0])).float()
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1, patience=2)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": MONITOR}}

@@ -1,0 +1,111 @@
+"""Labels, settings, the validation split and the metrics against independent references."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from chexbench_classify.labels import targets
+from chexbench_classify.metrics import auroc, evaluate, tune_thresholds
+from chexbench_classify.settings import phases, validation_split
+from chexbench_schema import CHEXPERT_LABELS
+from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+
+
+def frame(values: dict[str, list]) -> pd.DataFrame:
+    n = len(next(iter(values.values())))
+    return pd.DataFrame({label: values.get(label, [None] * n) for label in CHEXPERT_LABELS})
+
+
+def test_uncertainty_policies():
+    f = frame({"Edema": [1.0, 0.0, -1.0, None]})
+    c = CHEXPERT_LABELS.index("Edema")
+    for policy, expected, kept in (
+        ("zeros", [1, 0, 0, 0], [1, 1, 1, 1]),
+        ("ones", [1, 0, 1, 0], [1, 1, 1, 1]),
+        ("ignore", [1, 0, 0, 0], [1, 1, 0, 1]),
+    ):
+        y, mask = targets(f, policy)
+        assert y[:, c].tolist() == expected and mask[:, c].tolist() == [bool(k) for k in kept]
+
+
+def _pool(n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    real = pd.DataFrame(
+        {
+            "prompt_id": [f"p{i}" for i in range(n)],
+            "patient_id": [f"pat{i // 3}" for i in range(n)],
+            "file": [f"r{i}" for i in range(n)],
+        }
+    )
+    synth = pd.DataFrame(
+        {
+            "prompt_id": [f"p{i}" for i in range(0, n, 1) if i % 10 != 0],  # every 10th has no twin
+            "file": [f"s{i}" for i in range(n) if i % 10 != 0],
+        }
+    )
+    return real, synth
+
+
+def test_validation_split_is_patient_disjoint_and_seeded():
+    real, _ = _pool(300)
+    train, val = validation_split(real, 0.1, seed=3)
+    assert not set(train["patient_id"]) & set(val["patient_id"]) and len(train) + len(val) == 300
+    assert 20 <= len(val) <= 40 and val.equals(validation_split(real, 0.1, seed=3)[1])
+
+
+def test_settings_compose_the_documented_sets():
+    real, synth = _pool(100)
+    count = {
+        s: [len(p) for p in phases(s, real, synth, seed=0)]
+        for s in ("all_original", "all_synthetic", "augmented", "pretrain_synthetic", "duplicate_real")
+    }
+    assert count == {
+        "all_original": [100],
+        "all_synthetic": [90],
+        "augmented": [190],
+        "pretrain_synthetic": [90, 100],
+        "duplicate_real": [190],
+    }
+    dup = phases("duplicate_real", real, synth, seed=0)[0]
+    assert set(dup["source"]) == {"real", "real-duplicate"} and dup["file"].str.startswith("r").all()
+    mixed = phases("mixed", real, synth, seed=0)[0]
+    assert len(mixed) == 100 and mixed["prompt_id"].is_unique  # each study once, real or its twin
+    swapped = mixed[mixed["source"] == "synthetic"]
+    assert 40 <= len(swapped) <= 50 and swapped["prompt_id"].isin(synth["prompt_id"]).all()
+    assert mixed.equals(phases("mixed", real, synth, seed=0)[0]) and not mixed.equals(
+        phases("mixed", real, synth, seed=1)[0]
+    )
+
+
+def test_auroc_equals_scikit_learn_with_ties():
+    rng = np.random.default_rng(0)
+    y, p = rng.random(500) < 0.2, np.round(rng.random(500), 1)
+    assert auroc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert np.isnan(auroc(np.zeros(5, dtype=bool), p[:5]))
+
+
+def test_evaluate_reports_undefined_classes_and_matches_references():
+    rng = np.random.default_rng(1)
+    y = (rng.random((400, 14)) < 0.3).astype(float)
+    y[:, 5] = 0  # no positives in the test set
+    probs = np.clip(y * 0.3 + rng.random((400, 14)) * 0.7, 0, 1)
+    mask = np.ones_like(y, dtype=bool)
+    report = evaluate(y, probs, mask, CHEXPERT_LABELS, np.full(14, 0.5), bootstrap=100, seed=0)
+    assert np.isnan(report.per_class["auc"][5]) and CHEXPERT_LABELS[5] not in report.averaged
+    assert len(report.averaged) == 13
+    defined = [c for c in range(14) if c != 5]
+    assert report.overall["auc_macro"] == pytest.approx(np.mean([roc_auc_score(y[:, c], probs[:, c]) for c in defined]))
+    assert report.overall["auprc_macro"] == pytest.approx(
+        np.mean([average_precision_score(y[:, c], probs[:, c]) for c in defined])
+    )
+    assert report.overall["f1_micro_05"] == pytest.approx(f1_score(y.ravel(), probs.ravel() >= 0.5))
+    low, high = report.intervals["auc_macro"]
+    assert low < report.overall["auc_macro"] < high and f"auc_{CHEXPERT_LABELS[5]}" not in report.intervals
+
+
+def test_tuned_thresholds_maximise_validation_f1():
+    rng = np.random.default_rng(2)
+    y = (rng.random((200, 14)) < 0.3).astype(float)
+    probs = np.clip(y * 0.2 + rng.random((200, 14)) * 0.8, 0, 1)
+    th = tune_thresholds(y, probs, np.ones_like(y, dtype=bool))
+    for c in (0, 7):
+        best = max(f1_score(y[:, c], probs[:, c] >= t, zero_division=0) for t in probs[:, c])
+        assert f1_score(y[:, c], probs[:, c] >= th[c]) == pytest.approx(best)
