@@ -114,7 +114,6 @@ def run(
         hflip=hflip,
         backbone_weights=backbone_weights,
         **lightning_devices(device, devices),
-        devices=devices,
         strategy=strategy,
         precision=precision,
         progress=resolve_mode() == "bar",
