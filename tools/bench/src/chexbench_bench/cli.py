@@ -17,7 +17,7 @@ from chexbench_common.lifecycle import Lifecycle
 from chexbench_common.options import folder_name, results_option, run_id_option
 from chexbench_common.progress import track
 from chexbench_common.rundir import StageRun, is_finished
-from chexbench_schema import read_table, write_table
+from chexbench_schema import CHEXPERT_LABELS, read_table, write_table
 
 from . import __version__
 from .assets import CHEST_CR, CHEST_CT, packaged_file
@@ -197,6 +197,10 @@ def show(stage_dir: Path) -> None:
 def _show_metrics(stage_dir: Path) -> None:
     table = read_table(stage_dir / "metrics.parquet", "metrics")
     click.echo(f"{stage_dir}:")
+    summary = ~table["subset"].astype(str).str.contains("/") & ~table["metric"].str.endswith(CHEXPERT_LABELS)
+    if len(table) > 60 and summary.any():  # e.g. classify: per seed and per class rows stay in the table
+        click.echo(f"  ({int((~summary).sum())} per-seed and per-class rows: see metrics.parquet)")
+        table = table[summary]
     for _, row in table.iterrows():
         value = "unavailable" if pd.isna(row["value"]) else f"{row['value']:.6g}"
         ci = f"  [{row['ci_low']:.4g}, {row['ci_high']:.4g}]" if pd.notna(row["ci_low"]) else ""
