@@ -23,6 +23,15 @@ class ImageCache:
 
     def __init__(self, folder: Path | None, size: int):
         self.folder, self.size = (Path(folder) / f"grey-{size}-bilinear" if folder else None), size
+        self._digests: dict[tuple, str] = {}  # per process (persistent workers keep it across epochs)
+
+    def _digest(self, path: Path) -> str:
+        """The file's sha256, hashed once per process while its size and mtime stay the same."""
+        stat = Path(path).stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        if key not in self._digests:
+            self._digests[key] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return self._digests[key]
 
     def _resized(self, path: Path) -> np.ndarray:
         try:
@@ -37,7 +46,7 @@ class ImageCache:
     def load(self, path: Path) -> np.ndarray:
         if self.folder is None:
             return self._resized(path)
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        digest = self._digest(path)
         cached = self.folder / digest[:2] / f"{digest}.npy"
         if cached.is_file():
             return np.load(cached, mmap_mode="r")
@@ -52,7 +61,7 @@ class ImageCache:
 class LabelledImages(torch.utils.data.Dataset):
     """(image (3, S, S) ImageNet-normalised, targets (14,), mask (14,)) per row of a frame with a `file` column."""
 
-    def __init__(self, frame: pd.DataFrame, y: np.ndarray, mask: np.ndarray, cache: ImageCache, hflip: bool = False):
+    def __init__(self, frame, y: np.ndarray, mask: np.ndarray, cache: ImageCache, hflip: bool = False):
         self.files, self.y, self.mask, self.cache, self.hflip = list(frame["file"]), y, mask, cache, hflip
         self.mean = torch.tensor(IMAGENET_MEAN)[:, None, None]
         self.std = torch.tensor(IMAGENET_STD)[:, None, None]
