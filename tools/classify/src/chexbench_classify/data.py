@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from chexbench_common.errors import ImageDecodeError
 from chexbench_common.imageio import load_grey
