@@ -90,7 +90,8 @@ def main() -> None:
         " per process\n"
         f"- one epoch's reading, one process: {entry['epoch_from_cache_img_s']} img/s from the cache against "
         f"{entry['epoch_from_jpeg_img_s']} img/s decoding the JPEGs ({entry['cache_speedup']}x)\n"
-        f"- ResNet-50 training step at 224 px on the CPU ({entry['threads']} threads): {entry['train_img_s_cpu']} img/s;"
+        f"- ResNet-50 training step at 224 px on the CPU ({entry['threads']} threads): "
+        f"{entry['train_img_s_cpu']} img/s;"
         f" one loader process from the cache feeds {entry['loader_over_model']}x that\n"
     )
     print(json.dumps(entry, indent=2))
