@@ -117,3 +117,10 @@ def test_a_shared_patient_missing_images_and_wrong_backbone_keys_are_refused(fre
     refused(fresh, "--backbone-weights", str(fresh.root / "wrong.pth"), expect="not a torchvision ResNet-50")
     (fresh.root / "gen" / read_table(fresh.images, "images")["path"].iloc[3]).unlink()
     refused(fresh, expect="is missing")
+
+
+def test_densenet_backbone_trains_end_to_end(fresh):
+    result = invoke(fresh.args("--setting", "all_original", "--backbone", "densenet121", "--width", "8"))
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out(fresh) / "manifest.json").read_text())
+    assert manifest["params"]["options"]["backbone"] == "densenet121"

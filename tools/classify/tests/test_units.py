@@ -109,3 +109,33 @@ def test_tuned_thresholds_maximise_validation_f1():
     for c in (0, 7):
         best = max(f1_score(y[:, c], probs[:, c] >= t, zero_division=0) for t in probs[:, c])
         assert f1_score(y[:, c], probs[:, c] >= th[c]) == pytest.approx(best)
+
+
+def test_densenet_has_torchvision_shapes_and_reads_the_old_key_names():
+    import torch
+    from chexbench_classify.backbones import DenseNet121, canonical_keys
+
+    net = DenseNet121()
+    assert sum(p.numel() for p in net.parameters()) == 7_978_856  # torchvision.models.densenet121
+    old = {k.replace("denselayer1.norm1.", "denselayer1.norm.1."): v for k, v in net.state_dict().items()}
+    assert set(canonical_keys(old)) == set(net.state_dict())
+    assert DenseNet121(num_outputs=14, width=8)(torch.rand(2, 3, 64, 64)).shape == (2, 14)
+
+
+@pytest.mark.parametrize("name", ["resnet50", "densenet121"])
+def test_backbones_equal_torchvision_with_the_same_weights(name):
+    """Runs in .venv-vision (make test-vision); the CPU stack has no torchvision."""
+    torchvision = pytest.importorskip("torchvision", reason="torchvision lives in .venv-vision (make test-vision)")
+    import torch
+    from chexbench_classify.backbones import build
+
+    torch.manual_seed(0)
+    reference = getattr(torchvision.models, name)(weights=None).eval()
+    ours, head = build(name, 1000, 64)
+    assert list(ours.state_dict()) == list(reference.state_dict())
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    ours.eval()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(ours(x), reference(x), atol=1e-5)
+    assert head == {"resnet50": "fc.", "densenet121": "classifier."}[name]

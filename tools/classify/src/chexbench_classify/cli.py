@@ -43,8 +43,8 @@ _dir = click.Path(path_type=Path, file_okay=False)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=4, show_default=True, help="DataLoader workers.")
 @click.option("--size", type=click.IntRange(min=32), default=224, show_default=True, help="Training resolution.")
-@click.option("--backbone", type=click.Choice(["resnet50"]), default="resnet50", show_default=True)
-@click.option("--backbone-weights", type=_file, help="torchvision ResNet-50 ImageNet state_dict (local .pth).")
+@click.option("--backbone", type=click.Choice(["resnet50", "densenet121"]), default="resnet50", show_default=True)
+@click.option("--backbone-weights", type=_file, help="torchvision ImageNet state_dict of the backbone (local .pth).")
 @click.option("--width", type=click.IntRange(min=1), default=64, hidden=True, help="ResNet base width (tests).")
 @click.option("--lr", type=float, default=1e-4, show_default=True)
 @click.option(
@@ -108,6 +108,7 @@ def run(
         batch_size=batch_size,
         workers=workers,
         size=size,
+        backbone=backbone,
         width=width,
         lr=lr,
         policy=uncertain,

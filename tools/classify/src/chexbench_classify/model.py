@@ -1,6 +1,6 @@
-"""The classifier as a LightningModule: a ResNet-50 (torchvision layout, ImageNet weights from a local file) with a
-14-way head, masked BCE (U-Ignore entries carry no loss), Adam, validation macro-AUROC for checkpoints and early
-stopping."""
+"""The classifier as a LightningModule: a ResNet-50 or DenseNet-121 (torchvision layouts, ImageNet weights from a
+local file) with a 14-way head, masked BCE (U-Ignore entries carry no loss), Adam, validation macro-AUROC for
+checkpoints and early stopping."""
 
 from __future__ import annotations
 
@@ -11,15 +11,16 @@ import numpy as np
 import torch
 from chexbench_common.errors import BadInputError
 from chexbench_common.hashing import sha256_file
-from chexbench_common.resnet import ResNet50
 
+from .backbones import build, canonical_keys
 from .metrics import auroc
 
 MONITOR = "val_macro_auroc"
 
 
-def load_imagenet(net: ResNet50, path: Path) -> str:
-    """torchvision-format ResNet-50 weights (a plain state_dict) into the trunk; the head stays new. Returns sha256."""
+def load_imagenet(net: torch.nn.Module, path: Path, head: str = "fc.") -> str:
+    """torchvision-format ImageNet weights (a plain state_dict) into the trunk; the head (`head` prefix) stays new.
+    Returns the file's sha256."""
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"backbone weights {path} do not exist: pass --backbone-weights with a local file")
@@ -27,12 +28,13 @@ def load_imagenet(net: ResNet50, path: Path) -> str:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise BadInputError(f"{path}: cannot be read as a state_dict ({type(exc).__name__})") from None
-    expected = {k: v for k, v in net.state_dict().items() if not k.startswith("fc.")}
-    got = {k: v for k, v in state.items() if not k.startswith("fc.")} if isinstance(state, dict) else {}
+    kind = type(net).__name__
+    expected = {k: v for k, v in net.state_dict().items() if not k.startswith(head)}
+    got = {k: v for k, v in canonical_keys(state).items() if not k.startswith(head)} if isinstance(state, dict) else {}
     missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
     if missing or extra:
         raise BadInputError(
-            f"{path} is not a torchvision ResNet-50 state_dict: missing {len(missing)} keys {missing[:3]}, "
+            f"{path} is not a torchvision {kind} state_dict: missing {len(missing)} keys {missing[:3]}, "
             f"unexpected {len(extra)} keys {extra[:3]}"
         )
     wrong = [k for k in expected if tuple(got[k].shape) != tuple(expected[k].shape)]
@@ -45,10 +47,17 @@ def load_imagenet(net: ResNet50, path: Path) -> str:
 
 
 class Classifier(L.LightningModule):
-    def __init__(self, classes: int = 14, width: int = 64, lr: float = 1e-4, weight_decay: float = 1e-5):
+    def __init__(
+        self,
+        classes: int = 14,
+        width: int = 64,
+        lr: float = 1e-4,
+        weight_decay: float = 1e-5,
+        backbone: str = "resnet50",
+    ):
         super().__init__()
         self.save_hyperparameters()
-        self.net = ResNet50(num_outputs=classes, width=width)
+        self.net, self.head = build(backbone, classes, width)
         self.loss = torch.nn.BCEWithLogitsLoss(reduction="none")
         self._val: list[tuple[torch.Tensor, ...]] = []
 

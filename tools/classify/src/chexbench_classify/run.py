@@ -108,11 +108,11 @@ def prepare(request: Request):
     synth, without_twin = _synthetic(images, request.images_root, train)
     weights = {}
     if request.options.backbone_weights is not None:  # checked before anything starts
-        from chexbench_common.resnet import ResNet50
-
+        from .backbones import build
         from .model import load_imagenet
 
-        weights["backbone"] = load_imagenet(ResNet50(width=request.options.width), request.options.backbone_weights)
+        net, head = build(request.options.backbone, 14, request.options.width)
+        weights["backbone"] = load_imagenet(net, request.options.backbone_weights, head)
     return train, test, synth, without_twin, Path(images), weights
 
 

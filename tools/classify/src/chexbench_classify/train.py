@@ -33,7 +33,8 @@ class Options:
     batch_size: int = 64
     workers: int = 4
     size: int = 224
-    width: int = 64  # ResNet base width: 64 is ResNet-50, smaller builds test-size networks
+    backbone: str = "resnet50"  # or densenet121
+    width: int = 64  # base width: 64 is the real network, smaller builds test-size networks
     lr: float = 1e-4
     policy: str = "zeros"
     hflip: bool = False
@@ -99,9 +100,9 @@ def train_and_predict(
     """Probabilities {'val': (n_val, 14), 'test': (n_test, 14)} of the best checkpoint of the last phase, and the
     phases resumed from a checkpoint."""
     L.seed_everything(seed, workers=True, verbose=False)
-    model = Classifier(width=options.width, lr=options.lr)
+    model = Classifier(width=options.width, lr=options.lr, backbone=options.backbone)
     if options.backbone_weights is not None:
-        load_imagenet(model.net, options.backbone_weights)
+        load_imagenet(model.net, options.backbone_weights, model.head)
     val_loader = _loader(val, options, cache, shuffle=False, augment=False)
     best, resumed = None, []
     for number, frame in enumerate(phases):
