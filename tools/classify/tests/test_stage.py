@@ -37,7 +37,7 @@ def done(world):
     }
 
 
-def test_every_setting_is_trained_and_tabulated(done):
+def test_every_setting_is_trained_and_tabulated(world, done):
     original = done["original"]
     assert original["setting"].tolist() == list(SETTINGS)
     head = [
@@ -59,6 +59,11 @@ def test_every_setting_is_trained_and_tabulated(done):
     row = metrics[(metrics["metric"] == "auc_Edema") & (metrics["subset"] == "all_original/seed0")].iloc[0]
     assert pd.isna(row["value"]) and "undefined" in row["note"]  # Edema has no positive in the test set
     assert len(done["predictions"]) == 6 * 24
+    from PIL import Image
+
+    roc = Image.open(out(world) / "roc.png")
+    roc.load()
+    assert roc.size[0] == 3 * 320 and roc.size[1] > 2 * 320  # six panels, three columns, and the legend
     sets = done["manifest"]["training_sets"]
     assert sets["pretrain_synthetic"] == {"phase0": {"synthetic": 38}, "phase1": {"real": 38}}
     assert sets["duplicate_real"]["phase0"] == {"real": 38, "real-duplicate": 38}

@@ -21,14 +21,15 @@ from . import __version__
 from .data import ImageCache
 from .labels import POLICIES, targets
 from .metrics import evaluate, tune_thresholds
+from .roc import roc_png
 from .settings import SETTINGS, phases, validation_split
 from .train import Options, train_and_predict
 
 log = logging.getLogger(__name__)
 STAGE = "classify"
 PRODUCER = f"chexbench-{STAGE} {__version__}"
-METRICS, ORIGINAL, PREDICTIONS = "metrics.parquet", "classification_metrics.csv", "predictions.csv"
-OUTPUTS = (METRICS, ORIGINAL, PREDICTIONS)
+METRICS, ORIGINAL, PREDICTIONS, ROC = "metrics.parquet", "classification_metrics.csv", "predictions.csv", "roc.png"
+OUTPUTS = (METRICS, ORIGINAL, PREDICTIONS, ROC)
 
 
 @dataclass
@@ -241,6 +242,11 @@ def _write(stage: StageRun, request: Request, results: list, val: pd.DataFrame, 
     }
     outputs["original"] = stage.dir / ORIGINAL
     write_text_atomic(outputs["original"], pd.DataFrame(original).to_csv(index=False))
+    first = {}
+    for setting, _, probs in results:
+        first.setdefault(setting, probs["test"])
+    panels = [(f"{setting} (seed {request.seeds[0]})", y_test, p, m_test) for setting, p in first.items()]
+    outputs["roc"] = roc_png(panels, CHEXPERT_LABELS, stage.dir / ROC)
     outputs["predictions"] = stage.dir / PREDICTIONS
     write_text_atomic(outputs["predictions"], pd.concat(predictions, ignore_index=True).to_csv(index=False))
     return outputs
