@@ -119,7 +119,7 @@ def test_a_shared_patient_missing_images_and_wrong_backbone_keys_are_refused(fre
     write_table(test, fresh.root / "leak.parquet", "prompts", producer="test")
     refused(fresh, "--test-prompts", str(fresh.root / "leak.parquet"), expect="patient-disjoint")
     torch.save({"conv1.weight": torch.zeros(1)}, fresh.root / "wrong.pth")
-    refused(fresh, "--backbone-weights", str(fresh.root / "wrong.pth"), expect="not a torchvision ResNet-50")
+    refused(fresh, "--backbone-weights", str(fresh.root / "wrong.pth"), expect="not a torchvision ResNet50 state_dict")
     (fresh.root / "gen" / read_table(fresh.images, "images")["path"].iloc[3]).unlink()
     refused(fresh, expect="is missing")
 

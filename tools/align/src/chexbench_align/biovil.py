@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 import torch
+from chexbench_common.checkpoints import check_layout, read_state_dict
 from chexbench_common.errors import BadInputError
 from chexbench_common.hashing import sha256_file
 from chexbench_common.resnet import ResNet50
@@ -81,48 +82,14 @@ class TextTower(nn.Module):
         return F.normalize(self.cls_projection_head(hidden[:, 0, :]), dim=1)
 
 
-def _check_layout(path: Path, state: dict, expected: dict, unused: tuple[str, ...], hint: str) -> None:
-    """Every expected key present with its shape; anything else only under the declared unused prefixes."""
-    missing = sorted(set(expected) - set(state))
-    extra = sorted(k for k in set(state) - set(expected) if not k.startswith(unused))
-    if missing or extra:
-        raise BadInputError(
-            f"{path} is not the published {hint} layout: missing {len(missing)} keys {missing[:3]}, "
-            f"unexpected {len(extra)} keys {extra[:3]}"
-        )
-    wrong = [k for k, v in expected.items() if tuple(state[k].shape) != tuple(v.shape)]
-    if wrong:
-        k = wrong[0]
-        raise BadInputError(
-            f"{path}: {len(wrong)} tensors have the wrong shape, first {k}: {tuple(state[k].shape)} "
-            f"instead of {tuple(expected[k].shape)}"
-        )
-
-
-def _read_state(path: Path) -> dict:
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise BadInputError(f"{path}: cannot be read as a state_dict ({type(exc).__name__}: {exc})") from None
-    if not isinstance(state, dict):
-        raise BadInputError(f"{path}: holds a {type(state).__name__}, not a state_dict")
-    return state
-
-
 def load_image_tower(path: Path) -> tuple[ImageTower, str]:
     """The published `biovil_t_image_model_proj_size_128.pt` (or a file of its layout) -> eval model, sha256."""
     path = Path(path)
-    if not path.is_file():
-        raise BadInputError(f"BioViL-T image weights {path} do not exist: pass --image-weights with a local file")
-    state = _read_state(path)
+    state = read_state_dict(path, "BioViL-T image weights", "pass --image-weights with a local file")
     if "encoder.encoder.conv1.weight" not in state:
         raise BadInputError(f"{path} is not the published BioViL-T image layout (no encoder.encoder.conv1.weight)")
     model = ImageTower(width=int(state["encoder.encoder.conv1.weight"].shape[0]))
-    _check_layout(path, state, model.state_dict(), IMAGE_UNUSED, "BioViL-T image")
+    check_layout(path, state, model.state_dict(), "the published BioViL-T image layout", IMAGE_UNUSED)
     model.load_state_dict({k: state[k] for k in model.state_dict()}, strict=True)
     return model.eval(), sha256_file(path)
 
@@ -148,12 +115,12 @@ def load_text_tower(folder: Path):
     raw = json.loads(config_path.read_text())
     skip = ("architectures", "auto_map", "model_type", "transformers_version")
     model = TextTower(BertConfig(**{k: v for k, v in raw.items() if k not in skip}))
-    state = _read_state(weights)
+    state = read_state_dict(weights, "CXR-BERT weights", "pass --text-model with the model folder")
     # published names: `bert.*` for the encoder (position_ids is a buffer some savers drop), the head as it is
     expected = {f"bert.{k}": v for k, v in model.bert.state_dict().items() if not k.endswith("position_ids")}
     expected |= {f"cls_projection_head.{k}": v for k, v in model.cls_projection_head.state_dict().items()}
     state = {k: v for k, v in state.items() if not k.endswith("position_ids")}
-    _check_layout(weights, state, expected, TEXT_UNUSED, "CXR-BERT text")
+    check_layout(weights, state, expected, "the published CXR-BERT text layout", TEXT_UNUSED)
     result = model.bert.load_state_dict(
         {k.removeprefix("bert."): state[k] for k in expected if k.startswith("bert.")}, strict=False
     )

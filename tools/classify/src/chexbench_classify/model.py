@@ -9,7 +9,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from chexbench_common.errors import BadInputError
+from chexbench_common.checkpoints import check_layout, read_state_dict
 from chexbench_common.hashing import sha256_file
 
 from .backbones import build, canonical_keys
@@ -22,26 +22,10 @@ def load_imagenet(net: torch.nn.Module, path: Path, head: str = "fc.") -> str:
     """torchvision-format ImageNet weights (a plain state_dict) into the trunk; the head (`head` prefix) stays new.
     Returns the file's sha256."""
     path = Path(path)
-    if not path.is_file():
-        raise BadInputError(f"backbone weights {path} do not exist: pass --backbone-weights with a local file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise BadInputError(f"{path}: cannot be read as a state_dict ({type(exc).__name__})") from None
-    kind = type(net).__name__
+    state = read_state_dict(path, "backbone weights", "pass --backbone-weights with a local file")
     expected = {k: v for k, v in net.state_dict().items() if not k.startswith(head)}
-    got = {k: v for k, v in canonical_keys(state).items() if not k.startswith(head)} if isinstance(state, dict) else {}
-    missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
-    if missing or extra:
-        raise BadInputError(
-            f"{path} is not a torchvision {kind} state_dict: missing {len(missing)} keys {missing[:3]}, "
-            f"unexpected {len(extra)} keys {extra[:3]}"
-        )
-    wrong = [k for k in expected if tuple(got[k].shape) != tuple(expected[k].shape)]
-    if wrong:
-        raise BadInputError(
-            f"{path}: {wrong[0]} has shape {tuple(got[wrong[0]].shape)}, not {tuple(expected[wrong[0]].shape)}"
-        )
+    got = {k: v for k, v in canonical_keys(state).items() if not k.startswith(head)}
+    check_layout(path, got, expected, f"a torchvision {type(net).__name__} state_dict")
     net.load_state_dict(got, strict=False)
     return sha256_file(path)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from chexbench_common.checkpoints import check_layout, read_state_dict
 from chexbench_common.errors import BadInputError
 from chexbench_common.hashing import sha256_file
 from chexbench_common.resnet import ResNet50
@@ -65,30 +66,14 @@ def describe(mode: str) -> str:
 def load_reid(path: Path, device: str | torch.device = "cpu") -> tuple[SiameseReID, str]:
     """Load a published-layout checkpoint strictly (weights_only); returns the model in eval mode and its sha256."""
     path = Path(path)
-    if not path.is_file():
-        raise BadInputError(f"re-ID checkpoint {path} does not exist: pass --reid-weights with a local .pth file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+    state = read_state_dict(path, "re-ID checkpoint", "pass --reid-weights with a local .pth file")
+    if "model.conv1.weight" not in state:
         raise BadInputError(
-            f"re-ID checkpoint {path} cannot be read as a plain state_dict ({type(exc).__name__})"
-        ) from None
-    if not isinstance(state, dict) or "model.conv1.weight" not in state:
-        keys = list(state)[:3] if isinstance(state, dict) else type(state).__name__
-        raise BadInputError(f"re-ID checkpoint {path} is not in the published layout (model.*, fc_end.*): found {keys}")
-    model = SiameseReID(width=int(state["model.conv1.weight"].shape[0]))
-    expected = set(model.state_dict())
-    missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or extra:
-        raise BadInputError(
-            f"re-ID checkpoint {path} does not match the published layout: "
-            f"missing {len(missing)} keys {missing[:3]}, unexpected {len(extra)} keys {extra[:3]}"
+            f"re-ID checkpoint {path} is not in the published layout (model.*, fc_end.*): found {list(state)[:3]}"
         )
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[-1].strip()
-        raise BadInputError(f"re-ID checkpoint {path} has wrong tensor shapes: {first}") from None
+    model = SiameseReID(width=int(state["model.conv1.weight"].shape[0]))
+    check_layout(path, state, model.state_dict(), "the published re-ID layout (model.*, fc_end.*)")
+    model.load_state_dict(state, strict=True)
     return model.to(device).eval(), sha256_file(path)
 
 
