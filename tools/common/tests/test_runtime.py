@@ -110,3 +110,15 @@ def test_select_device_refuses_cuda_without_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert select_device("auto").type == "cuda"
     assert select_device("cuda:1") == torch.device("cuda", 1)
+
+
+def test_a_finished_run_of_another_tool_version_is_not_complete(tmp_path):
+    from chexbench_common.rundir import StageRun
+
+    (tmp_path / "in.txt").write_text("x")
+    old = StageRun(tmp_path, "m", "r", "s", tool_version="0.1.0")
+    old.start({"a": 1}, {"in": tmp_path / "in.txt"})
+    old.finish({})
+    assert old.is_complete({"a": 1}, {"in": tmp_path / "in.txt"})
+    new = StageRun(tmp_path, "m", "r", "s", tool_version="0.2.0")
+    assert not new.is_complete({"a": 1}, {"in": tmp_path / "in.txt"})

@@ -117,10 +117,13 @@ class StageRun:
         return is_finished(self.dir)
 
     def is_complete(self, params: dict, inputs: dict[str, str | Path]) -> bool:
-        """True only if the folder is finished and the recorded inputs and params equal the requested ones."""
+        """True only if the folder is finished by the same tool version and the recorded inputs and params equal the
+        requested ones (a new version may compute more or differently: it recomputes)."""
         if not self.is_finished():
             return False
         old = self.read_manifest()
+        if old.get("tool_version") != self.tool_version:
+            return False
         if old.get("params") != _normalise(params):
             return False
         recorded = {k: v.get("sha256") for k, v in old.get("inputs", {}).items()}
