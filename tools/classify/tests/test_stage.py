@@ -129,3 +129,16 @@ def test_densenet_backbone_trains_end_to_end(fresh):
     assert result.exit_code == 0, result.output
     manifest = json.loads((out(fresh) / "manifest.json").read_text())
     assert manifest["params"]["options"]["backbone"] == "densenet121"
+
+
+def test_ddp_on_two_cpu_processes_trains_once_and_predicts_every_test_image(fresh):
+    """Lightning's DDP launcher re-runs the command in a second process: that rank trains alongside rank 0 and writes
+    nothing; rank 0 owns the outputs and predicts on one device, so no test image is lost to a distributed sampler."""
+    cli = Path(sys.executable).parent / "chexbench-classify"
+    args = fresh.args("--setting", "all_original", "--device", "cpu", "--devices", "2", "--strategy", "ddp")
+    result = subprocess.run([str(cli), *args], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in result.stderr
+    predictions = pd.read_csv(out(fresh) / "predictions.csv")
+    assert len(predictions) == 24 and predictions["prompt_id"].is_unique
+    assert json.loads((out(fresh) / "manifest.json").read_text())["status"] == "success"

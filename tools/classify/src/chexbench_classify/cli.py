@@ -98,9 +98,9 @@ def run(
     from chexbench_common.env import configure_caches
     from chexbench_common.progress import resolve_mode
 
-    from .run import Request
+    from .run import Request, follow
     from .run import run as run_stage
-    from .train import Options
+    from .train import Options, is_follower
 
     options = Options(
         epochs=epochs,
@@ -137,4 +137,7 @@ def run(
         cache_dir=cache_dir or configure_caches() / "classify",
         force=force,
     )
+    if is_follower():  # a DDP rank other than 0
+        follow(request)
+        return
     echo_outputs(*run_stage(request))

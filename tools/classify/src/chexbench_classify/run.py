@@ -117,6 +117,21 @@ def prepare(request: Request):
     return train, test, synth, without_twin, Path(images), weights
 
 
+def follow(request: Request) -> None:
+    """A DDP rank other than 0: the same training steps as rank 0 (which owns the folder, the lock and every
+    output), nothing written."""
+    train, test, synth, _, _, _ = prepare(request)
+    real_train, val = validation_split(train, request.val_fraction, seed=0)
+    synth_train = synth[synth["prompt_id"].isin(real_train["prompt_id"])]
+    cache = ImageCache(request.cache_dir, request.options.size)
+    stage_dir = request.results / request.model / request.run_id / STAGE
+    for setting in request.settings:
+        for seed in request.seeds:
+            plan = phases(setting, real_train, synth_train, seed)
+            folder = stage_dir / "checkpoints" / f"{setting}-seed{seed}"
+            train_and_predict(plan, val, test, seed, request.options, folder, cache)
+
+
 def run(request: Request) -> tuple[StageRun, bool]:
     stage = StageRun(request.results, request.model, request.run_id, STAGE, tool_version=__version__)
     with Lifecycle(stage, force=request.force) as life:

@@ -4,6 +4,7 @@ resume from the last checkpoint after a kill), then predict the validation and t
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,14 +69,22 @@ def _loader(frame: pd.DataFrame, options: Options, cache: ImageCache, shuffle: b
     )
 
 
-def _trainer(options: Options, folder: Path, max_epochs: int) -> tuple[L.Trainer, ModelCheckpoint]:
+def is_follower() -> bool:
+    """A DDP rank other than 0 (Lightning's launcher sets LOCAL_RANK in the processes it starts; srun sets
+    SLURM_PROCID): it trains alongside rank 0 and writes nothing."""
+    return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("SLURM_PROCID", "0") != "0"
+
+
+def _trainer(
+    options: Options, folder: Path, max_epochs: int, single: bool = False
+) -> tuple[L.Trainer, ModelCheckpoint]:
     checkpoint = ModelCheckpoint(dirpath=folder, filename="best", monitor=MONITOR, mode="max", save_last=True)
     precision = options.precision or ("16-mixed" if torch.cuda.is_available() else "32-true")
     trainer = L.Trainer(
         max_epochs=max_epochs,
         accelerator=options.accelerator,
-        devices=options.devices,
-        strategy=options.strategy,
+        devices=1 if single else options.devices,
+        strategy="auto" if single else options.strategy,
         precision=precision,
         callbacks=[checkpoint, EarlyStopping(MONITOR, mode="max", patience=options.patience), _EpochFault()],
         logger=False,
@@ -117,8 +126,11 @@ def train_and_predict(
             resumed.append(str(phase_dir))
         trainer.fit(model, _loader(frame, options, cache, shuffle=True, augment=True), val_loader, ckpt_path=resume)
         best = checkpoint.best_model_path or str(last)
+    if is_follower():
+        return {}, resumed
+    # rank 0 predicts on one device: a distributed sampler would give it only its share of the images
     model = Classifier.load_from_checkpoint(best, weights_only=True)
-    trainer, _ = _trainer(options, folder / "predict", 1)
+    trainer, _ = _trainer(options, folder / "predict", 1, single=True)
     out = {}
     for name, frame in (("val", val), ("test", test)):
         batches = trainer.predict(model, _loader(frame, options, cache, shuffle=False, augment=False))
