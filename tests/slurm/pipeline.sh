@@ -148,4 +148,18 @@ EOF
   [[ $(awk -F'\t' 'NR > 1 {print $7}' "$results/tiny-sana/r2/slurm-logs/jobs.tsv" | sort -u) == 3 ]] \
     || fail "jobs.tsv of the failed run should record exit code 3"
   say "a failed embed array cancels its merge and fidelity (afterok + kill-on-invalid-dep)"
+
+  # --- a classify job on the finished run (its TRAIN prompts' images are in r1's generate) ----------------------
+  local classify job
+  classify=$(MODEL=tiny-sana RUN_ID=r1 RESULTS=$results RUNNER=local STAGES=classify SBATCH_ARGS="--time=10 --cpus-per-task=1" \
+    CLASSIFY_ARGS="--train-prompts $inputs/prompts_train.parquet --test-prompts $inputs/prompts_holdout.parquet --real-root $inputs/real --setting all_original --setting augmented --size 32 --width 4 --epochs 1 --seeds 1 --batch-size 4 --workers 0 --val-fraction 0.25 --bootstrap 20 --device cpu" \
+    MAKE_VARS="CACHE_DIR=$work/cache" CLASSIFY_SBATCH="--gres=none --mem=3G" bash "$root/compose/hpc/submit.sh") \
+    || fail "submit.sh (classify) failed"
+  [[ $(echo "$classify" | awk '{print $1}') == chexbench-classify ]] || fail "submit.sh submitted: $classify"
+  job=$(echo "$classify" | awk '{print $2}')
+  wait_jobs 240 "$job"
+  [[ $(job_state "$job") == COMPLETED ]] || { tail -n 30 "$results"/tiny-sana/r1/slurm-logs/chexbench-classify-*.out >&2; fail "the classify job is $(job_state "$job")"; }
+  [[ -f $results/tiny-sana/r1/classify/_SUCCESS ]] || fail "the classify job wrote no _SUCCESS"
+  [[ $(wc -l < "$results/tiny-sana/r1/classify/classification_metrics.csv") == 3 ]] || fail "classify: expected 2 settings"
+  say "classify job COMPLETED: 2 settings trained and tested on the run's images"
 }
