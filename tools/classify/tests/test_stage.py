@@ -34,6 +34,7 @@ def done(world):
         "metrics": read_table(out(world) / "metrics.parquet", "metrics"),
         "predictions": pd.read_csv(out(world) / "predictions.csv"),
         "manifest": json.loads((out(world) / "manifest.json").read_text()),
+        "output": result.output,
     }
 
 
@@ -67,6 +68,7 @@ def test_every_setting_is_trained_and_tabulated(world, done):
     sets = done["manifest"]["training_sets"]
     assert sets["pretrain_synthetic"] == {"phase0": {"synthetic": 38}, "phase1": {"real": 38}}
     assert sets["duplicate_real"]["phase0"] == {"real": 38, "real-duplicate": 38}
+    assert done["output"].count("epoch 1/1, train_loss") == 7  # a log line per epoch without a bar (7 phases)
     counts = done["manifest"]["counts"]
     assert counts["train_real"] + counts["validation"] == 48 and counts["prompts_without_twin"] == 0
 

@@ -56,6 +56,17 @@ class _EpochFault(Callback):
             fault_point("classify:epoch")
 
 
+class _EpochLog(Callback):
+    """Without a progress bar (batch jobs, CHEXBENCH_PROGRESS=log): one log line per epoch."""
+
+    def on_train_epoch_end(self, trainer, pl_module):  # after the epoch's validation, so its metrics are current
+        if not trainer.is_global_zero:
+            return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k in ("train_loss", "val_loss", MONITOR)}
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()))
+        log.info("%s: epoch %d/%d, %s", trainer.default_root_dir, trainer.current_epoch + 1, trainer.max_epochs, shown)
+
+
 def _loader(frame: pd.DataFrame, options: Options, cache: ImageCache, shuffle: bool, augment: bool):
     y, mask = targets(frame, options.policy)
     dataset = LabelledImages(frame, y, mask, cache, hflip=augment and options.hflip)
@@ -86,7 +97,12 @@ def _trainer(
         devices=1 if single else options.devices,
         strategy="auto" if single else options.strategy,
         precision=precision,
-        callbacks=[checkpoint, EarlyStopping(MONITOR, mode="max", patience=options.patience), _EpochFault()],
+        callbacks=[
+            checkpoint,
+            EarlyStopping(MONITOR, mode="max", patience=options.patience),
+            _EpochFault(),
+            *([] if options.progress else [_EpochLog()]),
+        ],
         logger=False,
         enable_progress_bar=options.progress,
         enable_model_summary=False,
