@@ -95,7 +95,7 @@ def test_a_prompt_over_the_token_limit_is_truncated_and_counted(fresh):
     assert scores[scores["prompt_id"] == prompts.loc[1, "prompt_id"]]["truncated"].all()
 
 
-def refused(world, *args, expect):
+def assert_refused(world, *args, expect):
     result = invoke(world.args(*args))
     assert result.exit_code == 3, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
@@ -109,32 +109,32 @@ def test_checkpoints_with_missing_extra_or_misshapen_keys_are_refused(fresh):
     broken = dict(state)
     del broken["projector.model.3.bias"]
     torch.save(broken, fresh.root / "missing.pt")
-    refused(
+    assert_refused(
         fresh, "--image-weights", str(fresh.root / "missing.pt"), expect="missing 1 keys ['projector.model.3.bias']"
     )
     torch.save(state | {"extra.weight": torch.zeros(1)}, fresh.root / "extra.pt")
-    refused(fresh, "--image-weights", str(fresh.root / "extra.pt"), expect="unexpected 1 keys ['extra.weight']")
+    assert_refused(fresh, "--image-weights", str(fresh.root / "extra.pt"), expect="unexpected 1 keys ['extra.weight']")
     torch.save(state | {"encoder.backbone_to_vit.weight": torch.zeros(3, 3, 1, 1)}, fresh.root / "shape.pt")
-    refused(fresh, "--image-weights", str(fresh.root / "shape.pt"), expect="wrong shape")
+    assert_refused(fresh, "--image-weights", str(fresh.root / "shape.pt"), expect="wrong shape")
     text = torch.load(fresh.biovil / "text" / "pytorch_model.bin", weights_only=True)
     del text["cls_projection_head.dense_to_output.bias"]
     torch.save(text, fresh.biovil / "text" / "pytorch_model.bin")
-    refused(fresh, expect="cls_projection_head.dense_to_output.bias")
+    assert_refused(fresh, expect="cls_projection_head.dense_to_output.bias")
 
 
 def test_an_image_that_fails_to_decode_is_refused(fresh):
     (fresh.root / "gen" / "gen_2_0.png").write_bytes(b"not a png")
-    refused(fresh, expect="gen_2_0.png")
+    assert_refused(fresh, expect="gen_2_0.png")
 
 
 def test_images_whose_prompts_are_unknown_are_refused(fresh):
     prompts = read_table(fresh.prompts, "prompts")
     write_table(prompts.iloc[1:], fresh.root / "fewer.parquet", "prompts", producer="test")
-    refused(fresh, "--prompts", str(fresh.root / "fewer.parquet"), expect="is not in")
+    assert_refused(fresh, "--prompts", str(fresh.root / "fewer.parquet"), expect="is not in")
 
 
 def test_a_prompt_with_a_special_token_is_refused(fresh):
     prompts = read_table(fresh.prompts, "prompts")
     prompts.loc[2, "prompt"] = "[SEP] effusion"
     write_table(prompts, fresh.prompts, "prompts", producer="test")
-    refused(fresh, expect="special token [SEP]")
+    assert_refused(fresh, expect="special token [SEP]")

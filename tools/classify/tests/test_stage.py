@@ -105,7 +105,7 @@ def test_a_kill_mid_training_resumes_from_the_checkpoint(fresh):
     assert torch.load(last, weights_only=False, map_location="cpu")["epoch"] >= 2  # trained on to the third epoch
 
 
-def refused(world, *args, expect):
+def assert_refused(world, *args, expect):
     result = invoke(world.args(*args))
     assert result.exit_code == 3, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
@@ -119,11 +119,13 @@ def test_a_shared_patient_missing_images_and_wrong_backbone_keys_are_refused(fre
     test = read_table(fresh.test, "prompts")
     test.loc[0, "patient_id"] = train["patient_id"].iloc[0]
     write_table(test, fresh.root / "leak.parquet", "prompts", producer="test")
-    refused(fresh, "--test-prompts", str(fresh.root / "leak.parquet"), expect="patient-disjoint")
+    assert_refused(fresh, "--test-prompts", str(fresh.root / "leak.parquet"), expect="patient-disjoint")
     torch.save({"conv1.weight": torch.zeros(1)}, fresh.root / "wrong.pth")
-    refused(fresh, "--backbone-weights", str(fresh.root / "wrong.pth"), expect="not a torchvision ResNet50 state_dict")
+    assert_refused(
+        fresh, "--backbone-weights", str(fresh.root / "wrong.pth"), expect="not a torchvision ResNet50 state_dict"
+    )
     (fresh.root / "gen" / read_table(fresh.images, "images")["path"].iloc[3]).unlink()
-    refused(fresh, expect="is missing")
+    assert_refused(fresh, expect="is missing")
 
 
 def test_densenet_backbone_trains_end_to_end(fresh):

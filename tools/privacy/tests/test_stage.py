@@ -138,7 +138,7 @@ def test_worker_processes_give_the_same_answer(fresh):
     pd.testing.assert_frame_equal(serial, parallel)
 
 
-def refused(world, *args, expect: str):
+def assert_refused(world, *args, expect: str):
     result = invoke(world.run_args(*args))
     assert result.exit_code == 3, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
@@ -156,7 +156,7 @@ def test_embeddings_of_another_extractor_or_dimension_are_refused(fresh, tmp_pat
     other = write_space(
         tmp_path / "dino.parquet", ["x"], [next(fresh.real_root.iterdir())], "synthetic", extractor="dinov2"
     )
-    refused(fresh, "--control-embeddings", str(other), expect="expected 'raddino'")
+    assert_refused(fresh, "--control-embeddings", str(other), expect="expected 'raddino'")
     control = read_table(
         fresh.results / fresh.model / f"{fresh.run_id}.privacy-control/embed/synthetic-raddino.parquet", "embeddings"
     )
@@ -167,13 +167,13 @@ def test_embeddings_of_another_extractor_or_dimension_are_refused(fresh, tmp_pat
         "synthetic",
         weights_sha256="c" * 64,
     )
-    refused(fresh, "--control-embeddings", str(wrong_weights), expect="weights_sha256")
+    assert_refused(fresh, "--control-embeddings", str(wrong_weights), expect="weights_sha256")
 
 
 def test_a_missing_source_image_is_refused(fresh):
     train = read_table(fresh.train, "prompts")
     (fresh.real_root / train["image_path"].iloc[3]).unlink()
-    refused(fresh, expect="is missing")
+    assert_refused(fresh, expect="is missing")
 
 
 def test_a_checkpoint_with_an_extra_key_is_refused(fresh, tmp_path):
@@ -188,12 +188,12 @@ def test_a_checkpoint_with_an_extra_key_is_refused(fresh, tmp_path):
 def test_an_empty_or_overlapping_holdout_is_refused(fresh, tmp_path):
     holdout = read_table(fresh.holdout, "prompts")
     empty = write_table(holdout.iloc[:0], tmp_path / "empty.parquet", "prompts", producer="test")
-    refused(fresh, "--holdout-prompts", str(empty), expect="is empty")
+    assert_refused(fresh, "--holdout-prompts", str(empty), expect="is empty")
     train = read_table(fresh.train, "prompts")
     shared = holdout.copy()
     shared.loc[0, "patient_id"] = train["patient_id"].iloc[0]
     overlap = write_table(shared, tmp_path / "overlap.parquet", "prompts", producer="test")
-    refused(fresh, "--holdout-prompts", str(overlap), expect="patient-disjoint")
+    assert_refused(fresh, "--holdout-prompts", str(overlap), expect="patient-disjoint")
 
 
 def test_generations_of_unsampled_prompts_or_repeated_seeds_are_refused(fresh, tmp_path):
@@ -201,7 +201,7 @@ def test_generations_of_unsampled_prompts_or_repeated_seeds_are_refused(fresh, t
     repeated = images.copy()
     repeated.loc[1, "seed"] = repeated.loc[0, "seed"]
     path = write_table(repeated, tmp_path / "images.parquet", "images", producer="test")
-    refused(
+    assert_refused(
         fresh, "--images", str(path), "--images-root", str(fresh.chain / "generate" / "images"), expect="repeated seeds"
     )
 
