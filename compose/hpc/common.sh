@@ -52,8 +52,16 @@ chexbench_stage() {
   # 5 missing resource, 6 out of memory) reaches Slurm and jobs.tsv instead of make's generic 2.
   local rc_file
   rc_file=$(mktemp)
+  # A job given several tasks (--ntasks-per-node=G with --gres=gpu:G) runs the command once per task through srun:
+  # each task is one DDP rank (Lightning's SLURMEnvironment reads SLURM_PROCID/LOCALID/NTASKS); only DDP-aware
+  # stages (classify) take several tasks, any other stage's extra copies meet the stage lock (exit 7).
+  local -a launcher=()
+  if ((${SLURM_NTASKS:-1} > 1)); then
+    launcher=(srun --kill-on-bad-exit=1 --ntasks="$SLURM_NTASKS")
+    echo "[chexbench] $stage $subcmd: ${SLURM_NTASKS} tasks through srun (one DDP rank each)" >&2
+  fi
   # shellcheck disable=SC2086  # MAKE_VARS is a list of VAR=value words
-  CHEXBENCH_RC_FILE=$rc_file make --no-print-directory -o setup "$stage" CMD="$subcmd" RUNNER="$RUNNER" \
+  CHEXBENCH_RC_FILE=$rc_file "${launcher[@]}" make --no-print-directory -o setup "$stage" CMD="$subcmd" RUNNER="$RUNNER" \
     RESULTS="$RESULTS" ARGS="$args" SHELL="$PWD/compose/hpc/rc-shell.sh" ${MAKE_VARS:-} || rc=$?
   if ((rc != 0)) && [[ -s $rc_file ]] && (($(cat "$rc_file") != 0)); then rc=$(cat "$rc_file"); fi
   rm -f "$rc_file"

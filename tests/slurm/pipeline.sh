@@ -149,11 +149,12 @@ EOF
     || fail "jobs.tsv of the failed run should record exit code 3"
   say "a failed embed array cancels its merge and fidelity (afterok + kill-on-invalid-dep)"
 
-  # --- a classify job on the finished run (its TRAIN prompts' images are in r1's generate) ----------------------
+  # --- a classify job on the finished run (its TRAIN prompts' images are in r1's generate): two tasks, one DDP rank
+  # each, started by the template's srun (what --ntasks-per-node=G --gres=gpu:G does on a GPU node) ---------------
   local classify job
   classify=$(MODEL=tiny-sana RUN_ID=r1 RESULTS=$results RUNNER=local STAGES=classify SBATCH_ARGS="--time=10 --cpus-per-task=1" \
-    CLASSIFY_ARGS="--train-prompts $inputs/prompts_train.parquet --test-prompts $inputs/prompts_holdout.parquet --real-root $inputs/real --setting all_original --setting augmented --size 32 --width 4 --epochs 1 --seeds 1 --batch-size 4 --workers 0 --val-fraction 0.25 --bootstrap 20 --device cpu" \
-    MAKE_VARS="CACHE_DIR=$work/cache" CLASSIFY_SBATCH="--gres=none --mem=3G" bash "$root/compose/hpc/submit.sh") \
+    CLASSIFY_ARGS="--train-prompts $inputs/prompts_train.parquet --test-prompts $inputs/prompts_holdout.parquet --real-root $inputs/real --setting all_original --setting augmented --size 32 --width 4 --epochs 1 --seeds 1 --batch-size 4 --workers 0 --val-fraction 0.25 --bootstrap 20 --device cpu --devices 2 --strategy ddp" \
+    MAKE_VARS="CACHE_DIR=$work/cache" CLASSIFY_SBATCH="--gres=none --mem=4G --ntasks-per-node=2" bash "$root/compose/hpc/submit.sh") \
     || fail "submit.sh (classify) failed"
   [[ $(echo "$classify" | awk '{print $1}') == chexbench-classify ]] || fail "submit.sh submitted: $classify"
   job=$(echo "$classify" | awk '{print $2}')
@@ -161,5 +162,7 @@ EOF
   [[ $(job_state "$job") == COMPLETED ]] || { tail -n 30 "$results"/tiny-sana/r1/slurm-logs/chexbench-classify-*.out >&2; fail "the classify job is $(job_state "$job")"; }
   [[ -f $results/tiny-sana/r1/classify/_SUCCESS ]] || fail "the classify job wrote no _SUCCESS"
   [[ $(wc -l < "$results/tiny-sana/r1/classify/classification_metrics.csv") == 3 ]] || fail "classify: expected 2 settings"
-  say "classify job COMPLETED: 2 settings trained and tested on the run's images"
+  grep -q "2 tasks through srun" "$results"/tiny-sana/r1/slurm-logs/chexbench-classify-*.out || fail "classify did not srun 2 tasks"
+  grep -q "MEMBER: 2/2" "$results"/tiny-sana/r1/slurm-logs/chexbench-classify-*.out || fail "classify: no 2-rank DDP world"
+  say "classify job COMPLETED: 2 settings trained by 2 srun tasks (DDP) and tested on the run's images"
 }

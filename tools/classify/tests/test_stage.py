@@ -146,3 +146,37 @@ def test_ddp_on_two_cpu_processes_trains_once_and_predicts_every_test_image(fres
     predictions = pd.read_csv(out(fresh) / "predictions.csv")
     assert len(predictions) == 24 and predictions["prompt_id"].is_unique
     assert json.loads((out(fresh) / "manifest.json").read_text())["status"] == "success"
+
+
+def test_ddp_under_srun_each_task_a_rank_rank0_predicts(fresh):
+    """What `srun --ntasks-per-node=2` starts: two processes of the same command whose SLURM_* variables make them
+    ranks 0 and 1 (Lightning's SLURMEnvironment, no launcher of its own); rank 0's one-device prediction must not
+    trip over the two-task Slurm world."""
+    cli = Path(sys.executable).parent / "chexbench-classify"
+    args = fresh.args("--setting", "all_original", "--device", "cpu", "--devices", "2", "--strategy", "ddp")
+    slurm = {
+        "SLURM_JOB_ID": "4242",
+        "SLURM_JOB_NAME": "chexbench-classify",
+        "SLURM_NTASKS": "2",
+        "SLURM_NTASKS_PER_NODE": "2",
+        "SLURM_NNODES": "1",
+        "SLURM_NODEID": "0",
+        "SLURM_NODELIST": "localhost",
+        "MASTER_PORT": str(20000 + os.getpid() % 20000),
+    }
+    ranks = [
+        subprocess.Popen(
+            [str(cli), *args],
+            env={**os.environ, **slurm, "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    outputs = [rank.communicate(timeout=600) for rank in ranks]
+    assert [rank.returncode for rank in ranks] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    assert "MEMBER: 2/2" in outputs[1][1]
+    predictions = pd.read_csv(out(fresh) / "predictions.csv")
+    assert len(predictions) == 24 and predictions["prompt_id"].is_unique
+    assert json.loads((out(fresh) / "manifest.json").read_text())["status"] == "success"
