@@ -135,6 +135,20 @@ def test_densenet_backbone_trains_end_to_end(fresh):
     assert manifest["params"]["options"]["backbone"] == "densenet121"
 
 
+def test_xrv_densenet_trains_end_to_end_from_its_exported_weights(fresh):
+    from chexbench_classify.backbones import XrvDenseNet121
+
+    state = XrvDenseNet121(num_outputs=18, width=8).state_dict()
+    state["op_threshs"] = torch.rand(18)
+    torch.save(state, fresh.root / "xrv.pth")
+    args = ("--setting", "all_original", "--backbone", "xrv-densenet121", "--width", "8")
+    result = invoke(fresh.args(*args, "--backbone-weights", str(fresh.root / "xrv.pth")))
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out(fresh) / "manifest.json").read_text())
+    assert manifest["params"]["options"]["backbone"] == "xrv-densenet121"
+    assert len(pd.read_csv(out(fresh) / "predictions.csv")) == 24
+
+
 def test_ddp_on_two_cpu_processes_trains_once_and_predicts_every_test_image(fresh):
     """Lightning's DDP launcher re-runs the command in a second process: that rank trains alongside rank 0 and writes
     nothing; rank 0 owns the outputs and predicts on one device, so no test image is lost to a distributed sampler."""

@@ -139,3 +139,47 @@ def test_backbones_equal_torchvision_with_the_same_weights(name):
     with torch.no_grad():
         assert torch.allclose(ours(x), reference(x), atol=1e-5)
     assert head == {"resnet50": "fc.", "densenet121": "classifier."}[name]
+
+
+def test_xrv_densenet_takes_one_grey_channel_in_xrv_range_and_ignores_its_thresholds(tmp_path):
+    import numpy as np
+    import pandas as pd
+    import torch
+    from chexbench_classify.backbones import BACKBONES, XrvDenseNet121, build
+    from chexbench_classify.data import ImageCache, LabelledImages
+    from chexbench_classify.model import load_pretrained
+    from PIL import Image
+
+    published = XrvDenseNet121(num_outputs=18, width=8).state_dict()  # what torchxrayvision's state_dict() holds
+    published["op_threshs"] = torch.rand(18)
+    torch.save(published, tmp_path / "xrv.pth")
+    net, _ = build("xrv-densenet121", 14, 8)
+    load_pretrained(net, tmp_path / "xrv.pth", "xrv-densenet121")
+    trunk = {k: v for k, v in published.items() if k.startswith("features.")}
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in trunk.items())
+    assert net.classifier.out_features == 14 and net.features.conv0.in_channels == 1
+    # pixels: 0 -> -1024, 1 -> 1024 (torchxrayvision's normalize(img, 255) on 8-bit input), one channel
+    Image.fromarray(np.array([[0, 255], [255, 0]], dtype=np.uint8)).save(tmp_path / "g.png")
+    frame = pd.DataFrame({"file": [tmp_path / "g.png"]})
+    labels = np.zeros((1, 14), "f4"), np.ones((1, 14), "f4")
+    x, _, _ = LabelledImages(frame, *labels, ImageCache(None, 2), normalise="xrv")[0]
+    assert x.shape == (1, 2, 2) and x.min() == -1024 and x.max() == 1024
+    assert BACKBONES["xrv-densenet121"].normalise == "xrv"
+
+
+def test_xrv_densenet_equals_torchxrayvision_with_the_same_weights():
+    """Runs in .venv-vision (make test-vision), where torchxrayvision is installed."""
+    xrv = pytest.importorskip("torchxrayvision", reason="torchxrayvision lives in .venv-vision (make test-vision)")
+    import torch
+    from chexbench_classify.backbones import build
+
+    torch.manual_seed(0)
+    reference = xrv.models.DenseNet(weights=None).eval()
+    ours, head = build("xrv-densenet121", 18, 64)
+    state = {k: v for k, v in reference.state_dict().items() if k != "op_threshs"}
+    ours.load_state_dict(state, strict=True)
+    ours.eval()
+    x = torch.rand(2, 1, 224, 224) * 2048 - 1024
+    with torch.no_grad():
+        assert torch.allclose(ours(x), reference(x), atol=1e-4)
+    assert head == "classifier."

@@ -1,11 +1,15 @@
 """The classifier's backbones in torchvision's layouts (our CPU stack has no torchvision): ResNet-50 from
 chexbench_common and DenseNet-121 here, both checked against torchvision in .venv-vision, both loading torchvision
-ImageNet state_dicts. `width` shrinks a network for tests (64 = the real one)."""
+ImageNet state_dicts; and torchxrayvision's chest-X-ray DenseNet-121 (one grey input channel, pixels in
+[-1024, 1024]), checked against torchxrayvision's own network in .venv-vision. `width` shrinks a network for tests
+(64 = the real one)."""
 
 from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from chexbench_common.resnet import ResNet50
@@ -44,11 +48,11 @@ class _DenseBlock(nn.ModuleDict):
 class DenseNet121(nn.Module):
     """torchvision.models.densenet121 (growth 32, blocks 6-12-24-16, 64 initial features, no dropout)."""
 
-    def __init__(self, num_outputs: int = 1000, width: int = 64):
+    def __init__(self, num_outputs: int = 1000, width: int = 64, in_channels: int = 3):
         super().__init__()
         growth = width // 2
         layers: dict[str, nn.Module] = {
-            "conv0": nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False),
+            "conv0": nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False),
             "norm0": nn.BatchNorm2d(width),
             "relu0": nn.ReLU(inplace=True),
             "pool0": nn.MaxPool2d(3, stride=2, padding=1),
@@ -90,10 +94,31 @@ def canonical_keys(state: dict) -> dict:
     return out
 
 
-BACKBONES = {"resnet50": (ResNet50, "fc."), "densenet121": (DenseNet121, "classifier.")}
+def XrvDenseNet121(num_outputs: int = 18, width: int = 64) -> DenseNet121:
+    """torchxrayvision's `models.DenseNet`: torchvision's DenseNet-121 on one grey channel."""
+    return DenseNet121(num_outputs=num_outputs, width=width, in_channels=1)
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A network, its head's key prefix and the input it expects: channels and the map of [0, 1] grey pixels."""
+
+    network: Callable[..., nn.Module]
+    head: str
+    channels: int
+    normalise: str  # "imagenet": ImageNet mean/std on 3 copies; "xrv": 2048 x - 1024 (torchxrayvision's range)
+    # keys of the published weights that are not parameters of the trunk (torchxrayvision's per-class thresholds)
+    extra_keys: tuple[str, ...] = ()
+
+
+BACKBONES = {
+    "resnet50": Backbone(ResNet50, "fc.", 3, "imagenet"),
+    "densenet121": Backbone(DenseNet121, "classifier.", 3, "imagenet"),
+    "xrv-densenet121": Backbone(XrvDenseNet121, "classifier.", 1, "xrv", extra_keys=("op_threshs",)),
+}
 
 
 def build(name: str, classes: int, width: int) -> tuple[nn.Module, str]:
     """(network with a `classes`-way head, the head's key prefix)."""
-    cls, head = BACKBONES[name]
-    return cls(num_outputs=classes, width=width), head
+    backbone = BACKBONES[name]
+    return backbone.network(num_outputs=classes, width=width), backbone.head

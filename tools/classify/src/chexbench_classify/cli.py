@@ -9,6 +9,7 @@ from chexbench_common.cli import stage_group
 from chexbench_common.options import echo_outputs, stage_run_options
 
 from . import __version__
+from .backbones import BACKBONES
 from .labels import POLICIES
 from .settings import SETTINGS
 
@@ -43,8 +44,12 @@ _dir = click.Path(path_type=Path, file_okay=False)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=4, show_default=True, help="DataLoader workers.")
 @click.option("--size", type=click.IntRange(min=32), default=224, show_default=True, help="Training resolution.")
-@click.option("--backbone", type=click.Choice(["resnet50", "densenet121"]), default="resnet50", show_default=True)
-@click.option("--backbone-weights", type=_file, help="torchvision ImageNet state_dict of the backbone (local .pth).")
+@click.option("--backbone", type=click.Choice(list(BACKBONES)), default="resnet50", show_default=True)
+@click.option(
+    "--backbone-weights",
+    type=_file,
+    help="Trunk weights (local .pth state_dict): torchvision ImageNet, or torchxrayvision's for xrv-densenet121.",
+)
 @click.option("--width", type=click.IntRange(min=1), default=64, hidden=True, help="ResNet base width (tests).")
 @click.option("--lr", type=float, default=1e-4, show_default=True)
 @click.option(

@@ -58,10 +58,14 @@ class ImageCache:
 
 
 class LabelledImages(torch.utils.data.Dataset):
-    """(image (3, S, S) ImageNet-normalised, targets (14,), mask (14,)) per row of a frame with a `file` column."""
+    """(image, targets (14,), mask (14,)) per row of a frame with a `file` column; the image as the backbone takes
+    it: `imagenet` (3, S, S) ImageNet-normalised, or `xrv` (1, S, S) in torchxrayvision's [-1024, 1024]."""
 
-    def __init__(self, frame, y: np.ndarray, mask: np.ndarray, cache: ImageCache, hflip: bool = False):
+    def __init__(
+        self, frame, y: np.ndarray, mask: np.ndarray, cache: ImageCache, hflip: bool = False, normalise="imagenet"
+    ):
         self.files, self.y, self.mask, self.cache, self.hflip = list(frame["file"]), y, mask, cache, hflip
+        self.normalise = normalise
         self.mean = torch.tensor(IMAGENET_MEAN)[:, None, None]
         self.std = torch.tensor(IMAGENET_STD)[:, None, None]
 
@@ -72,5 +76,5 @@ class LabelledImages(torch.utils.data.Dataset):
         x = torch.from_numpy(np.array(self.cache.load(self.files[index]), dtype=np.float32) / 255.0)
         if self.hflip and torch.rand(()) < 0.5:  # off by default: a flip moves the heart to the other side
             x = x.flip(-1)
-        x = (x.expand(3, -1, -1) - self.mean) / self.std
+        x = x[None] * 2048 - 1024 if self.normalise == "xrv" else (x.expand(3, -1, -1) - self.mean) / self.std
         return x, torch.from_numpy(self.y[index]), torch.from_numpy(self.mask[index])

@@ -12,20 +12,22 @@ import torch
 from chexbench_common.checkpoints import check_layout, read_state_dict
 from chexbench_common.hashing import sha256_file
 
-from .backbones import build, canonical_keys
+from .backbones import BACKBONES, build, canonical_keys
 from .metrics import auroc
 
 MONITOR = "val_macro_auroc"
 
 
-def load_imagenet(net: torch.nn.Module, path: Path, head: str = "fc.") -> str:
-    """torchvision-format ImageNet weights (a plain state_dict) into the trunk; the head (`head` prefix) stays new.
-    Returns the file's sha256."""
+def load_pretrained(net: torch.nn.Module, path: Path, backbone: str) -> str:
+    """Pre-trained trunk weights (a plain state_dict: torchvision ImageNet, or torchxrayvision's DenseNet exported
+    with `torch.save(model.state_dict(), ...)`) into `net`; the head stays new. Returns the file's sha256."""
     path = Path(path)
+    spec = BACKBONES[backbone]
     state = read_state_dict(path, "backbone weights", "pass --backbone-weights with a local file")
-    expected = {k: v for k, v in net.state_dict().items() if not k.startswith(head)}
-    got = {k: v for k, v in canonical_keys(state).items() if not k.startswith(head)}
-    check_layout(path, got, expected, f"a torchvision {type(net).__name__} state_dict")
+    expected = {k: v for k, v in net.state_dict().items() if not k.startswith(spec.head)}
+    got = {k: v for k, v in canonical_keys(state).items() if not k.startswith(spec.head) and k not in spec.extra_keys}
+    source = "a torchxrayvision DenseNet" if spec.normalise == "xrv" else f"a torchvision {type(net).__name__}"
+    check_layout(path, got, expected, f"{source} state_dict")
     net.load_state_dict(got, strict=False)
     return sha256_file(path)
 

@@ -110,10 +110,10 @@ def prepare(request: Request):
     weights = {}
     if request.options.backbone_weights is not None:  # checked before anything starts
         from .backbones import build
-        from .model import load_imagenet
+        from .model import load_pretrained
 
         net, head = build(request.options.backbone, 14, request.options.width)
-        weights["backbone"] = load_imagenet(net, request.options.backbone_weights, head)
+        weights["backbone"] = load_pretrained(net, request.options.backbone_weights, request.options.backbone)
     return train, test, synth, without_twin, Path(images), weights
 
 

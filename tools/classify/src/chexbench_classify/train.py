@@ -16,9 +16,10 @@ import torch
 from chexbench_common.faults import fault_point
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
+from .backbones import BACKBONES
 from .data import ImageCache, LabelledImages
 from .labels import targets
-from .model import MONITOR, Classifier, load_imagenet
+from .model import MONITOR, Classifier, load_pretrained
 
 log = logging.getLogger(__name__)
 # Lightning's start-up chatter (cloud-logger tips, the srun hint outside Slurm jobs) is not progress: keep it out
@@ -34,7 +35,7 @@ class Options:
     batch_size: int = 64
     workers: int = 4
     size: int = 224
-    backbone: str = "resnet50"  # or densenet121
+    backbone: str = "resnet50"  # or densenet121, xrv-densenet121
     width: int = 64  # base width: 64 is the real network, smaller builds test-size networks
     lr: float = 1e-4
     policy: str = "zeros"
@@ -69,7 +70,8 @@ class _EpochLog(Callback):
 
 def _loader(frame: pd.DataFrame, options: Options, cache: ImageCache, shuffle: bool, augment: bool):
     y, mask = targets(frame, options.policy)
-    dataset = LabelledImages(frame, y, mask, cache, hflip=augment and options.hflip)
+    normalise = BACKBONES[options.backbone].normalise
+    dataset = LabelledImages(frame, y, mask, cache, hflip=augment and options.hflip, normalise=normalise)
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=options.batch_size,
@@ -127,7 +129,7 @@ def train_and_predict(
     L.seed_everything(seed, workers=True, verbose=False)
     model = Classifier(width=options.width, lr=options.lr, backbone=options.backbone)
     if options.backbone_weights is not None:
-        load_imagenet(model.net, options.backbone_weights, model.head)
+        load_pretrained(model.net, options.backbone_weights, options.backbone)
     val_loader = _loader(val, options, cache, shuffle=False, augment=False)
     best, resumed = None, []
     for number, frame in enumerate(phases):
