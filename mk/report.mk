@@ -1,0 +1,35 @@
+# The report stage's targets (tools/report). Included by the top-level Makefile after mk/stages.mk, whose STAGES
+# holds `report` once `python images/render.py write` has run; it uses RESULTS, MODEL, RUN_ID, RUN_DIR, BIN and
+# stage_cmd from there.
+#
+#   make report RUN=Results/<model>/<run_id>     one run's page: <run>/report/report.html (+ report.json)
+#   make report MODEL=demo RUN_ID=default        the same, by name
+#   make leaderboard                             every finished run under RESULTS: RESULTS/_leaderboard/
+#   make bench-report                            the whole benchmark, then its report (make bench ends with it)
+#   make report-browser                          Debian's chromium for the browser test (make test needs it)
+
+# RUN=<results>/<model>/<run_id> names one run folder; without it, MODEL and RUN_ID under RESULTS
+REPORT_RUN     := $(patsubst %/,%,$(or $(RUN),$(RUN_DIR)))
+REPORT_RUN_ID  := $(notdir $(REPORT_RUN))
+REPORT_MODEL   := $(notdir $(patsubst %/,%,$(dir $(REPORT_RUN))))
+REPORT_RESULTS := $(patsubst %/,%,$(dir $(patsubst %/,%,$(dir $(REPORT_RUN)))))
+REPORT_ARGS     = --results $(REPORT_RESULTS) --model $(REPORT_MODEL) --run-id $(REPORT_RUN_ID)
+REPORT_HTML     = $(RUN_DIR)/report/report.html
+LEADERBOARD_DIR ?= $(RESULTS)/_leaderboard
+CHROMIUM       ?= /usr/bin/chromium
+
+.PHONY: leaderboard bench-report report-browser
+
+# `make report` is the generic stage target (mk/stages.mk lists the stage): CMD defaults to run, and these ARGS
+# name the run; ARGS on the command line still replace them (make report CMD=leaderboard ARGS="--results R").
+report: ARGS = $(REPORT_ARGS)
+
+leaderboard: $(if $(filter local,$(RUNNER)),setup) ## every finished run under RESULTS in one page and the original's CSVs
+	$(call stage_cmd,report) leaderboard --results $(RESULTS) --out $(LEADERBOARD_DIR)
+
+bench-report: bench-fidelity bench-align bench-privacy bench-classify bench-llava-report ## the whole benchmark, then its report (prints the path)
+	$(call stage_cmd,report) run --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) > /dev/null
+	@echo "report: $(REPORT_HTML)"
+
+report-browser: ## Debian's chromium for the report's browser test (installs it with apt-get when missing; root)
+	CHEXBENCH_CHROMIUM=$(CHROMIUM) tools/report/tests/install_chromium.sh

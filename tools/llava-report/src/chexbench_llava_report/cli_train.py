@@ -1,0 +1,90 @@
+"""Commands of the train area: `finetune` (LoRA + projector on synthetic image-findings pairs) and `generate`
+(findings for the real TEST images). Thin Click; the work is in finetune.py and generate.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from chexbench_common.options import echo_outputs, stage_run_options
+
+_file = click.Path(path_type=Path, dir_okay=False)
+_dir = click.Path(path_type=Path, file_okay=False)
+model_dir_option = click.option(
+    "--model-dir",
+    type=_dir,
+    required=True,
+    help="Converted LLaVA folder (`convert`). Its adapter/ (LLaVA-Rad's LoRA) is what finetune continues and what a "
+    "zero-shot generate applies.",
+)
+
+
+@click.command()
+@stage_run_options(device=True)
+@model_dir_option
+@click.option("--train-prompts", type=_file, required=True, help="TRAIN prompts table (prompt = findings).")
+@click.option("--images", type=_file, help="images table of the TRAIN prompts' generations [<run>/generate].")
+@click.option("--images-root", type=_dir, help="Folder of the images table's paths [default: its metadata].")
+@click.option(
+    "--fraction", type=click.IntRange(1, 100), default=100, help="Percent of the TRAIN prompts (10, 50, 100)."
+)
+@click.option("--seed", type=int, default=0, help="Seed of the fraction's draw and of training.")
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=5.0)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, help="Per device.")
+@click.option("--grad-accum", type=click.IntRange(min=1), default=1, help="Gradient accumulation steps.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4)
+@click.option("--lora-r", type=click.IntRange(min=1), default=64, help="Rank of a new LoRA.")
+@click.option("--lora-alpha", type=click.IntRange(min=1), default=128, help="Alpha of a new LoRA.")
+@click.option("--lora-dropout", type=click.FloatRange(0, 1), default=0.05, help="Dropout of a new LoRA.")
+@click.option(
+    "--continue-adapter",
+    is_flag=True,
+    help="Continue --model-dir's adapter/ (LLaVA-Rad's LoRA, trained on real reports) instead of a new LoRA.",
+)
+@click.option("--max-length", type=click.IntRange(min=8), default=2048, help="Tokens per sample (LLaVA-Rad: 2048).")
+@click.option("--save-steps", type=click.IntRange(min=1), default=200, help="Checkpoint every N optimiser steps.")
+@click.option("--logging-steps", type=click.IntRange(min=1), default=10, help="Log the loss every N steps.")
+@click.option("--workers", type=click.IntRange(min=0), default=2, help="DataLoader workers.")
+@click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=True)
+def finetune(results, model, run_id, force, device, model_dir, train_prompts, images, images_root, **options):
+    """Fine-tune the converted LLaVA on a seeded fraction of the synthetic image-findings pairs (LoRA on the
+    language model's linears, projector in full). Multi-GPU: `accelerate launch -m chexbench_llava_report.cli
+    finetune ...` or `torchrun --nproc-per-node N -m chexbench_llava_report.cli finetune ...`."""
+    from chexbench_common.env import configure_caches
+
+    configure_caches()
+    from .finetune import Options, Request, follow, is_follower, run
+
+    request = Request(
+        results, model, run_id, model_dir, train_prompts, images, images_root, Options(device=device, **options), force
+    )
+    if is_follower():
+        follow(request)
+        return
+    echo_outputs(*run(request))
+
+
+@click.command()
+@stage_run_options(device=True)
+@model_dir_option
+@click.option("--test-prompts", type=_file, required=True, help="TEST prompts table (real images, reference findings).")
+@click.option("--real-root", type=_dir, required=True, help="Folder the prompts table's image_path are relative to.")
+@click.option("--finetuned", type=_dir, help="A finished finetune-p<P> folder [default: zero-shot].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8)
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=256)
+def generate(
+    results, model, run_id, force, device, model_dir, test_prompts, real_root, finetuned, batch_size, max_new_tokens
+):
+    """Generate findings for the real TEST images (greedy), with the fine-tuned adapter or zero-shot."""
+    from chexbench_common.env import configure_caches
+
+    configure_caches()
+    from .generate import Request, run
+
+    request = Request(
+        results, model, run_id, model_dir, test_prompts, real_root, finetuned, batch_size, max_new_tokens, device, force
+    )
+    echo_outputs(*run(request))
+
+
+COMMANDS = [finetune, generate]

@@ -1,0 +1,391 @@
+"""finetune and generate on the tiny random LLaVA: input ids as LLaVA-Rad builds them, LoRA only on the language
+model's linears with the projector trained, the seeded fraction, one instruction for training and generation, an
+overfit that greedy generation must reproduce from the image alone, kill-and-resume of both commands, refusals."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from chexbench_common.imageio import save_grey_png
+from chexbench_llava_report import prompting
+from chexbench_llava_report.cli import main
+from chexbench_llava_report.data import PairDataset, image_token_count, sample_fraction, training_pairs
+from chexbench_llava_report.finetune import Options, Request, trainable_model
+from chexbench_llava_report.generate import batch_inputs
+from chexbench_llava_report.llava_folder import load
+from chexbench_schema import CHEXPERT_LABELS, write_table
+from chexbench_schema.tables import prompt_id
+from click.testing import CliRunner
+
+BRIGHT = "Moderate cardiomegaly with mild pulmonary edema."
+DARK = "No acute cardiopulmonary process."
+UNSEEN = "Small right apical pneumothorax."  # a TRAIN prompt the generator made no image for
+
+
+def _png(path: Path, bright: bool, rng) -> None:
+    base = 0.8 if bright else 0.2
+    save_grey_png((np.clip(base + 0.05 * rng.standard_normal((40, 32)), 0, 1) * 255).astype(np.uint8), path)
+
+
+def _prompts(split: str, texts, brights, root: Path, rng) -> list[dict]:
+    rows = []
+    for k, (text, bright) in enumerate(zip(texts, brights, strict=True)):
+        _png(root / f"{split}_{k}.png", bright, rng)
+        rows.append(
+            {
+                "split": split,
+                "prompt_id": prompt_id(text),
+                "prompt": text,
+                "patient_id": f"{split}{k}",
+                "study_id": None,
+                "id": None,
+                "image_path": f"{split}_{k}.png",
+                "view": "PA",
+                **dict.fromkeys(CHEXPERT_LABELS),
+            }
+        )
+    return rows
+
+
+def make_world(tmp: Path, samples: int = 2) -> dict:
+    """TRAIN: a bright-image and a dark-image prompt with `samples` synthetic images each, and one prompt without
+    any; TEST: new bright and dark real images with those two findings as references."""
+    rng = np.random.default_rng(0)
+    real, gen = tmp / "real", tmp / "gen"
+    train = _prompts("train", [BRIGHT, DARK, UNSEEN], [True, False, True], real, rng)
+    test = _prompts("test", [BRIGHT, DARK], [True, False], real, rng)
+    images = []
+    for row, bright in zip(train[:2], [True, False], strict=True):
+        for s in range(samples):
+            name = f"{row['prompt_id']}-{s}.png"
+            _png(gen / name, bright, rng)
+            images.append(
+                {
+                    "image_id": f"{row['prompt_id']}-{s}",
+                    "prompt_id": row["prompt_id"],
+                    "model": "m",
+                    "path": name,
+                    "seed": s,
+                    "sample_index": s,
+                    "width": 32,
+                    "height": 40,
+                    "steps": 2,
+                    "guidance": 4.5,
+                    "dtype": "float32",
+                    "sha256": hashlib.sha256((gen / name).read_bytes()).hexdigest(),
+                }
+            )
+    return {
+        "root": tmp,
+        "train": write_table(pd.DataFrame(train), tmp / "train.parquet", "prompts", producer="test"),
+        "test": write_table(pd.DataFrame(test), tmp / "test.parquet", "prompts", producer="test"),
+        "images": write_table(
+            pd.DataFrame(images), tmp / "images.parquet", "images", producer="test", extra={"images_root": "gen"}
+        ),
+        "real": real,
+        "results": tmp / "Results",
+    }
+
+
+def finetune_args(world, model_dir, *extra):
+    return [
+        "finetune",
+        *("--results", str(world["results"]), "--model", "m", "--run-id", "r", "--model-dir", str(model_dir)),
+        *("--train-prompts", str(world["train"]), "--images", str(world["images"])),
+        *("--batch-size", "4", "--workers", "0", "--logging-steps", "5", "--device", "cpu", "--progress", "none"),
+        *extra,
+    ]
+
+
+def generate_args(world, model_dir, *extra):
+    return [
+        "generate",
+        *("--results", str(world["results"]), "--model", "m", "--run-id", "r", "--model-dir", str(model_dir)),
+        *("--test-prompts", str(world["test"]), "--real-root", str(world["real"])),
+        *("--max-new-tokens", "16", "--device", "cpu", "--progress", "none"),
+        *extra,
+    ]
+
+
+def invoke(args):
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+def stage_dir(world, name):
+    return world["results"] / "m" / "r" / "llava-report" / name
+
+
+def llava_rad_tokenizer_image_token(tokenizer, prompt: str, image_index: int) -> list[int]:
+    """LLaVA-Rad's `tokenizer_image_token` re-implemented from its description: each `<image>`-separated chunk is
+    tokenized with the tokenizer's own special tokens; the separator is the image index; when the first chunk starts
+    with BOS, that BOS is kept once and every chunk loses its first token."""
+    chunks = [tokenizer(chunk)["input_ids"] for chunk in prompt.split("<image>")]
+    offset = 1 if chunks[0] and chunks[0][0] == tokenizer.bos_token_id else 0
+    ids = chunks[0][:offset]
+    for index, chunk in enumerate(chunks):
+        if index:
+            ids.append(image_index)
+        ids.extend(chunk[offset:])
+    return ids
+
+
+def test_input_ids_are_llava_rads_then_expanded_to_the_image_features(tiny_llava):
+    model, processor = load(tiny_llava)
+    tokenizer, image_id = processor.tokenizer, model.config.image_token_id
+    pixels = processor.image_processor(grey_rgb(), return_tensors="pt")["pixel_values"]
+    count = image_token_count(processor, *pixels.shape[-2:])
+    assert count == processor.replace_image_token({"pixel_values": pixels}, 0).count(prompting.IMAGE_TOKEN)
+    with torch.no_grad():  # the model inserts one feature per placeholder: as many as the tower yields
+        features = model.model.get_image_features(pixel_values=pixels, return_dict=True).pooler_output
+    assert sum(f.shape[0] for f in features) == count == 4
+    reference = []
+    for token in llava_rad_tokenizer_image_token(tokenizer, prompting.prompt_text(), -200):
+        reference += [image_id] * count if token == -200 else [token]
+    ours = prompting.prompt_ids(tokenizer, prompting.prompt_text(), image_id, count)
+    assert ours == reference and ours.count(tokenizer.bos_token_id) == 1 and ours[0] == tokenizer.bos_token_id
+    # chunk-wise tokenization differs from tokenizing the whole text (the Llama '▁' before the chunk after <image>)
+    whole = processor(images=grey_rgb(), text=prompting.prompt_text(), return_tensors="pt")["input_ids"][0].tolist()
+    assert whole != ours and tokenizer.decode(ours, skip_special_tokens=True) != ""
+
+
+def grey_rgb():
+    from PIL import Image
+
+    return Image.fromarray(np.full((40, 32), 200, np.uint8)).convert("RGB")
+
+
+def test_training_and_generation_share_the_instruction_and_the_prompt_ids(tiny_llava, tmp_path):
+    world = make_world(tmp_path)
+    model, processor = load(tiny_llava)
+    pairs, without = training_pairs(world["train"], world["images"], None)
+    assert without == 1 and len(pairs) == 4
+    item = PairDataset(pairs, processor, model.config.image_token_id, 2048, prompting.INSTRUCTION)[0]
+    prompt_part = [i for i, label in zip(item["input_ids"], item["labels"], strict=True) if label == prompting.IGNORE]
+    answer = [label for label in item["labels"] if label != prompting.IGNORE]
+    assert processor.tokenizer.decode(answer, skip_special_tokens=True) == pairs["findings"].iloc[0]
+    assert answer[-1] == processor.tokenizer.eos_token_id
+    generation = batch_inputs(processor, model.config.image_token_id, [pairs["file"].iloc[0]])
+    assert generation["input_ids"][0].tolist() == prompt_part
+    assert prompting.INSTRUCTION in processor.tokenizer.decode(prompt_part)
+
+
+def test_lora_sits_on_the_language_model_linears_only_and_the_projector_trains(tiny_llava, tmp_path):
+    request = Request(tmp_path, "m", "r", tiny_llava, tmp_path / "unused.parquet", options=Options(lora_r=4))
+    model, _ = trainable_model(request)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    lora = {name for name in trainable if ".lora_" in name}
+    targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    layers = model.config.text_config.num_hidden_layers
+    assert len(lora) == 2 * len(targets) * layers  # A and B of every target linear of every layer
+    for name in lora:
+        assert ".language_model.layers." in name and name.split(".lora_")[0].split(".")[-1] in targets, name
+    projector = trainable - lora
+    assert projector and all(".multi_modal_projector.modules_to_save." in n for n in projector), projector
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    assert any(".vision_tower." in n for n in frozen) and not any(".vision_tower." in n for n in trainable)
+    assert not any("lm_head" in n or "embed_tokens" in n for n in trainable)
+
+
+def test_an_adapter_in_the_model_folder_is_continued_only_when_asked(tiny_llava, tmp_path):
+    """A converted folder with LLaVA-Rad's LoRA in adapter/: by default a new LoRA (the original protocol); with
+    continue_adapter, fine-tuning starts from those weights."""
+    import shutil
+
+    from peft import LoraConfig, get_peft_model
+
+    folder = tmp_path / "with-adapter"
+    shutil.copytree(tiny_llava, folder)
+    model, _ = load(folder)
+    peft = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"]))
+    for name, p in peft.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p)
+    peft.save_pretrained(folder / "adapter")
+    saved = {n: p.detach().clone() for n, p in peft.named_parameters() if "lora_B" in n}
+    fresh, _ = trainable_model(Request(tmp_path, "m", "r", folder, tmp_path / "x", options=Options()))
+    fresh_b = [p for n, p in fresh.named_parameters() if "lora_B" in n]
+    assert fresh_b and all(not p.any() for p in fresh_b)  # a new LoRA: B starts at zero, nothing of adapter/ loaded
+    asked = Options(continue_adapter=True)
+    continued, _ = trainable_model(Request(tmp_path, "m", "r", folder, tmp_path / "x", options=asked))
+    loaded = {n: p for n, p in continued.named_parameters() if "lora_B" in n}
+    assert set(loaded) == set(saved) and all(p.requires_grad for p in loaded.values())
+    assert all(torch.equal(loaded[n], saved[n]) for n in saved)
+    assert any(p.requires_grad for n, p in continued.named_parameters() if "multi_modal_projector" in n)
+
+
+def test_the_converted_llava_rad_folder_can_be_fine_tuned_from_its_own_lora(converted_tiny_llava_rad, tmp_path):
+    """convert's output (LLaVA-Rad's LoRA in adapter/): with --continue-adapter finetune continues that LoRA and adds
+    the projector; the fine-tuned adapter then drives generation."""
+    from safetensors import safe_open
+
+    world = make_world(tmp_path)
+    args = finetune_args(world, converted_tiny_llava_rad, "--epochs", "1", "--batch-size", "2", "--continue-adapter")
+    result = invoke(args)
+    assert result.exit_code == 0, result.output
+    tuned = stage_dir(world, "finetune-p100")
+    assert json.loads((tuned / "manifest.json").read_text())["params"]["adapter_start"] == "model-dir adapter"
+
+    def shapes(path):
+        with safe_open(str(path), "pt") as f:
+            return {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}  # noqa: SIM118 (not a dict)
+
+    before = shapes(converted_tiny_llava_rad / "adapter" / "adapter_model.safetensors")
+    after = shapes(tuned / "adapter" / "adapter_model.safetensors")
+    assert {k: v for k, v in after.items() if "lora_" in k} == before  # the same LoRA, continued
+    assert {k for k in after if "lora_" not in k} == {
+        f"base_model.model.model.multi_modal_projector.linear_{i}.{p}" for i in (1, 2) for p in ("weight", "bias")
+    }
+    result = invoke(generate_args(world, converted_tiny_llava_rad, "--finetuned", str(tuned)))
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_parquet(stage_dir(world, "generate-p100") / "predictions.parquet")) == 2
+
+
+def test_the_fraction_is_seeded_and_drawn_over_unique_prompts():
+    pairs = pd.DataFrame(
+        {"prompt_id": [f"p{i // 3:02d}" for i in range(60)], "image_id": [f"i{i}" for i in range(60)]}
+    )  # 20 prompts with 3 images each
+    ten = sample_fraction(pairs, 10, seed=0)
+    assert ten["prompt_id"].nunique() == 2 and len(ten) == 6  # every image of a drawn prompt
+    assert ten.equals(sample_fraction(pairs, 10, seed=0))
+    draws = {tuple(sorted(sample_fraction(pairs, 50, seed=s)["prompt_id"].unique())) for s in range(5)}
+    assert len(draws) > 1 and all(len(d) == 10 for d in draws)
+    assert sample_fraction(pairs, 100, seed=3)["image_id"].tolist() == pairs["image_id"].tolist()
+    assert sample_fraction(pairs.head(3), 10, seed=0)["prompt_id"].nunique() == 1  # at least one prompt
+
+
+def test_finetune_overfits_and_greedy_generation_reproduces_the_findings(tiny_llava, tmp_path):
+    world = make_world(tmp_path)
+    result = invoke(
+        finetune_args(
+            world, tiny_llava, "--epochs", "20", "--lr", "5e-3", "--save-steps", "100", "--no-gradient-checkpointing"
+        )
+    )
+    assert result.exit_code == 0, result.output
+    tuned = stage_dir(world, "finetune-p100")
+    assert sorted(p.name for p in tuned.iterdir()) == [
+        "_SUCCESS",
+        "adapter",
+        "manifest.json",
+        "pairs.csv",
+        "train_log.csv",
+    ]
+    assert (tuned / "adapter" / "adapter_model.safetensors").is_file()
+    manifest = json.loads((tuned / "manifest.json").read_text())
+    assert manifest["counts"] == {"pairs": 4, "prompts": 2, "prompts_without_images": 1}
+    assert manifest["params"]["prompting"]["instruction"] == prompting.INSTRUCTION
+    losses = pd.read_csv(tuned / "train_log.csv")["loss"]
+    assert losses.iloc[-1] < losses.iloc[0] - 0.5, losses.tolist()
+    result = invoke(generate_args(world, tiny_llava, "--finetuned", str(tuned), "--batch-size", "2"))
+    assert result.exit_code == 0, result.output
+    out = stage_dir(world, "generate-p100")
+    predictions = pd.read_parquet(out / "predictions.parquet")
+    assert predictions.columns.tolist() == ["prompt_id", "image_path", "reference", "generated", "n_tokens"]
+    assert predictions["generated"].tolist() == [BRIGHT, DARK]  # new real images: told apart by the image alone
+    assert (predictions["n_tokens"] > 0).all()
+    assert pd.read_csv(out / "predictions.csv")["generated"].tolist() == [BRIGHT, DARK]
+    record = json.loads((out / "manifest.json").read_text())
+    assert record["params"]["prompting"] == manifest["params"]["prompting"]
+    import shutil
+
+    from chexbench_llava_report.demo_model import write_tiny_llava
+
+    other = write_tiny_llava(tmp_path / "other-model", seed=1)
+    assert_refused(generate_args(world, other, "--finetuned", str(tuned)), 3, "fine-tuned from another model folder")
+    mismatched = shutil.copytree(tuned, tmp_path / "other-instruction")
+    changed = json.loads((mismatched / "manifest.json").read_text())
+    changed["params"]["prompting"]["instruction"] = "Provide a description of the findings in the radiology image."
+    (mismatched / "manifest.json").write_text(json.dumps(changed))
+    assert_refused(generate_args(world, tiny_llava, "--finetuned", str(mismatched)), 3, "fine-tuned with prompting")
+    zero = invoke(generate_args(world, tiny_llava))  # zero-shot: the random model, its own folder
+    assert zero.exit_code == 0, zero.output
+    assert len(pd.read_parquet(stage_dir(world, "generate-zeroshot") / "predictions.parquet")) == 2
+
+
+def _cli(args, fault=None):
+    cli = Path(sys.executable).parent / "chexbench-llava-report"
+    env = {**os.environ, "CHEXBENCH_FAULT": fault} if fault else dict(os.environ)
+    return subprocess.run([str(cli), *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_a_killed_finetune_resumes_from_its_last_checkpoint(tiny_llava, tmp_path):
+    world = make_world(tmp_path)
+    args = finetune_args(world, tiny_llava, "--epochs", "3", "--batch-size", "2", "--save-steps", "2")  # 6 steps
+    killed = _cli(args, fault="llava-report:checkpoint@1")
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    tuned = stage_dir(world, "finetune-p100")
+    assert (tuned / "checkpoints" / "checkpoint-2" / "trainer_state.json").is_file() and not (
+        tuned / "_SUCCESS"
+    ).exists()
+    again = _cli(args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    manifest = json.loads((tuned / "manifest.json").read_text())
+    assert manifest["status"] == "success" and manifest["resumed_from"] == "checkpoints/checkpoint-2"
+    assert "resuming from" in again.stderr and not (tuned / "checkpoints").exists()
+    assert manifest["optimiser_steps"] == 6 and pd.read_csv(tuned / "train_log.csv")["step"].tolist() == [5]
+
+
+@pytest.mark.slow
+def test_torchrun_on_two_cpu_processes_trains_once_and_rank_0_alone_writes(tiny_llava, tmp_path):
+    world = make_world(tmp_path)
+    torchrun = Path(sys.executable).parent / "torchrun"
+    args = finetune_args(world, tiny_llava, "--epochs", "2", "--batch-size", "1", "--logging-steps", "1")[1:]
+    command = [str(torchrun), "--nproc-per-node", "2", "-m", "chexbench_llava_report", "finetune", *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    manifest = json.loads((stage_dir(world, "finetune-p100") / "manifest.json").read_text())
+    assert manifest["status"] == "success" and manifest["counts"]["pairs"] == 4
+    assert manifest["optimiser_steps"] == 4  # 4 pairs, 2 ranks of batch 1: 2 steps per epoch, 2 epochs
+    assert result.stderr.count("step 4/4, epoch 2.00, loss") == 1  # rank 0 logs, rank 1 does not
+    assert result.stdout.count("adapter") == 1
+
+
+def test_an_interrupted_generate_resumes_from_its_finished_batches(tiny_llava, tmp_path, monkeypatch):
+    """In-process (a SIGKILL at the same point is what the finetune test does): the first finished batch stays in
+    parts/ and the next run generates only the rest."""
+    import chexbench_llava_report.generate as generate
+
+    def stop(name):
+        raise KeyboardInterrupt(name)
+
+    world = make_world(tmp_path)
+    args = generate_args(world, tiny_llava, "--batch-size", "1", "--max-new-tokens", "4")
+    monkeypatch.setattr(generate, "fault_point", stop)
+    assert CliRunner().invoke(main, args).exit_code == 130
+    out = stage_dir(world, "generate-zeroshot")
+    assert [p.name for p in (out / "parts").glob("batch-*")] == ["batch-00000000.parquet"]
+    assert json.loads((out / "manifest.json").read_text())["status"] == "failed"
+    monkeypatch.undo()
+    assert invoke(args).exit_code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["resumed_batches"] == 1 and manifest["counts"]["test_images"] == 2
+    assert pd.read_parquet(out / "predictions.parquet")["image_path"].tolist() == ["test_0.png", "test_1.png"]
+    assert not (out / "parts").exists()
+
+
+def assert_refused(args, code, expect):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == code, result.output
+    lines = [line for line in result.output.splitlines() if line.strip() and "Warning" not in line]
+    assert len(lines) == 1 and expect in lines[0], result.output
+
+
+def test_bad_inputs_are_refused_in_one_line(tiny_llava, tmp_path):
+    world = make_world(tmp_path)
+    not_llava = tmp_path / "not-llava"
+    not_llava.mkdir()
+    (not_llava / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    assert_refused(finetune_args(world, not_llava), 3, "not a transformers LLaVA folder")
+    assert_refused(generate_args(world, not_llava), 3, "not a transformers LLaVA folder")
+    assert_refused(generate_args(world, tmp_path / "nowhere"), 5, "model folder not found")
+    assert_refused(finetune_args(world, tiny_llava, "--device", "cuda:1"), 3, "use CUDA_VISIBLE_DEVICES=1")
+    assert_refused(generate_args(world, tiny_llava, "--finetuned", str(tmp_path)), 5, "not a finished finetune folder")
+    (tmp_path / "gen" / f"{prompt_id(DARK)}-1.png").unlink()
+    assert_refused(finetune_args(world, tiny_llava), 3, f"row 4: synthetic image {tmp_path / 'gen'}")
+    assert not stage_dir(world, "finetune-p100").joinpath("adapter").exists()

@@ -1,0 +1,86 @@
+"""Charts as inline SVG, drawn by matplotlib.
+
+Why matplotlib (Agg, SVG output): it is already in the environment, draws offline with no JavaScript, and its SVG puts
+every bar, whisker and point in the page's DOM (each mark a named <g>), so the page stays one file, is crisp at any
+zoom, and a test can count the marks a person sees. Vega-Lite/Altair would need their JavaScript runtime inlined
+(hundreds of KB) and draw only after scripts run.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+STYLE = {
+    "svg.fonttype": "none",  # text stays text: smaller, selectable, searchable
+    "svg.hashsalt": "chexbench-report",  # deterministic clip-path ids (made unique per chart below)
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+BAR = "#3b6ea8"
+SYNTH, REAL = "#d1495b", "#3b6ea8"
+_ID = re.compile(r'\bid="([^"]+)"')
+
+
+def _svg(fig, chart_id: str) -> str:
+    """The figure as an <svg> element whose ids all start with `chart_id-` (several charts share one page)."""
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    text = text[text.index("<svg") :]
+    for name in set(_ID.findall(text)):
+        new = f"{chart_id}-{name}"
+        text = text.replace(f'id="{name}"', f'id="{new}"').replace(f"#{name})", f"#{new})")
+        text = text.replace(f'href="#{name}"', f'href="#{new}"')
+    return text.replace("<svg ", f'<svg class="chart" role="img" aria-label="{chart_id}" ', 1)
+
+
+def _finite(x) -> bool:
+    return x is not None and isinstance(x, int | float) and math.isfinite(x)
+
+
+def bar_chart(chart_id: str, points: list[dict], xlabel: str) -> str:
+    """Horizontal bars, one per point with a value ({label, value, ci_low, ci_high}), CI whiskers where known.
+
+    Marks: `<chart_id>-bar-<i>` per bar and `<chart_id>-ci-<i>` per whisker; a label without a value gets no bar and
+    the text `n/a`.
+    """
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(6.2, 0.28 * max(len(points), 3) + 0.8))
+        ys = list(range(len(points)))[::-1]
+        for i, (y, p) in enumerate(zip(ys, points, strict=True)):
+            if not _finite(p.get("value")):
+                ax.text(0, y, " n/a", va="center", fontsize=8, color="#777")
+                continue
+            (bar,) = ax.barh([y], [p["value"]], color=BAR, height=0.65)
+            bar.set_gid(f"bar-{i}")
+            if _finite(p.get("ci_low")) and _finite(p.get("ci_high")):
+                (line,) = ax.plot([p["ci_low"], p["ci_high"]], [y, y], color="#222", lw=1.2, marker="|", ms=7)
+                line.set_gid(f"ci-{i}")
+        ax.set_yticks(ys, [p["label"] for p in points])
+        ax.set_xlabel(xlabel)
+        ax.axvline(0, color="#999", lw=0.6)
+        ax.margins(y=0.02)
+        return _svg(fig, chart_id)
+
+
+def scatter_chart(chart_id: str, real, synth, axis_labels: tuple[str, str]) -> str:
+    """Real and synthetic points (N x 2 arrays) on shared axes. Marks: one <use> per point inside the groups
+    `<chart_id>-real` and `<chart_id>-synthetic`."""
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(5.2, 4.2))
+        for name, xy, colour, marker in (("real", real, REAL, "o"), ("synthetic", synth, SYNTH, "^")):
+            points = ax.scatter(xy[:, 0], xy[:, 1], s=14, c=colour, marker=marker, alpha=0.7, label=name, lw=0)
+            points.set_gid(name)
+        ax.set_xlabel(axis_labels[0])
+        ax.set_ylabel(axis_labels[1])
+        ax.legend(loc="best", frameon=False)
+        return _svg(fig, chart_id)

@@ -1,0 +1,56 @@
+"""chexbench-report: thin Click layer over run.py (one run's page) and leaderboard.py (every run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from chexbench_common.cli import stage_group
+from chexbench_common.options import echo_outputs, stage_run_options
+
+from . import __version__
+
+main = stage_group("report", __version__, "One self-contained HTML report per run, and a leaderboard across runs.")
+
+
+@main.command()
+@stage_run_options(device=False)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also copy report.html here (the report itself is always <results>/<model>/<run-id>/report/).",
+)
+def run(results, model, run_id, force, out):
+    """Write <results>/<model>/<run-id>/report/report.html (one self-contained file) and report.json."""
+    from .run import run as run_report
+
+    stage, did_work = run_report(results, model, run_id, force=force, out=out)
+    echo_outputs(stage, did_work)
+    if out is not None:
+        click.echo(out)
+
+
+@main.command()
+@click.option(
+    "--results",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("Results"),
+    help="Results root folder.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder for leaderboard.html, leaderboard.csv and leaderboard_conditional.csv "
+    "[default: <results>/_leaderboard].",
+)
+@click.option(
+    "--rank-by",
+    default=None,
+    help="Leaderboard column that ranks the runs [default: FID (RadDino), else the first ranked column present].",
+)
+def leaderboard(results, out, rank_by):
+    """Every finished run under RESULTS (all models and run ids) in one sortable page and the original's CSVs."""
+    from .leaderboard import write_leaderboard
+
+    for path in write_leaderboard(results, out or results / "_leaderboard", rank_by):
+        click.echo(path)

@@ -1,0 +1,241 @@
+"""`chexbench-report leaderboard`: every finished run under a results root in one sortable page and two CSVs in the
+original CheXGenBench layout (overall and per pathology), with CIs and a rank that accounts for them.
+
+The rank rule: runs are ordered by the ranking column's point value (lower is better for FID, KID, FRD and the
+re-ID scores, higher for the rest). The best run and every run whose confidence interval overlaps the best run's
+interval share rank 1 ("tied with best"); a run without an interval counts as the interval [value, value]. The
+remaining runs are ranked after them in value order (k+1, k+2, ... where k runs share rank 1). Runs without a value
+of the ranking column are not ranked.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from chexbench_common.atomic import write_text_atomic
+from chexbench_common.errors import BadInputError
+from chexbench_schema import CHEXPERT_LABELS, read_metadata
+
+from .collect import Run, find_runs, load_run
+from .provenance import seeds
+from .render import fmt, render_page
+from .summary import UTILITY_SETTING, classify_setting_rows
+
+ORIGINAL = (
+    "FID",
+    "FID (RadDino)",
+    "Inception Score",
+    "KID",
+    "KID (RadDino)",
+    "Precision",
+    "Recall",
+    "Density",
+    "Coverage",
+    "Extra Info",
+    "Caption Type",
+)
+PRDC_SPACES = ("raddino", "dinov2", "inception")  # the extractor of the original's Precision..Coverage, first present
+
+
+@dataclass(frozen=True)
+class Column:
+    """A leaderboard value column: which metrics row it shows, and which way is better."""
+
+    name: str
+    stage: str
+    metric: str
+    extractors: tuple[str, ...] = ()  # the first present; () = any
+    lower_is_better: bool = False
+
+
+COLUMNS = (
+    Column("FID", "fidelity", "FID", ("inception",), True),
+    Column("FID (RadDino)", "fidelity", "FID", ("raddino",), True),
+    Column("Inception Score", "fidelity", "IS"),
+    Column("KID", "fidelity", "KID", ("inception",), True),
+    Column("KID (RadDino)", "fidelity", "KID", ("raddino",), True),
+    Column("Precision", "fidelity", "precision", PRDC_SPACES),
+    Column("Recall", "fidelity", "recall", PRDC_SPACES),
+    Column("Density", "fidelity", "density", PRDC_SPACES),
+    Column("Coverage", "fidelity", "coverage", PRDC_SPACES),
+    Column("Alignment_score", "align", "alignment"),
+    Column("FRD", "fidelity", "FRD", (), True),
+    Column("Avg. Re-ID Score", "privacy", "reid_mean", (), True),
+    Column("Max. Re-ID Score", "privacy", "reid_max", (), True),
+    Column("Count Re-ID > delta", "privacy", "reid_count_gt_delta", (), True),
+    Column("AUROC (trained on synthetic)", "classify", "auc_macro"),
+)
+BY_NAME = {c.name: c for c in COLUMNS}
+DEFAULT_RANK = ("FID (RadDino)", "FID", "Alignment_score", "AUROC (trained on synthetic)")
+IDENTITY = ("Model", "Run ID", "Seed", "Rank", "Rank note")
+CSV, CSV_CONDITIONAL, HTML = "leaderboard.csv", "leaderboard_conditional.csv", "leaderboard.html"
+
+
+def _finite(x) -> bool:
+    return x is not None and not (isinstance(x, float) and math.isnan(x))
+
+
+def _value(metrics: pd.DataFrame, column: Column, subset: str) -> tuple | None:
+    """(value, ci_low, ci_high) of one column for one subset (`all` or a label), or None."""
+    rows = metrics[(metrics["stage"] == column.stage)]
+    if column.stage == "classify":  # its subsets are settings; per-class values are metrics auc_<label>
+        rows = classify_setting_rows(rows, UTILITY_SETTING)
+        metric = column.metric if subset == "all" else f"auc_{subset}"
+        rows = rows[rows["metric"] == metric]
+    else:
+        rows = rows[(rows["metric"] == column.metric) & (rows["subset"] == subset)]
+    for extractor in column.extractors:
+        chosen = rows[rows["extractor"] == extractor]
+        if len(chosen):
+            rows = chosen
+            break
+    else:
+        if column.extractors:
+            return None
+    if rows.empty or not _finite(rows.iloc[0]["value"]):
+        return None
+    row = rows.iloc[0]
+    return tuple(float(row[k]) if _finite(row[k]) else None for k in ("value", "ci_low", "ci_high"))
+
+
+def _run_facts(run: Run) -> dict:
+    """Seed, Extra Info and Caption Type of a run, from its manifests."""
+    generate, fidelity = run.stage("generate"), run.stage("fidelity")
+    found = seeds(generate.manifest.get("params", {})) if generate else {}
+    seed = found.get("settings.seed", next(iter(found.values()), None))
+    extra = (fidelity.manifest.get("params", {}).get("extra_info") if fidelity else None) or f"{run.model} {run.run_id}"
+    caption = (fidelity.manifest.get("params", {}).get("caption_type") if fidelity else None) or ""
+    prompts = generate.input_path("prompts") if generate else None
+    if not caption and prompts is not None and prompts.is_file():
+        caption = read_metadata(prompts).get("extra", {}).get("caption_column", "")
+    return {"Model": run.model, "Run ID": run.run_id, "Seed": seed, "Extra Info": extra, "Caption Type": caption}
+
+
+def _row(run: Run, metrics: pd.DataFrame, facts: dict, subset: str) -> dict:
+    row = dict(facts)
+    if subset != "all":
+        row["Pathology"] = subset
+    for column in COLUMNS:
+        found = _value(metrics, column, subset)
+        row[column.name] = found[0] if found else None
+        row[f"{column.name} CI low"], row[f"{column.name} CI high"] = (found[1], found[2]) if found else (None, None)
+    return row
+
+
+def rank(rows: list[dict], column: Column) -> None:
+    """Set Rank and Rank note of each row by the module's rule (the rows are one comparison group)."""
+    sign = 1 if column.lower_is_better else -1
+    valued = sorted((r for r in rows if _finite(r.get(column.name))), key=lambda r: sign * r[column.name])
+    for r in rows:
+        r["Rank"], r["Rank note"] = None, f"no {column.name}"
+    if not valued:
+        return
+
+    def interval(r):
+        low, high = r[f"{column.name} CI low"], r[f"{column.name} CI high"]
+        return (low, high) if _finite(low) and _finite(high) else (r[column.name], r[column.name])
+
+    best_low, best_high = interval(valued[0])
+    tied = [r for r in valued if interval(r)[0] <= best_high and interval(r)[1] >= best_low]
+    rest = [r for r in valued if all(r is not t for t in tied)]
+    for r in tied:
+        r["Rank"], r["Rank note"] = 1, "tied with best (CIs overlap)"
+    valued[0]["Rank note"] = "best"
+    for k, r in enumerate(rest, start=len(tied) + 1):
+        r["Rank"], r["Rank note"] = k, ""
+
+
+def _rank_column(rows: list[dict], requested: str | None) -> Column:
+    if requested is not None:
+        if requested not in BY_NAME:
+            raise BadInputError(f"--rank-by {requested!r}: not a leaderboard column; use one of {', '.join(BY_NAME)}")
+        return BY_NAME[requested]
+    for name in DEFAULT_RANK:
+        if any(_finite(r.get(name)) for r in rows):
+            return BY_NAME[name]
+    return BY_NAME[DEFAULT_RANK[0]]
+
+
+def _frame(rows: list[dict], conditional: bool) -> pd.DataFrame:
+    values = [c.name for c in COLUMNS]
+    leading = list(ORIGINAL) + (["Pathology"] if conditional else []) + list(IDENTITY)
+    added = [v for v in values if v not in ORIGINAL]
+    intervals = [f"{v} CI {end}" for v in values for end in ("low", "high")]
+    return pd.DataFrame(rows, columns=leading + added + intervals)
+
+
+def collect(results: Path, rank_by: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, Column]:
+    """The overall and per-pathology leaderboards of every finished run under `results`, ranked."""
+    runs = find_runs(results)
+    if not runs:
+        raise BadInputError(
+            f"{results}: no finished run with a metrics table (looked for <model>/<run_id>/<stage>/metrics.parquet "
+            "next to _SUCCESS); run make bench first"
+        )
+    overall, conditional = [], []
+    for model, run_id in runs:
+        run = load_run(results, model, run_id)
+        metrics, facts = run.metrics(), _run_facts(run)
+        overall.append(_row(run, metrics, facts, "all"))
+        labelled = set(metrics["subset"]) | {m.removeprefix("auc_") for m in metrics["metric"]}
+        conditional += [_row(run, metrics, facts, label) for label in CHEXPERT_LABELS if label in labelled]
+    column = _rank_column(overall, rank_by)
+    rank(overall, column)
+    for label in CHEXPERT_LABELS:
+        rank([r for r in conditional if r["Pathology"] == label], column)
+    conditional = [r for r in conditional if any(_finite(r[c.name]) for c in COLUMNS)]
+    sign = 1 if column.lower_is_better else -1
+
+    def order(r):  # ranked runs first, by rank, then by value: the best run leads
+        ranked = r["Rank"] is not None
+        return (not ranked, r["Rank"] if ranked else 0, sign * r[column.name] if ranked else 0, r["Model"], r["Run ID"])
+
+    overall.sort(key=order)
+    conditional.sort(key=lambda r: (CHEXPERT_LABELS.index(r["Pathology"]), order(r)))
+    return _frame(overall, False), _frame(conditional, True), column
+
+
+def _cells(frame: pd.DataFrame, conditional: bool) -> tuple[list[str], list[list[dict]]]:
+    """Header and cells ({text, sort, ci}) of a page table: value columns that hold anything, with their CI."""
+    shown = [c.name for c in COLUMNS if frame[c.name].notna().any()]
+    header = (["Pathology"] if conditional else []) + ["Rank", "Model", "Run ID", "Seed", *shown, "Extra Info"]
+    body = []
+    for rec in frame.to_dict("records"):
+        cells = []
+        for name in header:
+            value = rec[name]
+            value = None if isinstance(value, float) and math.isnan(value) else value
+            cell = {"text": fmt(value) if value is not None else "—", "sort": "" if value is None else value}
+            if name in BY_NAME and value is not None:
+                low, high = rec[f"{name} CI low"], rec[f"{name} CI high"]
+                cell["ci"] = f"[{fmt(low)}, {fmt(high)}]" if _finite(low) and _finite(high) else ""
+            if name == "Rank":
+                cell["note"] = rec["Rank note"]
+            cells.append(cell)
+        body.append({"cells": cells, "tied": rec["Rank"] == 1})
+    return header, body
+
+
+def write_leaderboard(results: Path, out: Path, rank_by: str | None = None) -> list[Path]:
+    """Write leaderboard.csv, leaderboard_conditional.csv and leaderboard.html into `out`."""
+    overall, conditional, column = collect(results, rank_by)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / CSV, out / CSV_CONDITIONAL, out / HTML]
+    write_text_atomic(paths[0], overall.to_csv(index=False))
+    write_text_atomic(paths[1], conditional.to_csv(index=False))
+    tables = [("overall", "Overall", *_cells(overall, False))]
+    if len(conditional):
+        tables.append(("conditional", "Per pathology", *_cells(conditional, True)))
+    page = render_page(
+        "leaderboard.html.j2",
+        results=str(results),
+        runs=len(overall),
+        column=column,
+        rule=__doc__.split("\n\n")[1],
+        tables=tables,
+    )
+    write_text_atomic(paths[2], page)
+    return paths

@@ -1,0 +1,126 @@
+"""The report's data -> one self-contained HTML page: Jinja2 templates (package data), charts as inline SVG,
+pictures as data URIs, CSS inline; no script, no external reference of any kind."""
+
+from __future__ import annotations
+
+import math
+
+import jinja2
+import numpy as np
+from chexbench_common.errors import ChexbenchError
+from chexbench_common.progress import track
+from markupsafe import Markup
+
+from . import charts, thumbs
+from .collect import PIPELINE
+
+
+def fmt(value, digits: int = 4) -> str:
+    """A number for a table cell: 4 significant digits, integers as they are, '—' when missing."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int) or float(value).is_integer() and abs(value) < 1e6:
+        return str(int(value))
+    return f"{value:.{digits}g}"
+
+
+def fmt_ci(row: dict) -> str:
+    if row.get("ci_low") is None or row.get("ci_high") is None:
+        return ""
+    return f"[{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"
+
+
+THUMB_KEYS = ("file", "train_file", "real_file")  # X-rays shown as thumbnails
+FIGURE_KEYS = ("roc", "sheet")  # stage figures shown as they are (downscaled when wide)
+
+
+def _paths(node, keys: tuple[str, ...]):
+    """Every non-empty value under one of `keys`, anywhere in the report's data."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in keys and isinstance(value, str):
+                yield value
+            else:
+                yield from _paths(value, keys)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _paths(item, keys)
+
+
+class Pictures:
+    """Data URIs of the page's pictures, each file decoded once (with progress) before the page is rendered; a file
+    that cannot be read becomes a note on the page instead of a broken image."""
+
+    def __init__(self, report: dict):
+        self.uris: dict[str, str | None] = {}
+        self.problems: list[str] = []
+        jobs = [(p, thumbs.thumbnail) for p in dict.fromkeys(_paths(report, THUMB_KEYS))]
+        jobs += [(p, thumbs.figure) for p in dict.fromkeys(_paths(report, FIGURE_KEYS))]
+        for path, encode in track(jobs, desc="report pictures", unit="img"):
+            try:
+                self.uris[path] = encode(path)
+            except (ChexbenchError, OSError) as exc:
+                self.problems.append(f"{path}: {str(exc).splitlines()[0]}")
+                self.uris[path] = None
+
+    def __getitem__(self, path: str | None) -> str | None:
+        return self.uris.get(path) if path else None
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("chexbench_report", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = fmt
+    env.filters["ci"] = fmt_ci
+    return env
+
+
+def _chart_jobs(report: dict) -> list[tuple[str, object]]:
+    """(id, drawing function) of every chart of the page."""
+    jobs = []
+    for i, chart in enumerate(report["pathology"]):
+        key = f"pathology-{i}"
+        jobs.append((key, lambda c=chart, k=key: charts.bar_chart(k, c["points"], c["metric"])))
+    for i, chart in enumerate((report["classification"] or {}).get("auroc", [])):
+        key = f"auroc-{i}"
+        jobs.append((key, lambda c=chart, k=key: charts.bar_chart(k, c["points"], "AUROC")))
+    for i, emb in enumerate((report["embedding"] or {}).get("maps", [])):
+        axes = tuple(f"PC{k + 1} ({100 * v:.1f}% of variance)" for k, v in enumerate(emb["explained"]))
+        real, synth = np.asarray(emb["real"]), np.asarray(emb["synthetic"])
+        jobs.append((f"map-{i}", lambda r=real, s=synth, a=axes, k=f"map-{i}": charts.scatter_chart(k, r, s, a)))
+    return jobs
+
+
+def render_html(report: dict, template: str = "report.html.j2") -> tuple[str, list[str]]:
+    """The page, and the pictures that could not be shown (file and reason)."""
+    svgs = {key: Markup(draw()) for key, draw in track(_chart_jobs(report), desc="report charts", unit="chart")}
+    pictures = Pictures(report)
+    html = (
+        _environment()
+        .get_template(template)
+        .render(
+            r=report,
+            charts=svgs,
+            pictures=pictures,
+            css=_css(),
+            stages={s["stage"]: s for s in report["stages"]},
+            pipeline=PIPELINE,
+        )
+    )
+    return html, pictures.problems
+
+
+def render_page(template: str, **context) -> str:
+    """Any other page of the package (the leaderboard) with the shared CSS."""
+    return _environment().get_template(template).render(css=_css(), **context)
+
+
+def _css() -> Markup:
+    return Markup(_environment().loader.get_source(_environment(), "report.css")[0])

@@ -1,0 +1,146 @@
+"""What the metrics tables say: stage statuses, the headline rows with their CIs, every row of every stage, and the
+per-pathology series that become charts. Any stage's metrics appear (generic), a few stages get a chosen selection."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+from chexbench_schema import CHEXPERT_LABELS
+
+from .collect import Run, Stage
+
+COLUMNS = ("stage", "metric", "subset", "extractor", "value", "ci_low", "ci_high", "n_real", "n_synth", "note")
+# the headline selection of stages whose metrics tables hold many diagnostic rows; others show their `all` rows
+PRIVACY_HEADLINE = (
+    "reid_mean",
+    "reid_max",
+    "reid_count_gt_delta",
+    "flag_rate_any",
+    "control_sensitivity_any",
+    "holdout_specificity_any",
+    "dcr_median_ratio",
+    "patients_flagged_rate",
+)
+CLASSIFY_HEADLINE = ("auc_macro",)  # per setting; the classification section adds the others
+CLASSIFY_METRICS = ("auc_macro", "auprc_macro", "f1_macro_05")
+# per-pathology charts: the metrics charted for these stages; any other stage gets every metric with label rows
+CHARTED = {"fidelity": ("FID", "KID"), "align": ("alignment",)}
+MAX_GENERIC_CHARTS = 6  # per stage without a chosen selection
+# the classify setting charted with the other per-pathology charts: train on synthetic, test on real
+UTILITY_SETTING = "all_synthetic"
+PER_CLASS_AUC = [f"auc_{label}" for label in CHEXPERT_LABELS]
+
+
+def _clean(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    """Metrics rows as plain dicts (None for missing values), in COLUMNS order."""
+    return [{c: _clean(row.get(c)) for c in COLUMNS} for row in frame.to_dict("records")]
+
+
+def stage_statuses(run: Run) -> list[dict]:
+    return [
+        {
+            "stage": s.name,
+            "status": s.status,
+            "reason": s.reason,
+            "started": s.manifest.get("started"),
+            "ended": s.manifest.get("ended"),
+            "metrics_rows": 0 if s.metrics is None else len(s.metrics),
+        }
+        for s in run.stages
+    ]
+
+
+def classify_settings(metrics: pd.DataFrame) -> list[str]:
+    """The classify settings in the order they appear (subsets `<setting>` and `<setting>/seed<k>`)."""
+    return list(dict.fromkeys(s.split("/")[0] for s in metrics["subset"]))
+
+
+def classify_setting_rows(metrics: pd.DataFrame, setting: str) -> pd.DataFrame:
+    """One setting's rows with CIs: its seed's own rows when it ran with one seed (they carry the bootstrap CI),
+    else the mean over seeds (no CI; the note gives the spread)."""
+    seeds = sorted(s for s in metrics["subset"].unique() if s.startswith(f"{setting}/seed"))
+    if len(seeds) == 1:
+        return metrics[metrics["subset"] == seeds[0]].assign(subset=setting)
+    return metrics[metrics["subset"] == setting]
+
+
+def headline(stage: Stage) -> list[dict]:
+    m = stage.metrics
+    if m is None or m.empty:
+        return []
+    if stage.name == "privacy":
+        rows = m[m["metric"].isin(PRIVACY_HEADLINE)]
+        rows = rows.assign(order=rows["metric"].map(PRIVACY_HEADLINE.index)).sort_values("order", kind="stable")
+    elif stage.name == "classify":
+        parts = [classify_setting_rows(m, s) for s in classify_settings(m)]
+        rows = pd.concat(parts) if parts else m.iloc[:0]
+        rows = rows[rows["metric"].isin(CLASSIFY_HEADLINE)]
+    else:
+        rows = m[(m["subset"] == "all") & ~m["metric"].str.endswith("_std")]
+        if rows.empty:  # a stage that writes only per-group rows still shows something
+            rows = m.head(20)
+    return records(rows)
+
+
+def _series(rows: pd.DataFrame, label_of) -> list[dict]:
+    points = {}
+    for row in records(rows):
+        label = label_of(row)
+        if label in CHEXPERT_LABELS:
+            points[label] = {"label": label, **{k: row[k] for k in ("value", "ci_low", "ci_high", "n_real", "n_synth")}}
+    return [points[label] for label in CHEXPERT_LABELS if label in points]
+
+
+def _chart(stage: str, metric: str, extractor, points: list[dict], title: str) -> dict:
+    return {"stage": stage, "metric": metric, "extractor": extractor, "title": title, "points": points}
+
+
+def pathology_series(run: Run) -> list[dict]:
+    """Per-label series ({stage, metric, extractor, title, points}) of every finished stage that has them."""
+    charts = []
+    for stage in run.stages:
+        m = stage.metrics
+        if not stage.finished or m is None or m.empty:
+            continue
+        if stage.name == "classify":
+            settings = classify_settings(m)
+            charts += classify_auroc_series(m, [UTILITY_SETTING] if UTILITY_SETTING in settings else settings)
+            continue
+        labelled = m[m["subset"].isin(CHEXPERT_LABELS)]
+        wanted = CHARTED.get(stage.name)
+        keys = labelled[["metric", "extractor"]].drop_duplicates().itertuples(index=False)
+        keys = [(metric, _clean(extractor)) for metric, extractor in keys if wanted is None or metric in wanted]
+        if wanted is not None:
+            keys.sort(key=lambda k: (wanted.index(k[0]), str(k[1])))
+        else:
+            keys = keys[:MAX_GENERIC_CHARTS]
+        for metric, extractor in keys:
+            same_extractor = labelled["extractor"].fillna("") == (extractor or "")
+            rows = labelled[(labelled["metric"] == metric) & same_extractor]
+            title = f"{stage.name}: {metric}" + (f" ({extractor})" if extractor else "")
+            charts.append(_chart(stage.name, metric, extractor, _series(rows, lambda r: r["subset"]), title))
+    return [c for c in charts if c["points"]]
+
+
+def classify_auroc_series(metrics: pd.DataFrame, settings: list[str] | None = None) -> list[dict]:
+    """Per-class AUROC (metrics `auc_<label>`) of each classify setting, with the bootstrap CI of its seed (the first
+    seed's when it ran with several: the means over seeds are not kept per class)."""
+    charts = []
+    for setting in settings or classify_settings(metrics):
+        rows, title = classify_setting_rows(metrics, setting), f"classify: AUROC per class, trained {setting}"
+        if not rows["metric"].isin(PER_CLASS_AUC).any():
+            first = sorted(s for s in metrics["subset"].unique() if s.startswith(f"{setting}/seed"))[:1]
+            rows = metrics[metrics["subset"].isin(first)]
+            title += f" ({first[0].split('/')[1]} of several)" if first else ""
+        points = _series(rows[rows["metric"].isin(PER_CLASS_AUC)], lambda r: r["metric"].removeprefix("auc_"))
+        charts.append(_chart("classify", "AUROC", None, points, title))
+    return [c for c in charts if c["points"]]
