@@ -93,7 +93,7 @@ def run_ci(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess, lis
 def test_ci_runs_test_vision_slurm_then_containers(tmp_path):
     result, targets = run_ci(tmp_path)
     assert result.returncode == 0, result.stderr
-    assert targets == ["test", "test-vision", "test-align-himl", "slurm-test", "container-test"]
+    assert targets == ["test", "test-vision", "test-align-himl", "test-radgraph", "slurm-test", "container-test"]
     assert "slurm-test: passed" in result.stdout and "container-test: passed" in result.stdout
 
 
@@ -106,6 +106,7 @@ def test_ci_fails_loudly_on_a_skip_unless_allowed(tmp_path, target):
         "test",
         "test-vision",
         "test-align-himl",
+        "test-radgraph",
         "slurm-test",
         "container-test",
     ]  # the other check still runs
@@ -116,6 +117,12 @@ def test_ci_fails_loudly_on_a_skip_unless_allowed(tmp_path, target):
 
 def test_ci_stops_at_a_real_failure(tmp_path):
     result, targets = run_ci(tmp_path, FAKE_FAIL="slurm-test")
-    assert result.returncode == 2 and targets == ["test", "test-vision", "test-align-himl", "slurm-test"]
+    assert result.returncode == 2 and targets == [
+        "test",
+        "test-vision",
+        "test-align-himl",
+        "test-radgraph",
+        "slurm-test",
+    ]
     result, targets = run_ci(tmp_path, FAKE_FAIL="test")
     assert result.returncode == 2 and targets == ["test"]

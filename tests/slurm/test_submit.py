@@ -162,7 +162,7 @@ def test_single_shard_has_no_merge_and_stages_subset(tmp_path, fake_venv):
     [
         ({"NUM_SHARDS": "0"}, "NUM_SHARDS must be a positive integer"),
         ({"RUNNER": "podman"}, "RUNNER must be local, docker or apptainer"),
-        ({"STAGES": "generate llava-report"}, "unknown stage 'llava-report' (declared in compose/hpc/stages.tsv: "),
+        ({"STAGES": "generate radiology-gpt"}, "unknown stage 'radiology-gpt' (declared in compose/hpc/stages.tsv: "),
         ({"MAKE_VARS": "VENV=/nonexistent"}, "/nonexistent/bin/chexbench-generate is missing: run 'make setup'"),
         ({"RUNNER": "apptainer", "MAKE_VARS": "SIF_DIR=/nonexistent"}, "make sif STAGE=generate"),
     ],
