@@ -146,7 +146,7 @@ LLAVA_RAD = $(RUN_DIR)/models/tiny-llava-rad/llava-rad
 VICUNA    = $(RUN_DIR)/models/tiny-llava-rad/vicuna
 LLAVA_DIR = $(RUN_DIR)/models/tiny-llava-rad-hf
 LLAVA_CONVERT_ARGS = --dtype float32
-LLAVA_ARGS = --fraction 50 --fraction 100 --epochs 10 --lr 5e-3 --batch-size 4 --workers 0 --max-new-tokens 32 \
+LLAVA_ARGS = --fraction 50 --fraction 100 --epochs 20 --lr 5e-3 --batch-size 4 --workers 0 --max-new-tokens 32 \
   --bootstrap $(BOOTSTRAP) --chexbert $(RUN_DIR)/models/tiny-chexbert/chexbert.pth \
   --chexbert-tokenizer $(RUN_DIR)/models/tiny-chexbert/bert-tiny-uncased
 else

@@ -206,24 +206,37 @@ def test_out_copies_the_page(report_cli, results, full_run, tmp_path):
 
 
 def test_any_stage_with_a_metrics_table_is_shown_without_special_code(report_cli, results, full_run):
-    stage = StageRun(results, "m", "r", "llava-report", tool_version="0.1.0")
+    stage = StageRun(results, "m", "r", "new-stage", tool_version="0.1.0")
     stage.start({}, {"prompts": full_run.prompts})
     rows = [{"metric": "BLEU-4", "subset": "all", "value": 0.12, "ci_low": 0.1, "ci_high": 0.14}]
     rows += [{"metric": "F1", "subset": label, "value": 0.5} for label in POSITIVE[:3]]
-    frame = pd.DataFrame(rows).assign(run_id="r", model="m", stage="llava-report", extractor=None, n_real=5)
+    frame = pd.DataFrame(rows).assign(run_id="r", model="m", stage="new-stage", extractor=None, n_real=5)
     frame = frame.assign(n_synth=None, note=None)
     write_table(frame, stage.dir / "metrics.parquet", "metrics", producer="test", run_id="r")
     stage.finish({"metrics": stage.dir / "metrics.parquet"})
     assert report_cli(*run_args(results)).exit_code == 0
     report = _report(full_run)
-    assert [(r["metric"], r["value"], r["ci_low"]) for r in report["headline"]["llava-report"]] == [
-        ("BLEU-4", 0.12, 0.1)
-    ]
-    chart = next(c for c in report["pathology"] if c["stage"] == "llava-report")
+    assert [(r["metric"], r["value"], r["ci_low"]) for r in report["headline"]["new-stage"]] == [("BLEU-4", 0.12, 0.1)]
+    chart = next(c for c in report["pathology"] if c["stage"] == "new-stage")
     assert [(p["label"], p["value"]) for p in chart["points"]] == [(label, 0.5) for label in POSITIVE[:3]]
-    assert len(report["metrics"]["llava-report"]) == 4
+    assert len(report["metrics"]["new-stage"]) == 4
     html = (full_run.dir / "report" / "report.html").read_text()
-    assert 'data-stage="llava-report" data-status="success"' in html and "BLEU-4" in html
+    assert 'data-stage="new-stage" data-status="success"' in html and "BLEU-4" in html
+
+
+def test_llava_report_headline_is_its_summary_metrics_per_setting(report_cli, results, full_run):
+    stage = StageRun(results, "m", "r", "llava-report", tool_version="0.1.0")
+    stage.start({}, {"prompts": full_run.prompts})
+    metrics = ["BLEU-1", "BLEU-4", "ROUGE-L", "Micro-F1-14", "Macro-F1-14+", "F1-RadGraph"]
+    rows = [{"metric": m, "subset": s, "value": 0.1} for s in ("zeroshot", "p100", "p10") for m in metrics]
+    frame = pd.DataFrame(rows).assign(run_id="r", model="m", stage="llava-report", extractor=None, n_real=5)
+    frame = frame.assign(ci_low=None, ci_high=None, n_synth=None, note=None)
+    write_table(frame, stage.dir / "metrics.parquet", "metrics", producer="test", run_id="r")
+    stage.finish({"metrics": stage.dir / "metrics.parquet"})
+    assert report_cli(*run_args(results)).exit_code == 0
+    shown = [(r["subset"], r["metric"]) for r in _report(full_run)["headline"]["llava-report"]]
+    headline = ["BLEU-1", "BLEU-4", "ROUGE-L", "Micro-F1-14", "F1-RadGraph"]  # the "+" variants stay in All metrics
+    assert shown == [(s, m) for s in ("p10", "p100", "zeroshot") for m in headline]
 
 
 def test_per_class_auroc_of_a_setting_run_with_several_seeds_comes_from_its_first_seed():

@@ -23,6 +23,17 @@ PRIVACY_HEADLINE = (
     "patients_flagged_rate",
 )
 CLASSIFY_HEADLINE = ("auc_macro",)  # per setting; the classification section adds the others
+# per setting (p10, p50, p100, zeroshot): the original's overview metrics; other CheXbert variants are in All metrics
+LLAVA_HEADLINE = (
+    "BLEU-1",
+    "BLEU-4",
+    "ROUGE-L",
+    "Micro-F1-14",
+    "Macro-F1-14",
+    "Micro-F1-5",
+    "Macro-F1-5",
+    "F1-RadGraph",
+)
 CLASSIFY_METRICS = ("auc_macro", "auprc_macro", "f1_macro_05")
 # per-pathology charts: the metrics charted for these stages; any other stage gets every metric with label rows
 CHARTED = {"fidelity": ("FID", "KID"), "align": ("alignment",)}
@@ -73,6 +84,12 @@ def classify_setting_rows(metrics: pd.DataFrame, setting: str) -> pd.DataFrame:
     return metrics[metrics["subset"] == setting]
 
 
+def _setting_order(setting: str) -> tuple[int, str]:
+    """llava-report settings: the fractions in numeric order (p10 < p50 < p100), then the others (zeroshot)."""
+    digits = setting[1:]
+    return (int(digits), "") if setting.startswith("p") and digits.isdigit() else (1000, setting)
+
+
 def headline(stage: Stage) -> list[dict]:
     m = stage.metrics
     if m is None or m.empty:
@@ -84,6 +101,12 @@ def headline(stage: Stage) -> list[dict]:
         parts = [classify_setting_rows(m, s) for s in classify_settings(m)]
         rows = pd.concat(parts) if parts else m.iloc[:0]
         rows = rows[rows["metric"].isin(CLASSIFY_HEADLINE)]
+    elif stage.name == "llava-report":
+        rows = m[m["metric"].isin(LLAVA_HEADLINE)]
+        settings = sorted(rows["subset"].unique(), key=_setting_order)
+        rows = rows.assign(
+            order=rows["subset"].map(settings.index) * len(LLAVA_HEADLINE) + rows["metric"].map(LLAVA_HEADLINE.index)
+        ).sort_values("order", kind="stable")
     else:
         rows = m[(m["subset"] == "all") & ~m["metric"].str.endswith("_std")]
         if rows.empty:  # a stage that writes only per-group rows still shows something
