@@ -53,8 +53,9 @@ chexbench_stage() {
   local rc_file
   rc_file=$(mktemp)
   # A job given several tasks (--ntasks-per-node=G with --gres=gpu:G) runs the command once per task through srun:
-  # each task is one DDP rank (Lightning's SLURMEnvironment reads SLURM_PROCID/LOCALID/NTASKS); only DDP-aware
-  # stages (classify) take several tasks, any other stage's extra copies meet the stage lock (exit 7).
+  # each task is one DDP rank (Lightning's SLURMEnvironment, or chexbench_common.distributed for transformers, reads
+  # SLURM_PROCID/LOCALID/NTASKS); only DDP-aware stages (classify, llava-report) take several tasks, any other
+  # stage's extra copies meet the stage lock (exit 7).
   local -a launcher=()
   if ((${SLURM_NTASKS:-1} > 1)); then
     launcher=(srun --kill-on-bad-exit=1 --ntasks="$SLURM_NTASKS")

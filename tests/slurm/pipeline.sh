@@ -165,4 +165,26 @@ EOF
   grep -q "2 tasks through srun" "$results"/tiny-sana/r1/slurm-logs/chexbench-classify-*.out || fail "classify did not srun 2 tasks"
   grep -q "MEMBER: 2/2" "$results"/tiny-sana/r1/slurm-logs/chexbench-classify-*.out || fail "classify: no 2-rank DDP world"
   say "classify job COMPLETED: 2 settings trained by 2 srun tasks (DDP) and tested on the run's images"
+
+  # --- a llava-report job on the same run: a tiny LLaVA-Rad converted on the "login node", fine-tuned by two srun
+  # tasks (one torch rank each, from Slurm's variables), rank 0 alone generating and scoring --------------------------
+  local llava_bin=$root/.venv/bin/chexbench-llava-report llava
+  { "$llava_bin" tiny-llava-rad "$work/models/tiny-llava-rad" && "$llava_bin" convert --dtype float32 \
+      --llava-rad "$work/models/tiny-llava-rad/llava-rad" --vicuna "$work/models/tiny-llava-rad/vicuna" \
+      --out "$work/models/tiny-llava-hf"; } > "$work/tiny-llava.log" 2>&1 || { cat "$work/tiny-llava.log" >&2; fail "tiny llava"; }
+  llava=$(MODEL=tiny-sana RUN_ID=r1 RESULTS=$results RUNNER=local STAGES=llava-report SBATCH_ARGS="--time=10 --cpus-per-task=1" \
+    LLAVA_REPORT_ARGS="--model-dir $work/models/tiny-llava-hf --train-prompts $inputs/prompts_train.parquet --test-prompts $inputs/prompts_holdout.parquet --real-root $inputs/real --fraction 100 --no-zero-shot --epochs 2 --batch-size 1 --workers 0 --max-new-tokens 4 --bootstrap 20 --device cpu" \
+    MAKE_VARS="CACHE_DIR=$work/cache" LLAVA_REPORT_SBATCH="--gres=none --mem=4G --ntasks-per-node=2" bash "$root/compose/hpc/submit.sh") \
+    || fail "submit.sh (llava-report) failed"
+  job=$(echo "$llava" | awk '{print $2}')
+  wait_jobs 300 "$job"
+  local log=("$results"/tiny-sana/r1/slurm-logs/chexbench-llava-report-*.out)
+  [[ $(job_state "$job") == COMPLETED ]] || { tail -n 30 "${log[@]}" >&2; fail "the llava-report job is $(job_state "$job")"; }
+  [[ -f $results/tiny-sana/r1/llava-report/_SUCCESS ]] || fail "the llava-report job wrote no _SUCCESS"
+  grep -q "2 tasks through srun" "${log[@]}" || fail "llava-report did not srun 2 tasks"
+  # two ranks of batch 1 over P pairs: ceil(P / 2) optimiser steps per epoch (one rank alone would take P)
+  py -c "import json, math, sys; m = json.load(open(sys.argv[1])); p = m['counts']['pairs']
+assert p > 1 and m['optimiser_steps'] == 2 * math.ceil(p / 2), m" \
+    "$results/tiny-sana/r1/llava-report/finetune-p100/manifest.json" || fail "llava-report: not trained by 2 ranks"
+  say "llava-report job COMPLETED: fine-tuned by 2 srun tasks (torch ranks from Slurm), generated and scored by rank 0"
 }

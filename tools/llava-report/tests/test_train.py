@@ -346,6 +346,40 @@ def test_torchrun_on_two_cpu_processes_trains_once_and_rank_0_alone_writes(tiny_
     assert result.stdout.count("adapter") == 1
 
 
+@pytest.mark.slow
+def test_run_under_two_srun_tasks_trains_on_both_and_rank_0_alone_generates_and_scores(tiny_llava, tmp_path):
+    """What a Slurm job with --ntasks-per-node=2 starts (compose/hpc/common.sh): the same `run` twice with only
+    Slurm's variables; they form one torch world, train once, and rank 0 alone writes, generates and scores."""
+    world = make_world(tmp_path)
+    args = [
+        "run",
+        *("--results", str(world["results"]), "--model", "m", "--run-id", "r", "--model-dir", str(tiny_llava)),
+        *("--train-prompts", str(world["train"]), "--images", str(world["images"])),
+        *("--test-prompts", str(world["test"]), "--real-root", str(world["real"]), "--fraction", "100"),
+        *("--no-zero-shot", "--epochs", "2", "--batch-size", "1", "--workers", "0", "--max-new-tokens", "4"),
+        *("--bootstrap", "0", "--device", "cpu", "--progress", "none"),
+    ]
+    cli = Path(sys.executable).parent / "chexbench-llava-report"
+    slurm = {"SLURM_JOB_ID": str(4000 + os.getpid() % 5000), "SLURM_NTASKS": "2", "SLURM_JOB_NODELIST": "localhost"}
+    ranks = [
+        subprocess.Popen(
+            [str(cli), *args],
+            env={**os.environ, **slurm, "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    (out0, err0), (out1, err1) = (rank.communicate(timeout=600) for rank in ranks)
+    assert [rank.returncode for rank in ranks] == [0, 0], err0[-2000:] + err1[-2000:]
+    manifest = json.loads((stage_dir(world, "finetune-p100") / "manifest.json").read_text())
+    assert manifest["optimiser_steps"] == 4  # 4 pairs, 2 ranks of batch 1: 2 steps per epoch, 2 epochs
+    assert len(pd.read_parquet(stage_dir(world, "generate-p100") / "predictions.parquet")) == 2
+    assert (world["results"] / "m" / "r" / "llava-report" / "metrics.parquet").is_file()
+    assert "metrics.parquet" in out0 and out1 == ""  # rank 1 trained and wrote nothing
+
+
 def test_an_interrupted_generate_resumes_from_its_finished_batches(tiny_llava, tmp_path, monkeypatch):
     """In-process (a SIGKILL at the same point is what the finetune test does): the first finished batch stays in
     parts/ and the next run generates only the rest."""

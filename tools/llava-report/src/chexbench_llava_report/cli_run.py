@@ -46,7 +46,13 @@ _dir = click.Path(path_type=Path, file_okay=False)
 @click.option("--bootstrap", type=click.IntRange(min=0), default=500, show_default=True, help="Resamples (0: no CI).")
 @click.pass_context
 def run(ctx, results, model, run_id, force, device, model_dir, train_prompts, images, images_root, **options):
-    """Fine-tune on each fraction, generate for the real TEST images, score: the whole stage in one call."""
+    """Fine-tune on each fraction, generate for the real TEST images, score: the whole stage in one call. Under
+    several ranks (torchrun, or one Slurm task per GPU) every rank fine-tunes; rank 0 alone generates and scores."""
+    from chexbench_common.distributed import torch_env_from_slurm
+
+    from .finetune import is_follower
+
+    torch_env_from_slurm()
     where = {"results": results, "model": model, "run_id": run_id, "force": force, "device": device}
     folder = Path(results) / model / run_id / "llava-report"
     for fraction in options["fractions"]:
@@ -64,6 +70,8 @@ def run(ctx, results, model, run_id, force, device, model_dir, train_prompts, im
             batch_size=options["batch_size"],
             workers=options["workers"],
         )
+    if is_follower():  # its share of the training is done; generation and scoring are rank 0's
+        return
     test = {"model_dir": model_dir, "test_prompts": options["test_prompts"], "real_root": options["real_root"]}
     tuned = [folder / f"finetune-p{fraction}" for fraction in options["fractions"]]
     for finetuned in [*tuned, *([None] if options["zero_shot"] else [])]:

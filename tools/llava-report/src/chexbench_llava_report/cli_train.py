@@ -48,10 +48,12 @@ model_dir_option = click.option(
 @click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=True)
 def finetune(results, model, run_id, force, device, model_dir, train_prompts, images, images_root, **options):
     """Fine-tune the converted LLaVA on a seeded fraction of the synthetic image-findings pairs (LoRA on the
-    language model's linears, projector in full). Multi-GPU: `accelerate launch -m chexbench_llava_report.cli
-    finetune ...` or `torchrun --nproc-per-node N -m chexbench_llava_report.cli finetune ...`."""
+    language model's linears, projector in full). Multi-GPU: `accelerate launch -m chexbench_llava_report
+    finetune ...`, `torchrun --nproc-per-node N -m chexbench_llava_report finetune ...`, or one Slurm task per GPU."""
+    from chexbench_common.distributed import torch_env_from_slurm
     from chexbench_common.env import configure_caches
 
+    torch_env_from_slurm()
     configure_caches()
     from .finetune import Options, Request, follow, is_follower, run
 
