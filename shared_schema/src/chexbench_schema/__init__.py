@@ -6,6 +6,7 @@ The table IO (pandas, pyarrow) loads on first use, so CLIs that only need the sp
 from importlib import import_module
 
 from .labels import CHEXPERT_LABELS
+from .original import ORIGINAL_LEADERBOARD_COLUMNS
 from .tables import TABLES, TableSpec, get_table
 
 _LAZY = {
@@ -23,6 +24,7 @@ def __getattr__(name: str):
 __all__ = [
     "CHEXPERT_LABELS",
     "Embeddings",
+    "ORIGINAL_LEADERBOARD_COLUMNS",
     "TABLES",
     "TableSpec",
     "get_table",

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 from chexbench_classify.cli import main
+from chexbench_common.testing import run_as_srun_tasks
 from chexbench_schema import CHEXPERT_LABELS, read_table, write_table
 from click.testing import CliRunner
 
@@ -168,29 +169,9 @@ def test_ddp_under_srun_each_task_a_rank_rank0_predicts(fresh):
     trip over the two-task Slurm world."""
     cli = Path(sys.executable).parent / "chexbench-classify"
     args = fresh.args("--setting", "all_original", "--device", "cpu", "--devices", "2", "--strategy", "ddp")
-    slurm = {
-        "SLURM_JOB_ID": "4242",
-        "SLURM_JOB_NAME": "chexbench-classify",
-        "SLURM_NTASKS": "2",
-        "SLURM_NTASKS_PER_NODE": "2",
-        "SLURM_NNODES": "1",
-        "SLURM_NODEID": "0",
-        "SLURM_NODELIST": "localhost",
-        "MASTER_PORT": str(20000 + os.getpid() % 20000),
-    }
-    ranks = [
-        subprocess.Popen(
-            [str(cli), *args],
-            env={**os.environ, **slurm, "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for rank in (0, 1)
-    ]
-    outputs = [rank.communicate(timeout=600) for rank in ranks]
-    assert [rank.returncode for rank in ranks] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
-    assert "MEMBER: 2/2" in outputs[1][1]
+    ranks = run_as_srun_tasks([str(cli), *args])
+    assert [rank.returncode for rank in ranks] == [0, 0], ranks[0].stderr[-2000:] + ranks[1].stderr[-2000:]
+    assert "MEMBER: 2/2" in ranks[1].stderr
     predictions = pd.read_csv(out(fresh) / "predictions.csv")
     assert len(predictions) == 24 and predictions["prompt_id"].is_unique
     assert json.loads((out(fresh) / "manifest.json").read_text())["status"] == "success"

@@ -10,8 +10,8 @@ from chexbench_fidelity.cli import main
 from chexbench_fidelity.frechet import fit_gaussian, frechet_distance
 from chexbench_fidelity.inception_score import inception_score
 from chexbench_fidelity.kid import kernel_inception_distance
-from chexbench_fidelity.leaderboard import ORIGINAL_COLUMNS
 from chexbench_schema import CHEXPERT_LABELS, read_embeddings, read_table
+from chexbench_schema import ORIGINAL_LEADERBOARD_COLUMNS as ORIGINAL_COLUMNS
 from click.testing import CliRunner
 from fidelity_data import correlated, images_table, poison, prompts_table, write_emb
 

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 from chexbench_common.imageio import save_grey_png
+from chexbench_common.testing import run_as_srun_tasks
 from chexbench_llava_report import prompting
 from chexbench_llava_report.cli import main
 from chexbench_llava_report.data import PairDataset, image_token_count, sample_fraction, training_pairs
@@ -360,24 +361,13 @@ def test_run_under_two_srun_tasks_trains_on_both_and_rank_0_alone_generates_and_
         *("--bootstrap", "0", "--device", "cpu", "--progress", "none"),
     ]
     cli = Path(sys.executable).parent / "chexbench-llava-report"
-    slurm = {"SLURM_JOB_ID": str(4000 + os.getpid() % 5000), "SLURM_NTASKS": "2", "SLURM_JOB_NODELIST": "localhost"}
-    ranks = [
-        subprocess.Popen(
-            [str(cli), *args],
-            env={**os.environ, **slurm, "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for rank in (0, 1)
-    ]
-    (out0, err0), (out1, err1) = (rank.communicate(timeout=600) for rank in ranks)
-    assert [rank.returncode for rank in ranks] == [0, 0], err0[-2000:] + err1[-2000:]
+    rank0, rank1 = run_as_srun_tasks([str(cli), *args])
+    assert [rank0.returncode, rank1.returncode] == [0, 0], rank0.stderr[-2000:] + rank1.stderr[-2000:]
     manifest = json.loads((stage_dir(world, "finetune-p100") / "manifest.json").read_text())
     assert manifest["optimiser_steps"] == 4  # 4 pairs, 2 ranks of batch 1: 2 steps per epoch, 2 epochs
     assert len(pd.read_parquet(stage_dir(world, "generate-p100") / "predictions.parquet")) == 2
     assert (world["results"] / "m" / "r" / "llava-report" / "metrics.parquet").is_file()
-    assert "metrics.parquet" in out0 and out1 == ""  # rank 1 trained and wrote nothing
+    assert "metrics.parquet" in rank0.stdout and rank1.stdout == ""  # rank 1 trained and wrote nothing
 
 
 def test_an_interrupted_generate_resumes_from_its_finished_batches(tiny_llava, tmp_path, monkeypatch):

@@ -3,7 +3,8 @@ and only those, and the rank rule (ties by overlapping CIs)."""
 
 import pandas as pd
 import pytest
-from chexbench_report.leaderboard import BY_NAME, ORIGINAL, rank
+from chexbench_report.leaderboard import BY_NAME, rank
+from chexbench_schema import ORIGINAL_LEADERBOARD_COLUMNS as ORIGINAL
 from report_world import POSITIVE, build_run
 
 

@@ -12,24 +12,12 @@ import pandas as pd
 from chexbench_common.atomic import atomic_path
 from chexbench_common.errors import BadInputError
 from chexbench_common.rundir import SUCCESS, is_finished
+from chexbench_schema import ORIGINAL_LEADERBOARD_COLUMNS
 
 from .evaluate import PRDC_METRICS, Row
 
 ALPHA_BETA_COLUMNS = {"alpha_precision": "alpha-Precision", "beta_recall": "beta-Recall"}
 
-ORIGINAL_COLUMNS = (
-    "FID",
-    "FID (RadDino)",
-    "Inception Score",
-    "KID",
-    "KID (RadDino)",
-    "Precision",
-    "Recall",
-    "Density",
-    "Coverage",
-    "Extra Info",
-    "Caption Type",
-)
 SUFFIX = {"inception": "", "raddino": " (RadDino)", "dinov2": " (DINOv2)"}
 LEADERBOARD = "leaderboard.csv"
 LEADERBOARD_CONDITIONAL = "leaderboard_conditional.csv"
@@ -110,7 +98,7 @@ def leaderboard_frame(
     frame = pd.DataFrame(list(records.values()))
     if conditional:
         frame.insert(0, "Pathology", list(records))
-    leading = list(ORIGINAL_COLUMNS) + (["Pathology"] if conditional else [])
+    leading = list(ORIGINAL_LEADERBOARD_COLUMNS) + (["Pathology"] if conditional else [])
     for col in leading:
         if col not in frame:
             frame[col] = np.nan
@@ -135,6 +123,6 @@ def collect(results: Path, out: Path, conditional: bool) -> tuple[Path, int]:
         )
     frames = [pd.read_csv(p) for p in files]
     merged = pd.concat(frames, ignore_index=True, sort=False)
-    leading = [c for c in frames[0].columns if c in ORIGINAL_COLUMNS or c == "Pathology"]
+    leading = [c for c in frames[0].columns if c in ORIGINAL_LEADERBOARD_COLUMNS or c == "Pathology"]
     merged = merged[leading + [c for c in merged.columns if c not in leading]]
     return write_csv(merged, out), len(files)

@@ -10,6 +10,8 @@ from pathlib import Path
 import click
 from chexbench_common.options import echo_outputs, stage_run_options
 
+from .cli_train import pairs_options, test_options
+
 _file = click.Path(path_type=Path, dir_okay=False)
 _dir = click.Path(path_type=Path, file_okay=False)
 
@@ -35,9 +37,7 @@ vicuna_option = click.option("--vicuna", type=_dir, required=True, help="Vicuna-
 
 @click.command("finetune")
 @stage_run_options(device=False)
-@click.option("--train-prompts", type=_file, required=True, help="TRAIN prompts table (prompt = findings).")
-@click.option("--images", type=_file, required=True, help="images table of the TRAIN prompts' generations.")
-@click.option("--images-root", type=_dir, help="Folder of the images table's paths [default: its metadata].")
+@pairs_options
 @click.option("--fraction", type=click.IntRange(1, 100), default=100, help="Percent of the TRAIN prompts.")
 @click.option("--seed", type=int, default=0, help="Seed of the fraction's draw.")
 @vicuna_option
@@ -58,7 +58,7 @@ def legacy_finetune(results, model, run_id, force, train_prompts, images, images
         model=model,
         run_id=run_id,
         train_prompts=train_prompts,
-        images=images,
+        images=images or Path(results) / model / run_id / "generate" / "images.parquet",
         images_root=images_root,
         fraction=fraction,
         seed=seed,
@@ -76,8 +76,7 @@ def legacy_finetune(results, model, run_id, force, train_prompts, images, images
 
 @click.command("generate")
 @stage_run_options(device=False)
-@click.option("--test-prompts", type=_file, required=True, help="TEST prompts table (real images, reference findings).")
-@click.option("--real-root", type=_dir, required=True, help="Folder the prompts table's image_path are relative to.")
+@test_options
 @click.option("--finetuned", type=_dir, required=True, help="A finished legacy finetune-p<P> folder.")
 @vicuna_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=8)

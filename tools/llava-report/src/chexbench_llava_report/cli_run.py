@@ -11,7 +11,7 @@ import click
 from chexbench_common.options import stage_run_options
 
 from .cli_score import score
-from .cli_train import finetune, generate, model_dir_option
+from .cli_train import finetune, generate, model_dir_option, pairs_options, test_options
 
 _file = click.Path(path_type=Path, dir_okay=False)
 _dir = click.Path(path_type=Path, file_okay=False)
@@ -20,11 +20,8 @@ _dir = click.Path(path_type=Path, file_okay=False)
 @click.command()
 @stage_run_options(device=True)
 @model_dir_option
-@click.option("--train-prompts", type=_file, required=True, help="TRAIN prompts table (prompt = findings).")
-@click.option("--images", type=_file, help="images table of the TRAIN prompts' generations [<run>/generate].")
-@click.option("--images-root", type=_dir, help="Folder of the images table's paths [default: its metadata].")
-@click.option("--test-prompts", type=_file, required=True, help="TEST prompts table (real images, reference findings).")
-@click.option("--real-root", type=_dir, required=True, help="Folder the TEST prompts' image_path are relative to.")
+@pairs_options
+@test_options
 @click.option(
     "--fraction",
     "fractions",

@@ -14,17 +14,38 @@ model_dir_option = click.option(
     "--model-dir",
     type=_dir,
     required=True,
-    help="Converted LLaVA folder (`convert`). Its adapter/ (LLaVA-Rad's LoRA) is what finetune continues and what a "
-    "zero-shot generate applies.",
+    help="Converted LLaVA folder (`convert`). Its adapter/ (LLaVA-Rad's LoRA) is what a zero-shot generate applies "
+    "(and finetune --continue-adapter continues).",
+)
+
+
+def _options(*options):
+    def apply(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
+# the synthetic image-findings pairs (finetune, run, the legacy finetune) and the real TEST images (generate, run)
+pairs_options = _options(
+    click.option("--train-prompts", type=_file, required=True, help="TRAIN prompts table (prompt = findings)."),
+    click.option("--images", type=_file, help="images table of the TRAIN prompts' generations [<run>/generate]."),
+    click.option("--images-root", type=_dir, help="Folder of the images table's paths [default: its metadata]."),
+)
+test_options = _options(
+    click.option(
+        "--test-prompts", type=_file, required=True, help="TEST prompts table (real images, reference findings)."
+    ),
+    click.option("--real-root", type=_dir, required=True, help="Folder the TEST prompts' image_path are relative to."),
 )
 
 
 @click.command()
 @stage_run_options(device=True)
 @model_dir_option
-@click.option("--train-prompts", type=_file, required=True, help="TRAIN prompts table (prompt = findings).")
-@click.option("--images", type=_file, help="images table of the TRAIN prompts' generations [<run>/generate].")
-@click.option("--images-root", type=_dir, help="Folder of the images table's paths [default: its metadata].")
+@pairs_options
 @click.option(
     "--fraction", type=click.IntRange(1, 100), default=100, help="Percent of the TRAIN prompts (10, 50, 100)."
 )
@@ -69,8 +90,7 @@ def finetune(results, model, run_id, force, device, model_dir, train_prompts, im
 @click.command()
 @stage_run_options(device=True)
 @model_dir_option
-@click.option("--test-prompts", type=_file, required=True, help="TEST prompts table (real images, reference findings).")
-@click.option("--real-root", type=_dir, required=True, help="Folder the prompts table's image_path are relative to.")
+@test_options
 @click.option("--finetuned", type=_dir, help="A finished finetune-p<P> folder [default: zero-shot].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8)
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=256)

@@ -17,26 +17,13 @@ from pathlib import Path
 import pandas as pd
 from chexbench_common.atomic import write_text_atomic
 from chexbench_common.errors import BadInputError
-from chexbench_schema import CHEXPERT_LABELS, read_metadata
+from chexbench_schema import CHEXPERT_LABELS, ORIGINAL_LEADERBOARD_COLUMNS, read_metadata
 
 from .collect import Run, find_runs, load_run
 from .provenance import seeds
 from .render import fmt, render_page
 from .summary import UTILITY_SETTING, classify_setting_rows
 
-ORIGINAL = (
-    "FID",
-    "FID (RadDino)",
-    "Inception Score",
-    "KID",
-    "KID (RadDino)",
-    "Precision",
-    "Recall",
-    "Density",
-    "Coverage",
-    "Extra Info",
-    "Caption Type",
-)
 PRDC_SPACES = ("raddino", "dinov2", "inception")  # the extractor of the original's Precision..Coverage, first present
 
 
@@ -161,8 +148,8 @@ def _rank_column(rows: list[dict], requested: str | None) -> Column:
 
 def _frame(rows: list[dict], conditional: bool) -> pd.DataFrame:
     values = [c.name for c in COLUMNS]
-    leading = list(ORIGINAL) + (["Pathology"] if conditional else []) + list(IDENTITY)
-    added = [v for v in values if v not in ORIGINAL]
+    leading = list(ORIGINAL_LEADERBOARD_COLUMNS) + (["Pathology"] if conditional else []) + list(IDENTITY)
+    added = [v for v in values if v not in ORIGINAL_LEADERBOARD_COLUMNS]
     intervals = [f"{v} CI {end}" for v in values for end in ("low", "high")]
     return pd.DataFrame(rows, columns=leading + added + intervals)
 
