@@ -2,8 +2,10 @@
 
 Usage: python tests/containers/compare_results.py REFERENCE_DIR CANDIDATE_DIR
 fidelity (a folder with metrics.parquet): metrics.parquet, leaderboard.csv and leaderboard_conditional.csv have the
-same rows and columns, text equal, numbers equal to float tolerance (rtol 1e-9: the two runs use different Python
-builds), NaN where NaN; the columns that name the run (run id, extra info) are expected to differ and are left out.
+same rows and columns, text equal, numbers equal to float32 tolerance (rtol 1e-6: KID's Gram products and the P/R/D/C
+distance tiles are float32 GEMMs, which another Python and numpy build may block differently; a CI run measured
+2.6e-8 on KID), NaN where NaN; the columns that name the run (run id, extra info) are expected to differ and are left
+out.
 embed (a folder of embeddings tables): the same tables, rows (by image_id) and text columns, vectors equal to
 rtol 1e-5 / atol 1e-6 (float32 features from the same torch version on another Python build).
 Exit 1 with one line per difference.
@@ -18,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 RUN_COLUMNS = {"run_id", "Run ID", "Extra Info"}
-RTOL, ATOL = 1e-9, 1e-12
+RTOL, ATOL = 1e-6, 1e-9
 VEC_RTOL, VEC_ATOL = 1e-5, 1e-6
 
 
