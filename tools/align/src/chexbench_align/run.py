@@ -12,7 +12,7 @@ import pandas as pd
 from chexbench_common.atomic import write_text_atomic
 from chexbench_common.device import select_device
 from chexbench_common.lifecycle import Lifecycle
-from chexbench_common.rundir import StageRun
+from chexbench_common.rundir import StageRun, generated_images
 from chexbench_common.stats import cluster_bootstrap
 from chexbench_schema import CHEXPERT_LABELS, write_table
 
@@ -64,7 +64,7 @@ def _scorer(request: Request, device):
 
 def run(request: Request) -> tuple[StageRun, bool]:
     stage = StageRun(request.results, request.model, request.run_id, STAGE, tool_version=__version__)
-    images = request.images or stage.dir.parent / "generate" / "images.parquet"
+    images = request.images or generated_images(request.results, request.model, request.run_id)
     with Lifecycle(stage, force=request.force) as life:
         device = select_device(request.device)
         scorer = _scorer(request, device)

@@ -13,7 +13,7 @@ from chexbench_common.atomic import write_text_atomic
 from chexbench_common.errors import BadInputError
 from chexbench_common.lifecycle import Lifecycle
 from chexbench_common.paths import resolve_under
-from chexbench_common.rundir import StageRun
+from chexbench_common.rundir import StageRun, generated_images, run_folder
 from chexbench_schema import CHEXPERT_LABELS, read_metadata, read_table, write_table
 from sklearn.metrics import precision_score, recall_score
 
@@ -101,7 +101,7 @@ def prepare(request: Request):
             f"{request.test_prompts}: {len(shared)} patients are also in {request.train_prompts} "
             f"(first: {sorted(shared)[0]}); the test set must be patient-disjoint from TRAIN"
         )
-    images = request.images or request.results / request.model / request.run_id / "generate" / "images.parquet"
+    images = request.images or generated_images(request.results, request.model, request.run_id)
     if not Path(images).is_file():
         raise BadInputError(
             f"{images}: images table not found; generate the TRAIN prompts' images first or pass --images"
@@ -124,7 +124,7 @@ def follow(request: Request) -> None:
     real_train, val = validation_split(train, request.val_fraction, seed=0)
     synth_train = synth[synth["prompt_id"].isin(real_train["prompt_id"])]
     cache = ImageCache(request.cache_dir, request.options.size)
-    stage_dir = request.results / request.model / request.run_id / STAGE
+    stage_dir = run_folder(request.results, request.model, request.run_id) / STAGE
     for setting in request.settings:
         for seed in request.seeds:
             plan = phases(setting, real_train, synth_train, seed)

@@ -78,6 +78,16 @@ def describe_inputs(inputs: dict[str, str | Path]) -> dict[str, dict]:
     return described
 
 
+def run_folder(results: str | Path, model: str, run_id: str) -> Path:
+    """`<results>/<model>/<run_id>/`: the one place the run layout is spelled out."""
+    return Path(results) / model / run_id
+
+
+def generated_images(results: str | Path, model: str, run_id: str) -> Path:
+    """The run's generate images table: what the stages that read generations use when not given one."""
+    return run_folder(results, model, run_id) / "generate" / "images.parquet"
+
+
 def is_finished(folder: str | Path) -> bool:
     """Whether a stage folder holds a finished run: _SUCCESS and a manifest that says success."""
     folder = Path(folder)
@@ -97,7 +107,7 @@ class StageRun:
     """One stage of one run; call start(), then finish() or fail()."""
 
     def __init__(self, results: str | Path, model: str, run_id: str, stage: str, *, tool_version: str):
-        self.dir = Path(results) / model / run_id / stage
+        self.dir = run_folder(results, model, run_id) / stage
         self.model, self.run_id, self.stage, self.tool_version = model, run_id, stage, tool_version
         self.manifest: dict = {}
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 from chexbench_common.errors import BadInputError, OutOfMemoryError
 from chexbench_common.lifecycle import Lifecycle
-from chexbench_common.rundir import StageRun
+from chexbench_common.rundir import StageRun, run_folder
 from chexbench_schema import CHEXPERT_LABELS, read_metadata, write_table
 
 from . import __version__
@@ -57,7 +57,7 @@ def discover(request: Request) -> None:
     read (its manifest) where --prompts / --images are not given. No *-logits table is taken as features."""
     if request.real or request.synth:
         return
-    embed = request.results / request.model / request.run_id / "embed"
+    embed = run_folder(request.results, request.model, request.run_id) / "embed"
     manifest = embed / "manifest.json"
     recorded = json.loads(manifest.read_text()).get("inputs", {}) if manifest.exists() else {}
     for name in ("prompts", "images"):

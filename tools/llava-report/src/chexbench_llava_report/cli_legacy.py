@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 from chexbench_common.options import echo_outputs, stage_run_options
+from chexbench_common.rundir import generated_images
 
 from .cli_train import pairs_options, test_options
 
@@ -58,7 +59,7 @@ def legacy_finetune(results, model, run_id, force, train_prompts, images, images
         model=model,
         run_id=run_id,
         train_prompts=train_prompts,
-        images=images or Path(results) / model / run_id / "generate" / "images.parquet",
+        images=images or generated_images(results, model, run_id),
         images_root=images_root,
         fraction=fraction,
         seed=seed,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 from chexbench_common.options import stage_run_options
+from chexbench_common.rundir import run_folder
 
 from .cli_score import score
 from .cli_train import finetune, generate, model_dir_option, pairs_options, test_options
@@ -51,7 +52,7 @@ def run(ctx, results, model, run_id, force, device, model_dir, train_prompts, im
 
     torch_env_from_slurm()
     where = {"results": results, "model": model, "run_id": run_id, "force": force, "device": device}
-    folder = Path(results) / model / run_id / "llava-report"
+    folder = run_folder(results, model, run_id) / "llava-report"
     for fraction in options["fractions"]:
         ctx.invoke(
             finetune,

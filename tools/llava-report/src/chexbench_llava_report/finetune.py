@@ -21,7 +21,7 @@ from chexbench_common.errors import BadInputError
 from chexbench_common.faults import fault_point
 from chexbench_common.lifecycle import Lifecycle
 from chexbench_common.progress import Progress
-from chexbench_common.rundir import StageRun
+from chexbench_common.rundir import StageRun, generated_images
 from transformers import TrainerCallback  # this module is imported by the command, never by the CLI's import
 
 from . import __version__, prompting
@@ -75,7 +75,7 @@ class Request:
     force: bool = False
 
     def images_table(self) -> Path:
-        return Path(self.images or self.results / self.model / self.run_id / "generate" / "images.parquet")
+        return Path(self.images or generated_images(self.results, self.model, self.run_id))
 
 
 def is_follower() -> bool:

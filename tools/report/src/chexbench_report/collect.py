@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 from chexbench_common.errors import BadInputError
-from chexbench_common.rundir import MANIFEST, SUCCESS, is_finished
+from chexbench_common.rundir import MANIFEST, SUCCESS, is_finished, run_folder
 from chexbench_schema import read_table
 
 # The stages of a full run, in pipeline order (their stage.yml `order`). Written out here because the report runs in
@@ -53,7 +53,7 @@ class Run:
 
     @property
     def dir(self) -> Path:
-        return self.results / self.model / self.run_id
+        return run_folder(self.results, self.model, self.run_id)
 
     def stage(self, name: str) -> Stage | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -125,7 +125,7 @@ def check_run_folder(run_dir: Path) -> None:
 
 def load_run(results: Path, model: str, run_id: str) -> Run:
     """Read a run folder; a missing folder, or one where no stage has run, is an error naming what to do."""
-    run_dir = Path(results) / model / run_id
+    run_dir = run_folder(results, model, run_id)
     check_run_folder(run_dir)
     return Run(Path(results), model, run_id, [read_stage(run_dir, n) for n in stage_names(run_dir)])
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from chexbench_common.atomic import atomic_path, write_text_atomic
 from chexbench_common.lifecycle import Lifecycle
-from chexbench_common.rundir import MANIFEST, StageRun
+from chexbench_common.rundir import MANIFEST, StageRun, run_folder
 
 from . import __version__
 from .collect import METRICS, REPORT, Run, check_run_folder, load_run
@@ -33,7 +33,7 @@ def _inputs(run: Run) -> dict[str, Path]:
 
 def run(results: Path, model: str, run_id: str, *, force: bool = False, out: Path | None = None):
     """Write the report of one run; returns (stage run, whether work was done)."""
-    check_run_folder(Path(results) / model / run_id)  # before the lock creates anything
+    check_run_folder(run_folder(results, model, run_id))  # before the lock creates anything
     stage = StageRun(results, model, run_id, REPORT, tool_version=__version__)
     with Lifecycle(stage, force=force) as life:
         run_data = load_run(results, model, run_id)
