@@ -16,6 +16,8 @@ from chexbench_common.resnet import ResNet50
 from torch import nn
 from torch.nn import functional as F
 
+from .choices import BACKBONE_NAMES
+
 BLOCKS = (6, 12, 24, 16)
 BN_SIZE = 4
 
@@ -111,11 +113,17 @@ class Backbone:
     extra_keys: tuple[str, ...] = ()
 
 
-BACKBONES = {
-    "resnet50": Backbone(ResNet50, "fc.", 3, "imagenet"),
-    "densenet121": Backbone(DenseNet121, "classifier.", 3, "imagenet"),
-    "xrv-densenet121": Backbone(XrvDenseNet121, "classifier.", 1, "xrv", extra_keys=("op_threshs",)),
-}
+BACKBONES = dict(
+    zip(
+        BACKBONE_NAMES,  # the command line's names (choices.py)
+        (
+            Backbone(ResNet50, "fc.", 3, "imagenet"),
+            Backbone(DenseNet121, "classifier.", 3, "imagenet"),
+            Backbone(XrvDenseNet121, "classifier.", 1, "xrv", extra_keys=("op_threshs",)),
+        ),
+        strict=True,
+    )
+)
 
 
 def build(name: str, classes: int, width: int) -> tuple[nn.Module, str]:

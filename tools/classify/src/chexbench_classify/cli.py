@@ -9,9 +9,8 @@ from chexbench_common.cli import stage_group
 from chexbench_common.options import echo_outputs, stage_run_options
 
 from . import __version__
-from .backbones import BACKBONES
+from .choices import BACKBONE_NAMES, SETTINGS
 from .labels import POLICIES
-from .settings import SETTINGS
 
 
 def lightning_devices(device: str, devices: str) -> dict[str, str | list[int]]:
@@ -44,7 +43,7 @@ _dir = click.Path(path_type=Path, file_okay=False)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=4, show_default=True, help="DataLoader workers.")
 @click.option("--size", type=click.IntRange(min=32), default=224, show_default=True, help="Training resolution.")
-@click.option("--backbone", type=click.Choice(list(BACKBONES)), default="resnet50", show_default=True)
+@click.option("--backbone", type=click.Choice(BACKBONE_NAMES), default="resnet50", show_default=True)
 @click.option(
     "--backbone-weights",
     type=_file,

@@ -13,7 +13,7 @@ from chexbench_common.atomic import write_text_atomic
 from chexbench_common.errors import BadInputError
 from chexbench_common.lifecycle import Lifecycle
 from chexbench_common.paths import resolve_under
-from chexbench_common.rundir import StageRun, generated_images, run_folder
+from chexbench_common.rundir import StageRun, generated_images
 from chexbench_schema import CHEXPERT_LABELS, read_metadata, read_table, write_table
 from sklearn.metrics import precision_score, recall_score
 
@@ -117,6 +117,10 @@ def prepare(request: Request):
     return train, test, synth, without_twin, Path(images), weights
 
 
+def _stage(request: Request) -> StageRun:
+    return StageRun(request.results, request.model, request.run_id, STAGE, tool_version=__version__)
+
+
 def follow(request: Request) -> None:
     """A DDP rank other than 0: the same training steps as rank 0 (which owns the folder, the lock and every
     output), nothing written."""
@@ -124,7 +128,7 @@ def follow(request: Request) -> None:
     real_train, val = validation_split(train, request.val_fraction, seed=0)
     synth_train = synth[synth["prompt_id"].isin(real_train["prompt_id"])]
     cache = ImageCache(request.cache_dir, request.options.size)
-    stage_dir = run_folder(request.results, request.model, request.run_id) / STAGE
+    stage_dir = _stage(request).dir  # rank 0's folder: the checkpoints it resumes from
     for setting in request.settings:
         for seed in request.seeds:
             plan = phases(setting, real_train, synth_train, seed)
@@ -133,7 +137,7 @@ def follow(request: Request) -> None:
 
 
 def run(request: Request) -> tuple[StageRun, bool]:
-    stage = StageRun(request.results, request.model, request.run_id, STAGE, tool_version=__version__)
+    stage = _stage(request)
     with Lifecycle(stage, force=request.force) as life:
         train, test, synth, without_twin, images, weights = prepare(request)
         params = {

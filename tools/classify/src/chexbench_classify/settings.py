@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit
 
-SETTINGS = ("all_original", "all_synthetic", "mixed", "augmented", "pretrain_synthetic", "duplicate_real")
+from .choices import SETTINGS
 
 
 def validation_split(real: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -16,6 +16,8 @@ main = stage_group(
     __version__,
     "LLaVA-Rad report generation: convert a checkpoint, fine-tune on synthetic images, generate and score findings.",
 )
-train_commands = cli_legacy.COMMANDS if os.environ.get("CHEXBENCH_VARIANT") == "legacy" else cli_train.COMMANDS
-for command in (*cli_run.COMMANDS, *cli_convert.COMMANDS, *train_commands, *cli_score.COMMANDS, *cli_demo.COMMANDS):
+# `run` chains the native finetune and generate: in the legacy image, call its finetune and generate one by one
+legacy = os.environ.get("CHEXBENCH_VARIANT") == "legacy"
+train_commands = cli_legacy.COMMANDS if legacy else (*cli_run.COMMANDS, *cli_train.COMMANDS)
+for command in (*cli_convert.COMMANDS, *train_commands, *cli_score.COMMANDS, *cli_demo.COMMANDS):
     main.add_command(command)

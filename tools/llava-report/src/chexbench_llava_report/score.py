@@ -397,9 +397,9 @@ def run(request: Request) -> tuple[StageRun, bool]:
             "rouge_stemmer": request.rouge_stemmer,
             "radgraph_type": request.radgraph_type if request.radgraph_model else None,
         }
-        scorers = Scorers(request)
         if life.up_to_date(params, inputs):
             return stage, False
+        scorers = Scorers(request)  # loads CheXbert: only when there is work to do
         old = list((stage.dir / ORIGINAL).glob("*.csv"))  # the original-layout files of the previous run
         scorer_facts = scorers.describe()
         weights = {k: v for k, v in _weights(scorer_facts).items() if v}
