@@ -117,7 +117,7 @@ def compose_cpu(stages: list[StageDecl]) -> str:
 def slurm_table(stages: list[StageDecl]) -> str:
     rows = ["# Generated from tools/*/stage.yml by `python images/render.py write`; read by compose/hpc/submit.sh."]
     rows.append("\t".join(TSV_COLUMNS))
-    for stage in stages:
+    for stage in (s for s in stages if not s.is_tool):
         shards = "true" if stage.shards else "false"
         resources = [stage.slurm[k] for k in ("cpus", "mem", "time")]
         rows.append("\t".join([stage.name, stage.gpu, shards, *resources, str(stage.in_slurm_chain).lower()]))

@@ -14,7 +14,8 @@ from chexbench_schema import TABLES
 from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = load_stages(ROOT)
+DECLARED = load_stages(ROOT)  # pipeline stages and declared tools (kind: tool, e.g. chexbench-splits)
+STAGES = [s for s in DECLARED if not s.is_tool]
 IDS = [s.name for s in STAGES]
 SHARED_RUN_OPTIONS = ("--results", "--model", "--run-id", "--force", "--progress")
 
@@ -24,13 +25,13 @@ def _main(stage):
 
 
 def test_generated_files_match_the_declarations():
-    assert (ROOT / "mk" / "stages.mk").read_text() == make_fragment(STAGES)
+    assert (ROOT / "mk" / "stages.mk").read_text() == make_fragment(DECLARED)
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"<!-- stage table:[^\n]*-->\n(.*?)<!-- end of the stage table -->", readme, re.S)
-    assert block and block.group(1) == readme_table(STAGES), "README stage table is stale: images/render.py write"
+    assert block and block.group(1) == readme_table(DECLARED), "README stage table is stale: images/render.py write"
 
 
-@pytest.mark.parametrize("stage", STAGES, ids=IDS)
+@pytest.mark.parametrize("stage", DECLARED, ids=lambda s: s.name)
 def test_declared_tables_exist_in_the_contract(stage):
     for name, version in {**stage.inputs, **stage.outputs}.items():
         assert name in TABLES, f"{stage.folder}/stage.yml names unknown table {name!r}"
@@ -49,6 +50,16 @@ def test_console_script_and_shared_options(stage):
     assert set(SHARED_RUN_OPTIONS) <= flags
     assert ("--shard" in flags) == stage.shards and ("merge" in main.commands) == stage.shards
     assert ("--device" in flags) == stage.uses_gpu
+
+
+@pytest.mark.parametrize("tool", [s for s in DECLARED if s.is_tool], ids=lambda s: s.name)
+def test_a_declared_tool_has_its_console_script_and_no_pipeline_rows(tool):
+    project = tomllib.loads((ROOT / tool.package / "pyproject.toml").read_text())["project"]
+    assert project["scripts"][tool.command] == f"chexbench_{tool.name.replace('-', '_')}.cli:main"
+    assert "run" not in _main(tool).commands  # no run folder: it writes where it is told
+    fragment = make_fragment(DECLARED)
+    assert tool.name in fragment.split("IMAGE_NAMES")[1] and tool.name not in fragment.split("IMAGE_NAMES")[0]
+    assert tool.name not in (ROOT / "compose" / "hpc" / "stages.tsv").read_text()
 
 
 @pytest.mark.parametrize("stage", STAGES, ids=IDS)
@@ -92,7 +103,7 @@ def _third_party_imports(src: Path) -> dict[str, str]:
     return found
 
 
-@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
+@pytest.mark.parametrize("stage", DECLARED, ids=lambda s: s.name)
 def test_every_import_of_a_stage_is_a_declared_dependency(stage):
     """A stage image installs exactly its declared dependencies (and those of common and schema): an undeclared
     import runs here and fails only in the container."""

@@ -16,6 +16,9 @@ import yaml
 from .errors import BadInputError
 
 GPU_CHOICES = ("none", "optional", "required")
+# stage: a pipeline stage (a run folder, `run`, the Makefile's stage rule, a Slurm row); tool: a declared helper that
+# writes a contract table where it is told (chexbench-splits), with its own image but no run folder or Slurm row
+KINDS = ("stage", "tool")
 STAGE_NAME = re.compile(r"[a-z][a-z0-9-]*")
 REQUIRED_KEYS = ("stage", "summary", "gpu", "shards", "inputs", "outputs", "image", "slurm")
 
@@ -34,6 +37,7 @@ class StageDecl:
     image_description: str
     slurm: dict[str, str] = field(default_factory=dict)
     order: int = 100  # position in the pipeline (tables and lists follow it)
+    kind: str = "stage"  # or "tool" (KINDS)
     # image variants: name -> {requirements: a requirements file that replaces the pyproject pins}; a variant's image
     # sets CHEXBENCH_VARIANT=<name> for the stage to read
     variants: dict[str, dict] = field(default_factory=dict)
@@ -41,6 +45,10 @@ class StageDecl:
     def image_names(self) -> list[str]:
         """The stage's image and one per variant: `<stage>` and `<stage>-<variant>`."""
         return [self.name, *(f"{self.name}-{v}" for v in self.variants)]
+
+    @property
+    def is_tool(self) -> bool:
+        return self.kind == "tool"
 
     @property
     def in_slurm_chain(self) -> bool:
@@ -62,7 +70,11 @@ class StageDecl:
 
 
 def _problems(data: dict, path: Path) -> list[str]:
-    problems = [f"{path}: missing key {k!r}" for k in REQUIRED_KEYS if k not in data]
+    kind = data.get("kind", "stage")
+    if kind not in KINDS:
+        return [f"{path}: kind {kind!r} is not one of {', '.join(KINDS)}"]
+    required = [k for k in REQUIRED_KEYS if not (kind == "tool" and k == "slurm")]  # a tool has no Slurm job
+    problems = [f"{path}: missing key {k!r}" for k in required if k not in data]
     if problems:
         return problems
     if not STAGE_NAME.fullmatch(str(data["stage"])) or data["stage"] != path.parent.name:
@@ -76,7 +88,7 @@ def _problems(data: dict, path: Path) -> list[str]:
             problems.append(f"{path}: {key} must map table names to versions")
     if not isinstance(data["image"], dict) or "description" not in data["image"]:
         problems.append(f"{path}: image needs a description")
-    if not isinstance(data["slurm"], dict) or not {"cpus", "mem", "time"} <= set(data["slurm"]):
+    if kind == "stage" and (not isinstance(data["slurm"], dict) or not {"cpus", "mem", "time"} <= set(data["slurm"])):
         problems.append(f"{path}: slurm needs cpus, mem and time")
     for name, variant in (data.get("variants") or {}).items():
         if not STAGE_NAME.fullmatch(str(name)) or not isinstance(variant, dict) or "requirements" not in variant:
@@ -105,8 +117,9 @@ def load_stage(path: str | Path) -> StageDecl:
         inputs={str(k): str(v) for k, v in data["inputs"].items()},
         outputs={str(k): str(v) for k, v in data["outputs"].items()},
         image_description=str(data["image"]["description"]),
-        slurm={str(k): str(v) for k, v in data["slurm"].items()},
+        slurm={str(k): str(v) for k, v in (data.get("slurm") or {}).items()},
         order=int(data.get("order", 100)),
+        kind=str(data.get("kind", "stage")),
         variants={
             str(name): {"requirements": str(v["requirements"])} for name, v in (data.get("variants") or {}).items()
         },
@@ -122,7 +135,7 @@ def make_fragment(stages: list[StageDecl]) -> str:
     """mk/stages.mk: the Makefile's stage lists."""
 
     def names(keep) -> str:
-        return " ".join(s.name for s in stages if keep(s))
+        return " ".join(s.name for s in stages if not s.is_tool and keep(s))
 
     return (
         "# Generated from tools/*/stage.yml by `python images/render.py write`; do not edit by hand.\n"
@@ -137,7 +150,7 @@ def readme_table(stages: list[StageDecl]) -> str:
     """The README's stage table (between its generated-block markers)."""
     gpu = {"none": "no", "optional": "optional", "required": "yes"}
     lines = ["| stage | GPU | shards | reads | writes | what it does |", "|---|---|---|---|---|---|"]
-    for s in stages:
+    for s in (s for s in stages if not s.is_tool):
         reads = ", ".join(f"`{t}` {v}.x" for t, v in s.inputs.items())
         writes = ", ".join(f"`{t}` {v}" for t, v in s.outputs.items())
         lines.append(
