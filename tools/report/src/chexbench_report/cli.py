@@ -20,11 +20,19 @@ main = stage_group("report", __version__, "One self-contained HTML report per ru
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also copy report.html here (the report itself is always <results>/<model>/<run-id>/report/).",
 )
-def run(results, model, run_id, force, out):
+@click.option(
+    "--map",
+    "embedding_map",
+    type=click.Choice(["pca", "umap"]),
+    default="pca",
+    show_default=True,
+    help="The embedding map: PCA (exact, fitted on every vector) or UMAP (umap-learn; neighbourhoods, seeded).",
+)
+def run(results, model, run_id, force, out, embedding_map):
     """Write <results>/<model>/<run-id>/report/report.html (one self-contained file) and report.json."""
     from .run import run as run_report
 
-    stage, did_work = run_report(results, model, run_id, force=force, out=out)
+    stage, did_work = run_report(results, model, run_id, force=force, out=out, embedding_map=embedding_map)
     echo_outputs(stage, did_work)
     if out is not None:
         click.echo(out)

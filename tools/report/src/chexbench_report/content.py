@@ -14,7 +14,7 @@ from .summary import headline, pathology_series, records, stage_statuses
 REPORT_VERSION = "1.0.0"
 
 
-def build(run: Run) -> dict:
+def build(run: Run, embedding_map: str = "pca") -> dict:
     pictures = run_pictures(run)
     finished = [s for s in run.stages if s.finished and s.metrics is not None]
     return {
@@ -29,7 +29,7 @@ def build(run: Run) -> dict:
         "samples": None if pictures is None else {"rows": sample_grid(pictures), "notes": pictures.notes},
         "privacy": privacy_panel(run),
         "classification": classification_panel(run),
-        "embedding": embedding_section(run, pictures),
+        "embedding": embedding_section(run, pictures, embedding_map),
         "provenance": provenance(run, pictures),
         "metrics": {s.name: records(s.metrics) for s in finished},
     }

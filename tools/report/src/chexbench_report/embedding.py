@@ -1,5 +1,10 @@
-"""The embedding map (PCA of real and synthetic features, per extractor) and the per-image outliers: the synthetic
-images farthest from their nearest real image."""
+"""The embedding map (PCA or UMAP of real and synthetic features, per extractor) and the per-image outliers: the
+synthetic images farthest from their nearest real image.
+
+PCA (the default) is exact, linear and fitted on every vector, so distances along its axes mean something and the
+picture is the same on every machine. UMAP (umap-learn, `--map umap`) shows neighbourhoods instead: whether synthetic
+images form their own islands. It is fitted on the points drawn (at most MAX_POINTS per set) with a fixed seed; its
+first call in a process spends ~13 s compiling (numba)."""
 
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ MAX_POINTS = 600  # per set and map: more points add no information to a picture
 OUTLIERS = 8
 OUTLIER_SPACES = ("raddino", "dinov2", "inception")  # the space of the outlier search, first present
 SEED = 0
+UMAP_NEIGHBOURS = 15  # umap-learn's default, capped by the number of points
+UMAP_MIN_POINTS = 10  # below this UMAP's spectral layout is meaningless: PCA is drawn instead, with a note
 
 
 def _tables(embed: Stage) -> dict[str, dict]:
@@ -38,7 +45,7 @@ def _shown(n: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, MAX_POINTS, replace=False)) if n > MAX_POINTS else np.arange(n)
 
 
-def embedding_section(run: Run, pictures: Pictures | None) -> dict | None:
+def embedding_section(run: Run, pictures: Pictures | None, method: str = "pca") -> dict | None:
     embed = run.finished("embed")
     if embed is None:
         return None
@@ -50,21 +57,46 @@ def embedding_section(run: Run, pictures: Pictures | None) -> dict | None:
             notes.append(f"{extractor}: too few finite vectors for a map ({len(real)} real, {len(synth)} synthetic)")
             continue
         spaces[extractor] = (real_ids, real, synth_ids, synth)
-        pca = make_pipeline(StandardScaler(), PCA(n_components=2, random_state=SEED)).fit(np.vstack([real, synth]))
         rng = np.random.default_rng(SEED)
         r, s = _shown(len(real), rng), _shown(len(synth), rng)
-        explained = pca[-1].explained_variance_ratio_
+        drawn = len(r) + len(s)
+        if method == "umap" and drawn < UMAP_MIN_POINTS:
+            notes.append(f"{extractor}: UMAP needs at least {UMAP_MIN_POINTS} points, {drawn} here: PCA is drawn")
+        projection = _umap if method == "umap" and drawn >= UMAP_MIN_POINTS else _pca
         maps.append(
-            {
-                "extractor": extractor,
-                "n_real": len(real),
-                "n_synth": len(synth),
-                "explained": [round(float(v), 4) for v in explained],
-                "real": np.round(pca.transform(real[r]), 4).tolist(),
-                "synthetic": np.round(pca.transform(synth[s]), 4).tolist(),
-            }
+            {"extractor": extractor, "n_real": len(real), "n_synth": len(synth)} | projection(real, synth, r, s)
         )
-    return {"maps": maps, "outliers": _outliers(spaces, pictures), "notes": notes}
+    return {"method": method, "maps": maps, "outliers": _outliers(spaces, pictures), "notes": notes}
+
+
+def _pca(real: np.ndarray, synth: np.ndarray, r: np.ndarray, s: np.ndarray) -> dict:
+    """PCA of the standardised features, fitted on every vector; the drawn points projected."""
+    pca = make_pipeline(StandardScaler(), PCA(n_components=2, random_state=SEED)).fit(np.vstack([real, synth]))
+    explained = [round(float(v), 4) for v in pca[-1].explained_variance_ratio_]
+    return {
+        "method": "pca",
+        "axes": [f"PC{k + 1} ({100 * v:.1f}% of variance)" for k, v in enumerate(explained)],
+        "explained": explained,
+        "real": np.round(pca.transform(real[r]), 4).tolist(),
+        "synthetic": np.round(pca.transform(synth[s]), 4).tolist(),
+    }
+
+
+def _umap(real: np.ndarray, synth: np.ndarray, r: np.ndarray, s: np.ndarray) -> dict:
+    """UMAP of the standardised drawn points (umap-learn, fixed seed, one thread so the seed holds)."""
+    import umap  # numba: imported only when asked for (2 s to import, ~13 s to compile on first use)
+
+    drawn = np.vstack([real[r], synth[s]]).astype(np.float64)
+    neighbours = min(UMAP_NEIGHBOURS, len(drawn) - 1)
+    reducer = umap.UMAP(n_components=2, n_neighbors=neighbours, random_state=SEED, n_jobs=1)
+    coords = np.round(reducer.fit_transform(StandardScaler().fit_transform(drawn)), 4)
+    return {
+        "method": "umap",
+        "axes": ["UMAP 1", "UMAP 2"],
+        "n_neighbors": neighbours,
+        "real": coords[: len(r)].tolist(),
+        "synthetic": coords[len(r) :].tolist(),
+    }
 
 
 def _outliers(spaces: dict, pictures: Pictures | None) -> dict | None:

@@ -92,8 +92,7 @@ def _chart_jobs(report: dict) -> list[tuple[str, object]]:
         key = f"auroc-{i}"
         jobs.append((key, lambda c=chart, k=key: charts.bar_chart(k, c["points"], "AUROC")))
     for i, emb in enumerate((report["embedding"] or {}).get("maps", [])):
-        axes = tuple(f"PC{k + 1} ({100 * v:.1f}% of variance)" for k, v in enumerate(emb["explained"]))
-        real, synth = np.asarray(emb["real"]), np.asarray(emb["synthetic"])
+        axes, real, synth = tuple(emb["axes"]), np.asarray(emb["real"]), np.asarray(emb["synthetic"])
         jobs.append((f"map-{i}", lambda r=real, s=synth, a=axes, k=f"map-{i}": charts.scatter_chart(k, r, s, a)))
     return jobs
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import shutil
@@ -9,6 +10,7 @@ import time
 from pathlib import Path
 
 from chexbench_common.atomic import atomic_path, write_text_atomic
+from chexbench_common.errors import MissingResourceError
 from chexbench_common.lifecycle import Lifecycle
 from chexbench_common.rundir import MANIFEST, StageRun, run_folder
 
@@ -31,19 +33,23 @@ def _inputs(run: Run) -> dict[str, Path]:
     return inputs
 
 
-def run(results: Path, model: str, run_id: str, *, force: bool = False, out: Path | None = None):
+def run(
+    results: Path, model: str, run_id: str, *, force: bool = False, out: Path | None = None, embedding_map: str = "pca"
+):
     """Write the report of one run; returns (stage run, whether work was done)."""
     check_run_folder(run_folder(results, model, run_id))  # before the lock creates anything
+    if embedding_map == "umap" and importlib.util.find_spec("umap") is None:
+        raise MissingResourceError("--map umap needs umap-learn (pip install umap-learn==0.5.12); or use --map pca")
     stage = StageRun(results, model, run_id, REPORT, tool_version=__version__)
     with Lifecycle(stage, force=force) as life:
         run_data = load_run(results, model, run_id)
-        params, inputs = {"report_version": REPORT_VERSION}, _inputs(run_data)
+        params, inputs = {"report_version": REPORT_VERSION, "embedding_map": embedding_map}, _inputs(run_data)
         if life.up_to_date(params, inputs):
             _copy(stage, out)
             return stage, False
         life.start(params, inputs, clear=[HTML, JSON])
         t0 = time.monotonic()
-        report = build(run_data)
+        report = build(run_data, embedding_map)
         html, problems = render_html(report)
         for problem in problems:
             log.warning("picture not shown: %s", problem)
