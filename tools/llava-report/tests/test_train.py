@@ -1,6 +1,6 @@
 """finetune and generate on the tiny random LLaVA: input ids as LLaVA-Rad builds them, LoRA only on the language
 model's linears with the projector trained, the seeded fraction, one instruction for training and generation, an
-overfit that greedy generation must reproduce from the image alone, kill-and-resume of both commands, refusals."""
+overfit that greedy generation must reproduce from the image alone, SIGKILL-and-resume of both commands, refusals."""
 
 import hashlib
 import json
@@ -370,25 +370,20 @@ def test_run_under_two_srun_tasks_trains_on_both_and_rank_0_alone_generates_and_
     assert "metrics.parquet" in rank0.stdout and rank1.stdout == ""  # rank 1 trained and wrote nothing
 
 
-def test_an_interrupted_generate_resumes_from_its_finished_batches(tiny_llava, tmp_path, monkeypatch):
-    """In-process (a SIGKILL at the same point is what the finetune test does): the first finished batch stays in
-    parts/ and the next run generates only the rest."""
-    import chexbench_llava_report.generate as generate
-
-    def stop(name):
-        raise KeyboardInterrupt(name)
-
+def test_a_killed_generate_resumes_from_its_finished_batches(tiny_llava, tmp_path):
+    """SIGKILL after the first finished batch: it stays in parts/, and the next run generates only the rest."""
     world = make_world(tmp_path)
     args = generate_args(world, tiny_llava, "--batch-size", "1", "--max-new-tokens", "4")
-    monkeypatch.setattr(generate, "fault_point", stop)
-    assert CliRunner().invoke(main, args).exit_code == 130
+    killed = _cli(args, fault="llava-report:batch@1")
+    assert killed.returncode == -9, killed.stderr[-2000:]
     out = stage_dir(world, "generate-zeroshot")
     assert [p.name for p in (out / "parts").glob("batch-*")] == ["batch-00000000.parquet"]
-    assert json.loads((out / "manifest.json").read_text())["status"] == "failed"
-    monkeypatch.undo()
-    assert invoke(args).exit_code == 0
+    assert json.loads((out / "manifest.json").read_text())["status"] == "running" and not (out / "_SUCCESS").exists()
+    again = _cli(args)
+    assert again.returncode == 0, again.stderr[-2000:]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["resumed_batches"] == 1 and manifest["counts"]["test_images"] == 2
+    assert manifest["status"] == "success" and manifest["resumed_batches"] == 1
+    assert manifest["counts"]["test_images"] == 2
     assert pd.read_parquet(out / "predictions.parquet")["image_path"].tolist() == ["test_0.png", "test_1.png"]
     assert not (out / "parts").exists()
 
