@@ -77,7 +77,13 @@ def test_folder_names_are_checked_by_every_stage(stage, bad, tmp_path):
 
 
 # import name -> distribution name, where they differ
-DISTRIBUTIONS = {"sklearn": "scikit-learn", "PIL": "pillow", "yaml": "pyyaml", "skimage": "scikit-image"}
+DISTRIBUTIONS = {
+    "sklearn": "scikit-learn",
+    "PIL": "pillow",
+    "yaml": "pyyaml",
+    "skimage": "scikit-image",
+    "umap": "umap-learn",
+}
 
 
 def _declared(package: Path) -> set[str]:
