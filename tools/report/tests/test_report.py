@@ -4,6 +4,7 @@ partial runs, failed stages, empty and missing folders; the lifecycle (skip, red
 import hashlib
 import json
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -251,3 +252,18 @@ def test_per_class_auroc_of_a_setting_run_with_several_seeds_comes_from_its_firs
     (chart,) = classify_auroc_series(metrics.assign(n_real=None, n_synth=None, note=None))
     assert chart["title"] == "classify: AUROC per class, trained all_synthetic (seed0 of several)"
     assert [(p["label"], p["value"]) for p in chart["points"]] == [("Edema", 0.6)]
+
+
+def test_relative_paths_resolve_in_the_folder_the_stages_ran_in(report_cli, tmp_path, monkeypatch):
+    """make bench records paths relative to the checkout; the report finds the pictures from any other folder."""
+    monkeypatch.chdir(tmp_path)
+    build_run(Path("Results"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = report_cli(*run_args(tmp_path / "Results"))
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "Results" / "m" / "r" / "report" / "report.json").read_text())
+    real = [img["file"] for row in report["samples"]["rows"] for img in row["real"]]
+    assert real and all(Path(f).is_file() for f in real) and report["samples"]["notes"] == []
+    assert all(Path(row["real_file"]).is_file() for row in report["embedding"]["outliers"]["rows"])

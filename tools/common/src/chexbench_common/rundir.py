@@ -149,6 +149,7 @@ class StageRun:
             "run_id": self.run_id,
             "tool_version": self.tool_version,
             "command": sys.argv,
+            "cwd": str(Path.cwd()),  # what the relative paths of the command, params and inputs are relative to
             "params": _normalise(params),
             "inputs": describe_inputs(inputs),
             "weights": dict(weights or {}),

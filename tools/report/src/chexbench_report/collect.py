@@ -41,7 +41,15 @@ class Stage:
     def input_path(self, key: str) -> Path | None:
         """The path the stage recorded for one of its inputs (as it was when the stage ran)."""
         recorded = self.manifest.get("inputs", {}).get(key, {}).get("path")
-        return Path(recorded) if recorded else None
+        return self.recorded_path(recorded) if recorded else None
+
+    def recorded_path(self, recorded: str) -> Path:
+        """A path from the manifest: a relative one is relative to the folder the stage ran in (`cwd`, when the
+        manifest has it and the path exists there), else to the current folder."""
+        path, ran_in = Path(recorded), self.manifest.get("cwd")
+        if not path.is_absolute() and ran_in and (Path(ran_in) / path).exists():
+            return Path(ran_in) / path
+        return path
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Where a run's pictures are: the synthetic images table and the prompts table the stages recorded, with their roots.
 
-The manifests record absolute paths as they were when a stage ran; a path that no longer exists (the run was moved)
-leaves the panel that needs it with a note instead of pictures.
+The manifests record paths as the stage was given them, and the folder it ran in (relative paths are resolved
+there); a path that no longer exists (the run was moved) leaves the panel that needs it with a note instead of
+pictures.
 """
 
 from __future__ import annotations
@@ -70,13 +71,13 @@ def run_pictures(run: Run) -> Pictures | None:
     params = embed.manifest.get("params", {}) if embed else {}
     synth = pd.DataFrame(columns=["image_id", "prompt_id", "file"])
     if images is not None and images.is_file():
-        fallback = Path(params["images_root"]) if params.get("images_root") else None
+        fallback = embed.recorded_path(params["images_root"]) if params.get("images_root") else None
         synth = synthetic_files(images, table_root(images, fallback) if fallback else None)
     elif images is not None:
         notes.append(f"synthetic images table {images} not found (moved?)")
     real = pd.DataFrame(columns=["prompt_id", "prompt", "file"])
     if prompts is not None and prompts.is_file():
-        real = real_files(prompts, Path(params["real_root"]) if params.get("real_root") else None)
+        real = real_files(prompts, embed.recorded_path(params["real_root"]) if params.get("real_root") else None)
         synth = synth.merge(real.drop(columns=["file"]), on="prompt_id", how="left")
     elif prompts is not None:
         notes.append(f"prompts table {prompts} not found (moved?)")
