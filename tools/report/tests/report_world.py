@@ -250,3 +250,8 @@ BUILDERS = {
 def run_args(results: Path, model: str = "m", run_id: str = "r") -> list[str]:
     """The command line of `chexbench-report run` for one run."""
     return ["run", "--results", str(results), "--model", model, "--run-id", run_id]
+
+
+def report_json(run: RunFacts) -> dict:
+    """The report.json that `chexbench-report run` wrote for a run."""
+    return json.loads((run.dir / "report" / "report.json").read_text())

@@ -2,15 +2,10 @@
 fallback when there are too few points for UMAP, and the one error line when umap-learn is missing."""
 
 import importlib.util
-import json
 
 import numpy as np
 import pytest
-from report_world import run_args
-
-
-def _report(run) -> dict:
-    return json.loads((run.dir / "report" / "report.json").read_text())
+from report_world import report_json, run_args
 
 
 def _standardised(real, synth):
@@ -20,7 +15,7 @@ def _standardised(real, synth):
 
 def test_pca_map_is_the_svd_of_the_standardised_vectors(report_cli, results, full_run):
     assert report_cli(*run_args(results), "--map", "pca").exit_code == 0
-    (page_map,) = _report(full_run)["embedding"]["maps"]
+    (page_map,) = report_json(full_run)["embedding"]["maps"]
     real, synth = full_run.embeddings["real"][1], full_run.embeddings["synthetic"][1]
     x = _standardised(real, synth)
     _, singular, vt = np.linalg.svd(x, full_matrices=False)
@@ -36,7 +31,7 @@ def test_umap_map_is_umap_learn_on_the_same_points(report_cli, results, full_run
     umap = pytest.importorskip("umap")  # requirements/dev.txt pins it: skipped only outside the CPU stack
     result = report_cli(*run_args(results), "--map", "umap")
     assert result.exit_code == 0, result.output
-    report = _report(full_run)
+    report = report_json(full_run)
     (page_map,) = report["embedding"]["maps"]
     real, synth = full_run.embeddings["real"][1], full_run.embeddings["synthetic"][1]
     n = len(real) + len(synth)
@@ -51,7 +46,7 @@ def test_umap_map_is_umap_learn_on_the_same_points(report_cli, results, full_run
     # the map is part of the skip key: back to PCA redoes the page
     again = report_cli(*run_args(results), "--map", "pca")
     assert again.exit_code == 0 and "up to date" not in again.stderr
-    assert _report(full_run)["embedding"]["method"] == "pca"
+    assert report_json(full_run)["embedding"]["method"] == "pca"
 
 
 def test_too_few_points_for_umap_draws_pca_and_says_so(full_run, monkeypatch):

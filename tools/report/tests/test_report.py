@@ -12,11 +12,7 @@ import pytest
 from chexbench_common.rundir import StageRun, is_finished
 from chexbench_schema import write_table
 from click.testing import CliRunner
-from report_world import POSITIVE, build_run, run_args
-
-
-def _report(run) -> dict:
-    return json.loads((run.dir / "report" / "report.json").read_text())
+from report_world import POSITIVE, build_run, report_json, run_args
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +33,7 @@ def test_report_holds_what_the_tables_say(rendered):
     assert result.exit_code == 0, result.output
     assert str(full_run.dir / "report" / "report.html") in result.stdout
     assert is_finished(full_run.dir / "report")
-    report = _report(full_run)
+    report = report_json(full_run)
     # headline: fidelity's `all` rows except the *_std ones, with their values and CIs as written
     fidelity = full_run.metrics["fidelity"]
     expected = fidelity[(fidelity["subset"] == "all") & ~fidelity["metric"].str.endswith("_std")]
@@ -65,7 +61,7 @@ def test_sample_grid_pairs_each_label_with_its_own_images(rendered):
     full_run, _, result = rendered
     assert result.exit_code == 0, result.output
     prompts = pd.read_parquet(full_run.prompts)
-    rows = {row["label"]: row for row in _report(full_run)["samples"]["rows"]}
+    rows = {row["label"]: row for row in report_json(full_run)["samples"]["rows"]}
     assert set(rows) == set(POSITIVE)
     for label, row in rows.items():
         positive = set(prompts.loc[prompts[label] == 1, "prompt_id"])
@@ -83,7 +79,7 @@ def test_outliers_are_the_synthetic_images_farthest_from_any_real_one(rendered):
     distances = np.sqrt(((synth[:, None, :].astype(float) - real[None, :, :]) ** 2).sum(-1))  # brute force
     nearest = distances.min(axis=1)
     order = np.argsort(-nearest)[:8]
-    outliers = _report(full_run)["embedding"]["outliers"]
+    outliers = report_json(full_run)["embedding"]["outliers"]
     assert [r["image_id"] for r in outliers["rows"]] == [synth_ids[i] for i in order]
     assert np.allclose([r["distance"] for r in outliers["rows"]], nearest[order], rtol=1e-5)
     assert [r["nearest_real"] for r in outliers["rows"]] == [real_ids[distances[i].argmin()] for i in order]
@@ -93,7 +89,7 @@ def test_outliers_are_the_synthetic_images_farthest_from_any_real_one(rendered):
 def test_provenance_hashes_are_those_of_the_files(rendered):
     full_run, _, result = rendered
     assert result.exit_code == 0, result.output
-    provenance = _report(full_run)["provenance"]
+    provenance = report_json(full_run)["provenance"]
     assert provenance["prompts"]["sha256"] == hashlib.sha256(full_run.prompts.read_bytes()).hexdigest()
     file_digests = sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in full_run.synth_files.values())
     assert provenance["images"] == {
@@ -133,7 +129,7 @@ def test_a_run_with_some_stages_lists_the_others_as_not_run(report_cli, results)
     run = build_run(results, stages=("generate", "embed", "fidelity"))
     result = report_cli(*run_args(results))
     assert result.exit_code == 0, result.output
-    report = _report(run)
+    report = report_json(run)
     status = {s["stage"]: s["status"] for s in report["stages"]}
     assert [status[s] for s in ("align", "privacy", "classify")] == ["not run"] * 3
     assert report["privacy"] is None and report["classification"] is None
@@ -147,7 +143,7 @@ def test_a_failed_stage_is_shown_with_its_reason(report_cli, results):
     run = build_run(results, failed={"privacy": reason})
     result = report_cli(*run_args(results))
     assert result.exit_code == 0, result.output
-    report = _report(run)
+    report = report_json(run)
     privacy = next(s for s in report["stages"] if s["stage"] == "privacy")
     assert (privacy["status"], privacy["reason"]) == ("failed", reason)
     assert "privacy" not in report["headline"] and report["privacy"] is None
@@ -185,7 +181,7 @@ def test_skips_when_nothing_changed_and_redoes_when_a_stage_ran_again(report_cli
     align.fail("BioViL-T weights not found")
     redo = report_cli(*run_args(results))
     assert redo.exit_code == 0 and "up to date" not in redo.stderr
-    status = {s["stage"]: (s["status"], s["reason"]) for s in _report(full_run)["stages"]}
+    status = {s["stage"]: (s["status"], s["reason"]) for s in report_json(full_run)["stages"]}
     assert status["align"] == ("failed", "BioViL-T weights not found")
 
 
@@ -216,7 +212,7 @@ def test_any_stage_with_a_metrics_table_is_shown_without_special_code(report_cli
     write_table(frame, stage.dir / "metrics.parquet", "metrics", producer="test", run_id="r")
     stage.finish({"metrics": stage.dir / "metrics.parquet"})
     assert report_cli(*run_args(results)).exit_code == 0
-    report = _report(full_run)
+    report = report_json(full_run)
     assert [(r["metric"], r["value"], r["ci_low"]) for r in report["headline"]["new-stage"]] == [("BLEU-4", 0.12, 0.1)]
     chart = next(c for c in report["pathology"] if c["stage"] == "new-stage")
     assert [(p["label"], p["value"]) for p in chart["points"]] == [(label, 0.5) for label in POSITIVE[:3]]
@@ -235,7 +231,7 @@ def test_llava_report_headline_is_its_summary_metrics_per_setting(report_cli, re
     write_table(frame, stage.dir / "metrics.parquet", "metrics", producer="test", run_id="r")
     stage.finish({"metrics": stage.dir / "metrics.parquet"})
     assert report_cli(*run_args(results)).exit_code == 0
-    shown = [(r["subset"], r["metric"]) for r in _report(full_run)["headline"]["llava-report"]]
+    shown = [(r["subset"], r["metric"]) for r in report_json(full_run)["headline"]["llava-report"]]
     headline = ["BLEU-1", "BLEU-4", "ROUGE-L", "Micro-F1-14", "F1-RadGraph"]  # the "+" variants stay in All metrics
     assert shown == [(s, m) for s in ("p10", "p100", "zeroshot") for m in headline]
 

@@ -88,6 +88,15 @@ def generated_images(results: str | Path, model: str, run_id: str) -> Path:
     return run_folder(results, model, run_id) / "generate" / "images.parquet"
 
 
+def recorded_path(manifest: dict, recorded: str | Path) -> Path:
+    """A path a manifest recorded: a relative one is resolved in the folder the stage ran in (its `cwd`) when it
+    exists there, else left relative to the current folder."""
+    path, ran_in = Path(recorded), manifest.get("cwd")
+    if not path.is_absolute() and ran_in and (Path(ran_in) / path).exists():
+        return Path(ran_in) / path
+    return path
+
+
 def is_finished(folder: str | Path) -> bool:
     """Whether a stage folder holds a finished run: _SUCCESS and a manifest that says success."""
     folder = Path(folder)

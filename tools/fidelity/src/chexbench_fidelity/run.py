@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 from chexbench_common.errors import BadInputError, OutOfMemoryError
 from chexbench_common.lifecycle import Lifecycle
-from chexbench_common.rundir import StageRun, run_folder
+from chexbench_common.rundir import StageRun, recorded_path, run_folder
 from chexbench_schema import CHEXPERT_LABELS, read_metadata, write_table
 
 from . import __version__
@@ -59,9 +59,10 @@ def discover(request: Request) -> None:
         return
     embed = run_folder(request.results, request.model, request.run_id) / "embed"
     manifest = embed / "manifest.json"
-    recorded = json.loads(manifest.read_text()).get("inputs", {}) if manifest.exists() else {}
+    record = json.loads(manifest.read_text()) if manifest.exists() else {}
+    recorded = record.get("inputs", {})
     for name in ("prompts", "images"):
-        path = Path(recorded.get(name, {}).get("path", ""))
+        path = recorded_path(record, recorded.get(name, {}).get("path", ""))
         if getattr(request, name) is None and recorded.get(name) and path.is_file():
             setattr(request, name, path)
             log.info("--%s %s (from %s)", name, path, manifest)

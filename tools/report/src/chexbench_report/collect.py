@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 from chexbench_common.errors import BadInputError
-from chexbench_common.rundir import MANIFEST, SUCCESS, is_finished, run_folder
+from chexbench_common.rundir import MANIFEST, SUCCESS, is_finished, recorded_path, run_folder
 from chexbench_schema import read_table
 
 # The stages of a full run, in pipeline order (their stage.yml `order`). Written out here because the report runs in
@@ -44,12 +44,8 @@ class Stage:
         return self.recorded_path(recorded) if recorded else None
 
     def recorded_path(self, recorded: str) -> Path:
-        """A path from the manifest: a relative one is relative to the folder the stage ran in (`cwd`, when the
-        manifest has it and the path exists there), else to the current folder."""
-        path, ran_in = Path(recorded), self.manifest.get("cwd")
-        if not path.is_absolute() and ran_in and (Path(ran_in) / path).exists():
-            return Path(ran_in) / path
-        return path
+        """A path from the manifest, resolved where the stage ran (chexbench_common.rundir.recorded_path)."""
+        return recorded_path(self.manifest, recorded)
 
 
 @dataclass

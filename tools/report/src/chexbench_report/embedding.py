@@ -59,10 +59,10 @@ def embedding_section(run: Run, pictures: Pictures | None, method: str = "pca") 
         spaces[extractor] = (real_ids, real, synth_ids, synth)
         rng = np.random.default_rng(SEED)
         r, s = _shown(len(real), rng), _shown(len(synth), rng)
-        drawn = len(r) + len(s)
-        if method == "umap" and drawn < UMAP_MIN_POINTS:
+        projection, drawn = _umap if method == "umap" else _pca, len(r) + len(s)
+        if projection is _umap and drawn < UMAP_MIN_POINTS:
             notes.append(f"{extractor}: UMAP needs at least {UMAP_MIN_POINTS} points, {drawn} here: PCA is drawn")
-        projection = _umap if method == "umap" and drawn >= UMAP_MIN_POINTS else _pca
+            projection = _pca
         maps.append(
             {"extractor": extractor, "n_real": len(real), "n_synth": len(synth)} | projection(real, synth, r, s)
         )
