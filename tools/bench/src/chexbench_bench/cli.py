@@ -24,6 +24,7 @@ from .assets import CHEST_CR, CHEST_CT, packaged_file
 from .drr import demo_poses, load_attenuation, render
 from .prompts import CR_PROMPT, demo_prompts, label_row, prompt_id
 from .registry import check, generate_args, load_registry, pin, resolve_path, shown_path
+from .repeat import EXCLUDED_FIELDS, EXCLUDED_FILES, RunsDifferError, compare_roots
 
 main = stage_group(
     "bench",
@@ -231,3 +232,30 @@ def _show_fidelity(fidelity_dir: Path) -> None:
         click.echo("per pathology:")
         wanted = [c for c in ("Pathology", "N Real", "N Synthetic", "FID", "FID (RadDino)", "KID", "FRD") if c in table]
         click.echo(table[wanted].to_string(index=False))
+
+
+@main.command("compare-runs")
+@click.argument("first", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.argument("second", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--model", default="demo", callback=folder_name, help="Model folder name under both results roots.")
+def compare_runs(first: Path, second: Path, model: str) -> None:
+    """Compare two results roots made by the same commands with the same seeds (make bench-repeat): every table of
+    every stage folder (.parquet, .csv, .json) must be equal, exactly. Prints one line per stage folder, equal or
+    which value differs and by how much; exits 4 when any differs. Left out: manifest.json (provenance) and the
+    fields started, ended, created, seconds, duration, host (wall-clock times, durations, machine)."""
+    comparisons = compare_roots(first, second, model)
+    if not comparisons:
+        raise BadInputError(
+            f"{first}, {second}: no stage folder under <root>/{model}/<run_id>/ in either; run the "
+            "same command into both first (make bench-repeat)"
+        )
+    for comparison in comparisons:
+        click.echo(comparison.line())
+    differing = [c.name for c in comparisons if not c.equal]
+    if differing:
+        raise RunsDifferError(
+            f"{len(differing)} of {len(comparisons)} stage folders differ between {first} and {second}: "
+            + ", ".join(differing)
+        )
+    left_out = ", ".join([*EXCLUDED_FILES, *EXCLUDED_FIELDS])
+    click.echo(f"all {len(comparisons)} stage folders equal (left out: {left_out})", err=True)
