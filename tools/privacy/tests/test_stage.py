@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 import torch
 from chexbench_common.imageio import load_grey
+from chexbench_privacy.audit import rate_ci
 from chexbench_privacy.images import grey_at
+from chexbench_privacy.ladder import NAMES
 from chexbench_privacy.protocol import ORIGINAL_COLUMNS
 from chexbench_privacy.reid import load_reid, preprocess
 from chexbench_schema import read_table, write_table
@@ -34,10 +36,11 @@ def done(world):
     }
 
 
-def value(done, metric, extractor=None):
+def value(done, metric, extractor=None, subset="all"):
     m = done["metrics"]
     rows = m[(m["metric"] == metric) & ((m["extractor"] == extractor) if extractor else m["extractor"].isna())]
-    assert len(rows) == 1, (metric, extractor)
+    rows = rows[rows["subset"] == subset]
+    assert len(rows) == 1, (metric, extractor, subset)
     return rows.iloc[0]
 
 
@@ -50,27 +53,36 @@ def test_per_prompt_csv_has_the_original_columns_first_and_one_row_per_prompt(do
     assert np.allclose(table.set_index("prompt_id")["Mean_reid_scores"], means.loc[table["prompt_id"]])
     assert np.allclose(
         table.set_index("prompt_id")["Min_latent_distance"],
-        synth.groupby("prompt_id")["latent_source"].min().loc[table["prompt_id"]],
+        synth.groupby("prompt_id")[f"source_{EXTRACTOR}"].min().loc[table["prompt_id"]],
     )
 
 
 def test_the_planted_copy_is_found_at_rank_one_and_flagged(done):
     synth = done["per_image"][done["per_image"]["set"] == "synthetic"]
     copy = synth.iloc[0]  # generation 0 of the first sampled prompt is its source image, byte for byte
-    assert copy["latent_nn_prompt_id"] == copy["prompt_id"]
-    assert copy["dcr"] == pytest.approx(0, abs=1e-6) and copy["nndr"] == pytest.approx(0, abs=1e-6)
-    assert copy["pixel_source"] == 0 and copy["flag_dcr"] and copy["flag_nndr"] and copy["flag_any"]
+    dcr, nndr = f"dcr_{EXTRACTOR}", f"nndr_{EXTRACTOR}"
+    assert copy[f"nn_prompt_id_{EXTRACTOR}"] == copy["prompt_id"]
+    assert copy[dcr] == pytest.approx(0, abs=1e-6) and copy[nndr] == pytest.approx(0, abs=1e-6)
+    assert copy["pixel_source"] == 0 and copy[f"flag_dcr_{EXTRACTOR}"] and copy[f"flag_nndr_{EXTRACTOR}"]
+    assert copy["flag_any"]
     # the new images are not copies: none is nearer the training pool than half the nearest holdout image
     holdout = done["per_image"][done["per_image"]["set"] == "holdout"]
-    assert (synth["dcr"] < 0.5 * holdout["dcr"].min()).tolist() == [True] + [False] * (len(synth) - 1)
+    assert (synth[dcr] < 0.5 * holdout[dcr].min()).tolist() == [True] + [False] * (len(synth) - 1)
 
 
-def test_positive_controls_are_flagged_and_find_their_source(done):
+def test_the_control_ladder_is_caught_per_strength_and_finds_its_source(done):
     control = done["per_image"][done["per_image"]["set"] == "control"]
-    assert len(control) == 6
-    assert control["flag_any"].all() and control["source_rank1_latent"].all()
-    assert value(done, "control_sensitivity_any")["value"] == 1.0
-    assert value(done, "control_source_rank1", EXTRACTOR)["value"] == 1.0
+    assert len(control) == 6 * 4 and control.groupby("strength").size().to_dict() == dict.fromkeys(NAMES, 6)
+    assert control["flag_any"].all() and control[f"rank1_{EXTRACTOR}"].all()
+    for strength in NAMES:
+        row = value(done, "control_sensitivity_any", subset=strength)
+        assert row["value"] == 1.0 and row["ci_low"] == pytest.approx(rate_ci(6, 6)[0]) and row["n_synth"] == 6
+        assert value(done, "control_source_rank1", EXTRACTOR, subset=strength)["value"] == 1.0
+    # the copies drift away from their source as the strength grows (the ladder is ordered)
+    medians = control.groupby("strength")[f"dcr_{EXTRACTOR}"].median().loc[list(NAMES)]
+    assert medians.is_monotonic_increasing and medians["exact"] < 1e-6 < medians["mild"]
+    limit = value(done, "control_detection_limit")
+    assert limit["value"] == 4 and "up to 'strong'" in limit["note"]
 
 
 def test_pixel_latent_and_reid_values_equal_independent_computations(world, done):
@@ -102,8 +114,9 @@ def test_metrics_thresholds_evidence_and_manifest(world, done):
     out = stage(world)
     thresholds = json.loads((out / "thresholds.json").read_text())
     holdout = done["per_image"][done["per_image"]["set"] == "holdout"]
-    assert thresholds["dcr"]["value"] == pytest.approx(np.quantile(holdout["dcr"], 0.05), rel=1e-6)
-    assert thresholds["nndr"]["value"] == pytest.approx(1 / 3)
+    dcr = thresholds[f"dcr/{EXTRACTOR}"]
+    assert dcr["value"] == pytest.approx(np.quantile(holdout[f"dcr_{EXTRACTOR}"], 0.05), rel=1e-6)
+    assert thresholds[f"nndr/{EXTRACTOR}"]["value"] == pytest.approx(1 / 3)
     assert "holdout" in thresholds["reid"]["source"] and thresholds["delta"]["value"] == 0.5
     row = value(done, "flag_rate_any")
     synth = done["per_image"][done["per_image"]["set"] == "synthetic"]
@@ -119,7 +132,10 @@ def test_metrics_thresholds_evidence_and_manifest(world, done):
     assert manifest["status"] == "success" and len(manifest["weights"]["reid"]) == 64
     assert manifest["counts"]["synthetic"] == 15 and manifest["counts"]["training_patients"] == 20
     assert (out / "_SUCCESS").exists()
-    assert manifest["warnings"] == []  # the test world's holdout is patient-disjoint and far from the controls
+    # the test world's holdout is patient-disjoint and far from the controls; its random re-ID network cannot tell
+    # one image from another, and says so
+    assert len(manifest["warnings"]) == 1 and manifest["warnings"][0].startswith("reid not informative")
+    assert manifest["spaces"]["reid"]["informative"] is False and manifest["spaces"][EXTRACTOR]["informative"]
 
 
 def test_a_second_run_with_the_same_inputs_skips(world, done):
@@ -156,7 +172,7 @@ def test_embeddings_of_another_extractor_or_dimension_are_refused(fresh, tmp_pat
     other = write_space(
         tmp_path / "dino.parquet", ["x"], [next(fresh.real_root.iterdir())], "synthetic", extractor="dinov2"
     )
-    assert_refused(fresh, "--control-embeddings", str(other), expect="expected 'raddino'")
+    assert_refused(fresh, "--control-embeddings", str(other), expect="extractor 'dinov2', expected 'raddino'")
     control = read_table(
         fresh.results / fresh.model / f"{fresh.run_id}.privacy-control/embed/synthetic-raddino.parquet", "embeddings"
     )

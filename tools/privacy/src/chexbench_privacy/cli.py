@@ -26,11 +26,16 @@ PREPROCESSING = click.Choice(["chexgenbench", "packhaeuser"])
 @click.option("--prompts", type=_file, required=True, help="The TRAIN prompts table to sample from.")
 @click.option("--real-root", type=_dir, required=True, help="Folder the prompts' image_path values are relative to.")
 @click.option("-n", "--n", "n", type=click.IntRange(min=1), default=2000, help="Prompts to sample.")
-@click.option("--controls", type=click.IntRange(min=1), default=200, help="Positive-control copies to write.")
+@click.option(
+    "--controls",
+    type=click.IntRange(min=1),
+    default=200,
+    help="Training images copied at every strength of the control ladder (exact, mild, moderate, strong).",
+)
 @click.option("--size", type=click.IntRange(min=16), default=512, help="Side of the control copies (the generator's).")
 @click.option("--seed", default=42, help="Seed of the draws and the augmentations.")
 def sample(results, model, run_id, force, prompts, real_root, n, controls, size, seed):
-    """Sample training prompts (then generate 10 images each) and write the positive-control copies."""
+    """Sample training prompts (then generate 10 images each) and write the positive-control ladder."""
     from .sample import SampleRequest, run_sample
 
     request = SampleRequest(prompts, real_root, results, model, run_id, n, controls, size, seed, force)
@@ -59,13 +64,32 @@ def sample(results, model, run_id, force, prompts, real_root, n, controls, size,
 @click.option(
     "--images-root", type=_dir, help="Folder the images table's paths are relative to [default: its metadata]."
 )
-@click.option("--synth-embeddings", type=_file, help="Embeddings of the generations [default: <chain>/embed].")
+@click.option(
+    "--synth-embeddings", type=_file, multiple=True, help="Embeddings of the generations (repeat) [<chain>/embed]."
+)
 @click.option("--train-embeddings", type=_file, multiple=True, help="Embeddings of the training pool (repeat).")
 @click.option(
     "--holdout-embeddings", type=_file, multiple=True, help="Embeddings of the holdout (repeat) [<run>/embed]."
 )
-@click.option("--control-embeddings", type=_file, help="Embeddings of the controls [default: <chain>-control/embed].")
-@click.option("--extractor", default="raddino", help="Embedding space of DCR/NNDR and the latent distance.")
+@click.option(
+    "--control-embeddings", type=_file, multiple=True, help="Embeddings of the controls [<chain>-control/embed]."
+)
+@click.option(
+    "--extractor",
+    "extractors",
+    multiple=True,
+    default=("raddino",),
+    show_default=True,
+    help="An embedding space to audit in (repeat: inception, raddino, dinov2); the first is the protocol's latent "
+    "distance. Tables given above are routed by the extractor their metadata names.",
+)
+@click.option(
+    "--weights",
+    "weights",
+    multiple=True,
+    help="NAME=real or NAME=stand-in (repeat; NAME: an extractor or reid): declare where a space's weights come "
+    "from when neither a pinned sha256 nor the network's shape says it.",
+)
 @click.option("-k", "--top-k", type=click.IntRange(min=2), default=Settings.top_k, help="Nearest training images kept.")
 @click.option(
     "--delta", type=click.FloatRange(0, 1), default=Settings.delta, help="CheXGenBench's re-ID count threshold."
@@ -82,6 +106,14 @@ def sample(results, model, run_id, force, prompts, real_root, n, controls, size,
     "--bootstrap", type=click.IntRange(min=0), default=Settings.bootstrap, help="Prompt-bootstrap replicates."
 )
 @click.option("--ci-level", type=click.FloatRange(0.5, 0.999), default=Settings.ci_level, help="Confidence level.")
+@click.option(
+    "--spread-floor",
+    type=click.FloatRange(0, 1),
+    default=Settings.spread_floor,
+    show_default=True,
+    help="A space whose holdout statistic spreads less (sd of re-ID scores; sd of DCR / RMS of the vectors) is not "
+    "informative: its rules flag nothing.",
+)
 @click.option("--seed", default=Settings.seed, help="Seed of the bootstrap and the holdout folds.")
 @click.option("--evidence-pairs", type=click.IntRange(min=1), default=Settings.evidence_pairs, help="Pairs shown.")
 @click.option("--tile", type=click.IntRange(min=64), default=Settings.tile, help="Tile edge of the exact search.")
@@ -107,7 +139,8 @@ def run(
     train_embeddings,
     holdout_embeddings,
     control_embeddings,
-    extractor,
+    extractors,
+    weights,
     top_k,
     delta,
     dcr_quantile,
@@ -116,6 +149,7 @@ def run(
     pixel_size,
     bootstrap,
     ci_level,
+    spread_floor,
     seed,
     evidence_pairs,
     tile,
@@ -124,6 +158,7 @@ def run(
     cache_dir,
 ):
     """Score the generations against the training set; writes the per-prompt CSV, the audit and metrics."""
+    from .provenance import parse_declarations
     from .run import Request
     from .run import run as run_stage
 
@@ -137,6 +172,7 @@ def run(
         reid_quantile=reid_quantile,
         bootstrap=bootstrap,
         ci_level=ci_level,
+        spread_floor=spread_floor,
         seed=seed,
         evidence_pairs=evidence_pairs,
         tile=tile,
@@ -153,11 +189,12 @@ def run(
         sample_dir=sample_dir,
         images=images,
         images_root=images_root,
-        synth_embeddings=synth_embeddings,
+        synth_embeddings=list(synth_embeddings),
         train_embeddings=list(train_embeddings),
         holdout_embeddings=list(holdout_embeddings),
-        control_embeddings=control_embeddings,
-        extractor=extractor,
+        control_embeddings=list(control_embeddings),
+        extractors=list(dict.fromkeys(extractors)),
+        weights=parse_declarations(weights),
         settings=settings,
         device=device,
         batch_size=batch_size,

@@ -11,6 +11,8 @@ from chexbench_common.errors import BadInputError
 from chexbench_common.paths import resolve_under
 from chexbench_schema import read_embeddings, read_metadata, read_table
 
+from .ladder import NAMES
+
 # embeddings metadata that must agree between every table compared in one space
 MATCHING_KEYS = ("extractor", "weights_sha256", "preprocessing")
 
@@ -75,6 +77,41 @@ def _same_space(path: Path, meta: dict, extra: dict, dim: int, other_dim: int) -
             )
     if dim != other_dim:
         raise BadInputError(f"{path}: vectors are {other_dim}-d, the other tables' {dim}-d")
+
+
+def route(paths: list[Path], extractors: list[str], option: str) -> dict[str, list[Path]]:
+    """Embeddings tables given with `option`, grouped by the extractor their metadata names (one of `extractors`)."""
+    out: dict[str, list[Path]] = {e: [] for e in extractors}
+    for path in paths:
+        if not Path(path).is_file():
+            raise BadInputError(f"{path}: embeddings table not found; run chexbench-embed first or pass its path")
+        name = read_metadata(path).get("extra", {}).get("extractor")
+        if name not in out:
+            raise BadInputError(
+                f"{path} ({option}): embeddings of extractor {name!r}, expected {' or '.join(map(repr, extractors))} "
+                "(--extractor); every table must belong to one of the audit's spaces"
+            )
+        out[name].append(Path(path))
+    return out
+
+
+def load_strengths(path: Path, control: pd.DataFrame) -> np.ndarray:
+    """The ladder strength of every positive-control image, from the sample's augmentations record."""
+    if not Path(path).is_file():
+        raise BadInputError(f"{path}: the positive control's augmentations record is missing; run `privacy sample`")
+    recipes = pd.read_csv(path)
+    if "strength" not in recipes:
+        raise BadInputError(
+            f"{path}: no strength column (a sample written before the control ladder); run `privacy sample --force`"
+        )
+    strengths = recipes.set_index("image_id")["strength"]
+    missing = sorted(set(control["image_id"]) - set(strengths.index))
+    if missing:
+        raise BadInputError(f"{path}: no augmentation recorded for control image {missing[0]}; run `privacy sample`")
+    unknown = sorted(set(strengths) - set(NAMES))
+    if unknown:
+        raise BadInputError(f"{path}: unknown strength {unknown[0]!r} (known: {', '.join(NAMES)})")
+    return strengths.loc[control["image_id"]].to_numpy()
 
 
 def check_same_space(a: Space, b: Space, what: str) -> None:

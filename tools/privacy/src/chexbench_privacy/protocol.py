@@ -24,8 +24,9 @@ def latent_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt((diff**2).sum(axis=1)) / np.sqrt(a.shape[1])
 
 
-def per_prompt(per_image: pd.DataFrame, prompts: pd.DataFrame) -> pd.DataFrame:
-    """One row per sampled prompt: the original's columns, then ours (ids, counts, the worst generation)."""
+def per_prompt(per_image: pd.DataFrame, prompts: pd.DataFrame, latent: str) -> pd.DataFrame:
+    """One row per sampled prompt: the original's columns (the latent distance: per_image column `latent`), then
+    ours (ids, counts, the worst generation, whether any generation was flagged)."""
     g = per_image.groupby("prompt_id", sort=False)
     worst = per_image.loc[g["reid_source"].idxmax(), ["prompt_id", "image_id"]].set_index("prompt_id")["image_id"]
     stats = pd.DataFrame(
@@ -34,8 +35,8 @@ def per_prompt(per_image: pd.DataFrame, prompts: pd.DataFrame) -> pd.DataFrame:
             "Max_reid_scores": g["reid_source"].max(),
             "Mean_pixel_distance": g["pixel_source"].mean(),
             "Min_pixel_distance": g["pixel_source"].min(),
-            "Mean_latent_distance": g["latent_source"].mean(),
-            "Min_latent_distance": g["latent_source"].min(),
+            "Mean_latent_distance": g[latent].mean(),
+            "Min_latent_distance": g[latent].min(),
             "n_generations": g.size(),
             "max_reid_image_id": worst,
             "any_flag": g["flag_any"].any(),

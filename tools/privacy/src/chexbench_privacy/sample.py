@@ -4,10 +4,11 @@ Prompts: the TRAIN prompts table de-duplicated by prompt text (first row kept, a
 rows without a source image dropped, then N drawn without replacement with a seeded generator. Generation then runs
 through chexbench-generate with --num-images-per-prompt (per-image seeds are distinct hashes of prompt and index).
 
-Positive control: M further training images (drawn from the whole training pool, seeded), resized to the
-generator's resolution as a copying generator would output them, and lightly augmented (a shift, a contrast/gamma
-change, a crop-and-resize and Gaussian noise). They are written as an images table so chexbench-embed can embed them
-like generations; chexbench-privacy run must flag them.
+Positive control: M further training images (drawn from the whole training pool, seeded), each copied once per rung
+of the ladder of named strengths (ladder.py: exact, mild, moderate, strong), as a copying generator would output them
+at its resolution. They are written as an images table so chexbench-embed can embed them like generations, with
+control/augmentations.csv saying the strength and every parameter of each copy; chexbench-privacy run reports
+sensitivity and rank-1 source recovery per strength.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from chexbench_common.paths import resolve_under
 from chexbench_common.progress import track
 from chexbench_common.rundir import StageRun
 from chexbench_schema import read_table, write_table
-from PIL import Image
 
 from . import __version__
+from .ladder import LADDER, augment, ladder_record
 
 STAGE = "privacy-sample"
 PRODUCER = f"chexbench-privacy {__version__} (sample)"
@@ -68,24 +69,6 @@ def draw(pool: pd.DataFrame, n: int, rng: np.random.Generator, what: str, source
     return pool.iloc[np.sort(rng.choice(len(pool), size=n, replace=False))].reset_index(drop=True)
 
 
-def augment(grey: np.ndarray, size: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
-    """A near-duplicate of `grey` at size x size: crop-and-resize, shift, contrast/gamma and noise (recorded)."""
-    h, w = grey.shape
-    crop = float(rng.uniform(0.90, 0.97))
-    ch, cw = int(round(h * crop)), int(round(w * crop))
-    top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-    image = Image.fromarray(grey[top : top + ch, left : left + cw].astype(np.float32), mode="F")
-    out = np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float64)
-    dy, dx = (int(v) for v in rng.integers(-size // 32, size // 32 + 1, size=2))
-    out = np.roll(out, (dy, dx), axis=(0, 1))
-    gamma, contrast = float(rng.uniform(0.85, 1.15)), float(rng.uniform(0.9, 1.1))
-    out = np.clip(out, 0, 1) ** gamma
-    out = (out - out.mean()) * contrast + out.mean()
-    sigma = float(rng.uniform(0.005, 0.02))
-    out = np.clip(out + rng.normal(0, sigma, out.shape), 0, 1)
-    return out, {"crop": crop, "shift_y": dy, "shift_x": dx, "gamma": gamma, "contrast": contrast, "noise": sigma}
-
-
 def _control_images(request: SampleRequest, sources: pd.DataFrame, out_dir: Path, rng) -> pd.DataFrame:
     rows, recipes = [], []
     images_dir = out_dir / CONTROL_DIR / "images"
@@ -96,26 +79,29 @@ def _control_images(request: SampleRequest, sources: pd.DataFrame, out_dir: Path
                 f"{request.prompts}: prompt {row['prompt_id']}: source image {path} is missing; "
                 "check --real-root or the table"
             )
-        pixels, recipe = augment(load_grey(path), request.size, rng)
-        name = f"{row['prompt_id']}-0.png"
-        save_grey_png(np.round(pixels * 255).astype(np.uint8), images_dir / name)
-        rows.append(
-            {
-                "image_id": f"{row['prompt_id']}-0",
-                "prompt_id": row["prompt_id"],
-                "model": CONTROL_MODEL,
-                "path": name,
-                "seed": None,
-                "sample_index": 0,
-                "width": request.size,
-                "height": request.size,
-                "steps": None,
-                "guidance": None,
-                "dtype": None,
-                "sha256": sha256_file(images_dir / name),
-            }
-        )
-        recipes.append({"image_id": rows[-1]["image_id"], "source_image": row["image_path"], **recipe})
+        grey = load_grey(path)
+        for index, strength in enumerate(LADDER):
+            pixels, recipe = augment(grey, request.size, strength, rng)
+            image_id = f"{row['prompt_id']}-{strength.name}"
+            name = f"{image_id}.png"
+            save_grey_png(np.round(pixels * 255).astype(np.uint8), images_dir / name)
+            rows.append(
+                {
+                    "image_id": image_id,
+                    "prompt_id": row["prompt_id"],
+                    "model": CONTROL_MODEL,
+                    "path": name,
+                    "seed": None,
+                    "sample_index": index,
+                    "width": request.size,
+                    "height": request.size,
+                    "steps": None,
+                    "guidance": None,
+                    "dtype": None,
+                    "sha256": sha256_file(images_dir / name),
+                }
+            )
+            recipes.append({"image_id": image_id, "source_image": row["image_path"], **recipe})
     pd.DataFrame(recipes).to_csv(out_dir / CONTROL_AUGMENTATIONS, index=False)
     return pd.DataFrame(rows)
 
@@ -128,6 +114,7 @@ def run_sample(request: SampleRequest) -> tuple[StageRun, bool]:
         pool = dedupe(table)
         params = {k: v for k, v in asdict(request).items() if k in ("n", "controls", "size", "seed")}
         params["real_root"] = str(request.real_root)
+        params["ladder"] = ladder_record()
         inputs = {"prompts": request.prompts}
         rng = np.random.default_rng(request.seed)
         sampled = draw(pool, request.n, rng, f"--n {request.n}", request.prompts)
@@ -145,7 +132,11 @@ def run_sample(request: SampleRequest) -> tuple[StageRun, bool]:
                 "images",
                 producer=PRODUCER,
                 run_id=request.run_id,
-                extra={"images_root": "images", "purpose": "positive control: augmented training images"},
+                extra={
+                    "images_root": "images",
+                    "purpose": "positive control: training images copied at each strength of the ladder",
+                    "ladder": ladder_record(),
+                },
             ),
             "control_augmentations": stage.dir / CONTROL_AUGMENTATIONS,
             "prompts": write_table(
@@ -158,7 +149,14 @@ def run_sample(request: SampleRequest) -> tuple[StageRun, bool]:
             ),
         }
         life.update(
-            counts={"pool": len(pool), "table_rows": len(table), "sampled": len(sampled), "controls": len(controls)}
+            counts={
+                "pool": len(pool),
+                "table_rows": len(table),
+                "sampled": len(sampled),
+                "control_sources": len(controls),
+                "controls": len(control_table),
+            },
+            ladder=ladder_record(),
         )
         life.finish(outputs)
     return stage, True

@@ -14,6 +14,10 @@ class Settings:
     dcr_quantile: float = 0.05  # DCR flag: below this quantile of the holdout's DCR
     nndr_max: float = 1 / 3  # NNDR flag: d1/d2 below this
     reid_quantile: float = 0.99  # re-ID flag: above this quantile of the holdout's nearest re-ID score
+    # a space discriminates only if its holdout statistic spreads by at least this much: the standard deviation of
+    # the holdout's best re-ID scores (probability scale), or of its DCR relative to the training vectors' RMS
+    # magnitude (embedding spaces); below it the space's rules are reported as not informative and flag nothing
+    spread_floor: float = 1e-3
     bootstrap: int = 1000  # prompt-bootstrap replicates of the protocol means
     ci_level: float = 0.95
     seed: int = 42
