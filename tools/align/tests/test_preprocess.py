@@ -1,18 +1,45 @@
-"""BioViL-T's input without torchvision equals hi-ml's torchvision pipeline (run in .venv-vision)."""
+"""BioViL-T's input: hi-ml's load_image semantics (checked against hi-ml itself in .venv-himl, tests/himl) and its
+torchvision transform without torchvision (checked against torchvision in .venv-vision)."""
 
 import numpy as np
 import pytest
 import torch
-from chexbench_align.preprocess import biovil_input, resized_size, to_uint8
+from align_world import write_dicom
+from chexbench_align.preprocess import biovil_input, load_uint8, remap_to_uint8, resized_size
+from chexbench_common.imageio import load_grey, save_grey_png
 from PIL import Image
 
 
-def test_uint8_remap_is_hi_mls_on_exact_levels():
-    levels = np.arange(256, dtype=np.float64)
-    assert (to_uint8(levels / 255).astype(int) == levels.astype(int)).all()
-    shifted = np.array([10.0, 20.0, 30.0, 40.0])
-    expected = ((shifted - 10) / 30 * 255).astype(np.uint8)
-    assert (to_uint8(shifted / 255) == expected).all()
+def test_remap_is_min_max_to_uint8_truncated():
+    levels = np.arange(256, dtype=np.uint8)
+    assert (remap_to_uint8(levels) == levels).all()
+    assert remap_to_uint8(np.array([10, 20, 30, 40])).tolist() == [0, 85, 170, 255]
+    assert remap_to_uint8(np.full((3, 3), 7)).tolist() == [[0] * 3] * 3  # constant: zeros, not 0/0
+
+
+def test_a_dicom_enters_as_stored_samples_without_window_or_inversion(tmp_path):
+    pixels = np.array([[100, 1000], [2000, 4000]], np.uint16)
+    path = write_dicom(tmp_path / "m1.dcm", pixels, "MONOCHROME1", window=(1000, 500))
+    assert load_uint8(path).tolist() == [[0, 58], [124, 255]]  # (v - 100) / 3900 * 255, bone (high) bright
+    displayed = load_grey(path)  # what a viewer shows: windowed, inverted
+    assert displayed[1, 1] < displayed[0, 0]
+
+
+def test_a_colour_image_is_remapped_over_its_channels_before_grey(tmp_path):
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = [[40, 80], [120, 160]], 100, 200
+    Image.fromarray(rgb, mode="RGB").save(tmp_path / "c.png")
+    remapped = ((rgb.astype(float) - 40) / 160 * 255).astype(np.uint8)
+    expected = np.asarray(Image.fromarray(remapped, mode="RGB").convert("L"))
+    assert (load_uint8(tmp_path / "c.png") == expected).all()
+    grey_first = np.asarray(Image.fromarray(rgb, mode="RGB").convert("L"))
+    assert not (remap_to_uint8(grey_first) == expected).all()  # the order matters
+
+
+def test_a_16bit_png_is_remapped_from_its_integer_samples(tmp_path):
+    samples = np.random.default_rng(0).integers(1234, 61234, size=(64, 64)).astype(np.uint16)
+    save_grey_png(samples, tmp_path / "deep.png")
+    assert (load_uint8(tmp_path / "deep.png") == remap_to_uint8(samples)).all()
 
 
 def test_resize_keeps_the_aspect_like_torchvision():
@@ -24,7 +51,6 @@ def test_equals_torchvision_transform(shape):
     torchvision = pytest.importorskip("torchvision", reason="torchvision lives in .venv-vision (make test-vision)")
     from torchvision.transforms import CenterCrop, Compose, Resize, ToTensor
 
-    rng = np.random.default_rng(0)
-    grey = rng.integers(0, 256, size=shape).astype(np.float64) / 255
-    reference = Compose([Resize(512), CenterCrop(448), ToTensor()])(Image.fromarray(to_uint8(grey), mode="L"))
+    grey = np.random.default_rng(0).integers(0, 256, size=shape).astype(np.uint8)
+    reference = Compose([Resize(512), CenterCrop(448), ToTensor()])(Image.fromarray(grey, mode="L"))
     assert torchvision.__version__ and torch.equal(biovil_input(grey), reference.expand(3, 448, 448))

@@ -9,8 +9,7 @@ import pytest
 import torch
 from chexbench_align.biovil import load_image_tower, load_text_tower
 from chexbench_align.cli import main
-from chexbench_align.preprocess import biovil_input
-from chexbench_common.imageio import load_grey
+from chexbench_align.preprocess import biovil_input, load_uint8
 from chexbench_schema import read_table, write_table
 from click.testing import CliRunner
 
@@ -47,7 +46,7 @@ def test_scores_equal_a_direct_computation(world, done):
     image_model, _ = load_image_tower(world.biovil / "biovil_t_image_model_proj_size_128.pt")
     text_model, tokenizer, _ = load_text_tower(world.biovil / "text")
     images = read_table(world.images, "images").set_index("image_id")
-    x = biovil_input(load_grey(world.root / "gen" / images.loc[synth["image_id"], "path"]))[None]
+    x = biovil_input(load_uint8(world.root / "gen" / images.loc[synth["image_id"], "path"]))[None]
     enc = tokenizer([synth["prompt"].rstrip("!?.")], return_tensors="pt")
     with torch.no_grad():
         expected = float((image_model(x) * text_model(enc["input_ids"], enc["attention_mask"])).sum())
@@ -72,6 +71,32 @@ def test_sets_groups_and_the_original_csv(world, done):
     manifest = done["manifest"]
     assert manifest["status"] == "success" and set(manifest["weights"]) == {"image", "text"}
     assert manifest["truncated_prompts"] == 0 and manifest["token_limit"] == 64
+    assert manifest["monochrome1_dicoms"] == 1  # the world's DICOM, scored as hi-ml loads it (and warned about)
+
+
+def test_the_same_run_twice_gives_equal_tables(world, done):
+    """Determinism on CPU for a given seed: a second run (another run id) writes the same scores and metrics."""
+    result = invoke(world.args("--run-id", "again"))
+    assert result.exit_code == 0, result.output
+    again = world.results / "m" / "again" / "align"
+    pd.testing.assert_frame_equal(pd.read_csv(again / "scores.csv"), done["scores"], check_exact=True)
+    metrics = read_table(again / "metrics.parquet", "metrics")
+    assert (metrics["run_id"] == "again").all()
+    columns = [c for c in metrics.columns if c not in ("run_id", "note")]
+    pd.testing.assert_frame_equal(metrics[columns], done["metrics"][columns], check_exact=True)
+    assert metrics["note"].tolist() == done["metrics"]["note"].tolist()
+    assert metrics["ci_low"].notna().any()  # the intervals were compared, not only empty ones
+
+
+def test_the_seed_moves_the_floor_and_the_intervals(world, done):
+    result = invoke(world.args("--seed", "7", "--run-id", "seed7"))
+    assert result.exit_code == 0, result.output
+    other = read_table(world.results / "m" / "seed7" / "align" / "metrics.parquet", "metrics")
+    one, two = (m.set_index(["metric", "subset"]).loc[("alignment", "all")] for m in (done["metrics"], other))
+    assert one["value"] == two["value"] and one["ci_low"] != two["ci_low"]  # the mean has no randomness
+    floor = pd.read_csv(world.results / "m" / "seed7" / "align" / "scores.csv").query("set == 'floor'")
+    assert floor["prompt_id"].tolist() != done["scores"].query("set == 'floor'")["prompt_id"].tolist()
+    assert "seed 42" in one["note"] and "seed 7" in two["note"] and "percentile bootstrap" in two["note"]
 
 
 def test_batch_size_and_workers_change_nothing(fresh):

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from chexbench_common.errors import BadInputError
+from chexbench_common.errors import BadInputError, ImageDecodeError
+from chexbench_common.imageio import is_dicom
 from chexbench_common.paths import resolve_under
 from chexbench_schema import CHEXPERT_LABELS, read_metadata, read_table
 
@@ -82,3 +83,19 @@ def load_prompts(path: Path, special_tokens: list[str]) -> pd.DataFrame:
             i = int(hit.to_numpy().argmax())
             raise BadInputError(f"{path} row {i + 1}: the prompt contains the special token {token}; remove it")
     return table
+
+
+def monochrome1_dicoms(files: list[Path]) -> list[Path]:
+    """The DICOM files among `files` stored as MONOCHROME1 (read from the header only)."""
+    import pydicom
+
+    found = []
+    for path in files:
+        if is_dicom(Path(path)):
+            try:
+                header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PhotometricInterpretation"])
+            except Exception as exc:  # a corrupt file: one line naming it
+                raise ImageDecodeError(f"{path}: cannot read the DICOM header ({type(exc).__name__}: {exc})") from None
+            if str(header.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+                found.append(Path(path))
+    return found

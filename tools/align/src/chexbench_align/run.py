@@ -18,7 +18,7 @@ from chexbench_schema import CHEXPERT_LABELS, write_table
 
 from . import __version__
 from .engine import cosines, derangement, embed_images, embed_texts
-from .inputs import load_prompts, real_pairs, synthetic_pairs
+from .inputs import load_prompts, monochrome1_dicoms, real_pairs, synthetic_pairs
 from .scorers import ENGINES, SCORERS
 
 log = logging.getLogger(__name__)
@@ -85,9 +85,19 @@ def run(request: Request) -> tuple[StageRun, bool]:
             return stage, False
         life.start(params, inputs, weights=scorer.weights, clear=list(OUTPUTS))
         scores, truncated = _score(scorer, synth, real, request)
+        inverted = monochrome1_dicoms(list(synth["file"]) + ([] if real is None else list(real["file"])))
+        if inverted:
+            log.warning(
+                "%d images are MONOCHROME1 DICOMs (first: %s): BioViL-T's input, hi-ml's load_image, takes their "
+                "stored samples without inverting them, so the network sees them with bone dark (counted in the "
+                "manifest); export them as MONOCHROME2 or PNG to score them as displayed",
+                len(inverted),
+                inverted[0],
+            )
         outputs = _write(stage, request, scores, truncated, scorer)
         life.update(
             counts=scores["set"].value_counts().to_dict(),
+            monochrome1_dicoms=len(inverted),
             truncated_prompts=len(truncated),
             token_limit=scorer.max_tokens,
             scorer=scorer.name,
@@ -171,9 +181,10 @@ def _note(name: str, request: Request, truncated: int) -> str:
         "floor": "generations vs other images' prompts (seeded)",
         "ceiling": "each real image vs its own report",
     }[name]
+    cluster = "shuffled prompt" if name == "floor" else "prompt"
     return (
-        f"{what}; cosine, mean over images, no rounding; {int(request.ci_level * 100)}% CI: "
-        f"{request.bootstrap} prompt-bootstrap replicates; {truncated} truncated prompts"
+        f"{what}; cosine, mean over images, no rounding; {int(request.ci_level * 100)}% CI: percentile bootstrap, "
+        f"{request.bootstrap} replicates resampling {cluster}s, seed {request.seed}; {truncated} truncated prompts"
     )
 
 

@@ -38,7 +38,7 @@ class BioViLT:
     device: torch.device
     dtype: torch.dtype | None = None  # autocast dtype (bf16 / fp16), None = fp32
     name: str = "biovil-t"
-    preprocessing: str = "hi-ml load_image (min-max uint8) -> resize 512 -> centre crop 448 -> [0,1], 3 channels"
+    preprocessing: str = "hi-ml load_image (raw samples min-max to uint8, grey) -> resize 512 -> crop 448 -> [0,1] x3"
     weights: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -53,11 +53,9 @@ class BioViLT:
         self.max_tokens = min(int(self.tokenizer.model_max_length), int(config.max_position_embeddings))
 
     def image_input(self, path: Path) -> torch.Tensor:
-        from chexbench_common.imageio import load_grey
+        from .preprocess import biovil_input, load_uint8
 
-        from .preprocess import biovil_input
-
-        return biovil_input(load_grey(path))
+        return biovil_input(load_uint8(path))
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None)
@@ -105,10 +103,24 @@ class BioViLTHiml(BioViLT):
                 joint_feature_size=128,
                 pretrained_model_path=self.image_weights,
             ).eval()
-        except RuntimeError as exc:  # load_state_dict(strict=True) names the keys
-            raise BadInputError(f"{self.image_weights}: {str(exc).splitlines()[0]}") from None
+        except RuntimeError as exc:  # load_state_dict(strict=True) names the keys on its second line
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            detail = lines[1] if len(lines) > 1 else lines[0]
+            raise BadInputError(
+                f"{self.image_weights}: hi-ml's ImageModel (a full ResNet-50) cannot load it: {detail[:300]}"
+            ) from None
         _, text_weights = text_files(self.text_model)
-        self.text_model_ = CXRBertModel.from_pretrained(str(self.text_model)).eval()
+        self.text_model_, loading = CXRBertModel.from_pretrained(str(self.text_model), output_loading_info=True)
+        self.text_model_.eval()
+        # from_pretrained fills missing weights with random ones and only logs it: refuse instead (the tied decoder
+        # weight is the word embeddings, not a missing key)
+        missing = [k for k in loading["missing_keys"] if k != "cls.predictions.decoder.weight"]
+        unexpected = [k for k in loading["unexpected_keys"] if not k.endswith("position_ids")]
+        if missing or unexpected or loading["mismatched_keys"]:
+            raise BadInputError(
+                f"{text_weights}: not the published CXR-BERT text layout (missing {missing[:3]}, unexpected "
+                f"{unexpected[:3]}, wrong shape {[k for k, *_ in loading['mismatched_keys']][:3]})"
+            )
         self.tokenizer = CXRBertTokenizer.from_pretrained(str(self.text_model))
         self.transform = create_chest_xray_transform_for_inference(resize=512, center_crop_size=448)
         self.image_model.to(self.device)

@@ -1,7 +1,9 @@
 """Random-weight BioViL-T in the published file layouts (tests, the demo): the image checkpoint with every key the
 real one has (the temporal pooler and the ImageNet classifier included, though a single-image scorer ignores them)
 and a CXR-BERT folder (config.json, vocab.txt, tokenizer_config.json, pytorch_model.bin with `bert.*`,
-`cls.predictions.*` and `cls_projection_head.*`)."""
+`cls.predictions.*` and `cls_projection_head.*`). The image model is the full ResNet-50 by default, so hi-ml's own
+ImageModel loads it too (`make bench ALIGN_ENV=himl`); the text model is a 2-layer BERT of width 32, which hi-ml's
+CXRBertModel loads from its config."""
 
 from __future__ import annotations
 
@@ -10,11 +12,14 @@ import string
 from pathlib import Path
 
 import torch
+from chexbench_common.atomic import atomic_path, write_json_atomic
 
 from .biovil import PATCH, ImageTower, TextTower
 
 IMAGE_FILE = "biovil_t_image_model_proj_size_128.pt"
 TEXT_DIR = "text"
+DONE = "tiny.json"  # written last: what was built (a folder without it is incomplete or from an older builder)
+FULL_WIDTH = 64
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = [
     "no",
@@ -79,7 +84,9 @@ def _pooler_keys(blocks: int = 3, dim: int = PATCH) -> dict[str, torch.Tensor]:
         p = f"encoder.vit_pooler.blocks.{b}."
         for name in ("norm1", "norm2"):
             state[p + f"{name}.weight"], state[p + f"{name}.bias"] = torch.ones(dim), torch.zeros(dim)
-        for name in ("attn.proj_q", "attn.proj_k", "attn.proj_v", "attn.proj", "mlp.fc1", "mlp.fc2"):
+        for name in ("attn.proj_q", "attn.proj_k", "attn.proj_v"):  # no bias (hi-ml's qkv_bias=False)
+            state[p + f"{name}.weight"] = torch.randn(dim, dim) * 0.02
+        for name in ("attn.proj", "mlp.fc1", "mlp.fc2"):
             state[p + f"{name}.weight"], state[p + f"{name}.bias"] = torch.randn(dim, dim) * 0.02, torch.zeros(dim)
     state["encoder.vit_pooler.norm_post.weight"], state["encoder.vit_pooler.norm_post.bias"] = (
         torch.ones(dim),
@@ -88,15 +95,34 @@ def _pooler_keys(blocks: int = 3, dim: int = PATCH) -> dict[str, torch.Tensor]:
     return state
 
 
-def build_tiny_image(path: Path, *, width: int = 8, seed: int = 0) -> Path:
+def calibrate_batchnorm(model: torch.nn.Module, seed: int, n: int = 8, size: int = 128) -> None:
+    """Set every BatchNorm's running statistics to the batch statistics of n smooth random images (float64, so that
+    both torch stacks build the same float32 weights). Random running statistics make a full-depth random ResNet-50
+    map every image to nearly one direction (pairwise cosines > 0.99999 on the demo's images); calibrated ones give
+    0.93-0.99, so the score depends on the image and a wrongly loaded image shows."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None  # a cumulative average: one batch gives exactly its statistics
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 1, size // 16, size // 16, generator=generator, dtype=torch.float64)
+    images = torch.nn.functional.interpolate(coarse, size=size, mode="bilinear").expand(-1, 3, -1, -1)
+    model.double().train()
+    with torch.no_grad():
+        model(images)
+    model.float().eval()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = 0.1
+
+
+def build_tiny_image(path: Path, *, width: int = FULL_WIDTH, seed: int = 0) -> Path:
+    """Random weights in the published layout; width 64 is hi-ml's fixed ResNet-50 (it loads nothing narrower)."""
     torch.manual_seed(seed)
     model = ImageTower(width=width)
-    with torch.no_grad():  # a non-zero missing-previous embedding and BatchNorm statistics, as in trained weights
+    with torch.no_grad():  # a non-zero missing-previous embedding, as in trained weights
         model.encoder.missing_previous_emb.normal_(std=0.02)
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.normal_(std=0.1)
-                module.running_var.uniform_(0.5, 1.5)
+    calibrate_batchnorm(model, seed)
     state = model.state_dict()
     trunk = model.encoder.encoder.features
     state |= {
@@ -106,7 +132,8 @@ def build_tiny_image(path: Path, *, width: int = 8, seed: int = 0) -> Path:
     state |= _pooler_keys()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
     return path
 
 
@@ -148,9 +175,10 @@ def build_tiny_text(folder: Path, *, hidden: int = 32, max_positions: int = 64, 
     return folder
 
 
-def build_tiny_biovil(out_dir: Path, *, seed: int = 0) -> Path:
-    """<out_dir>/biovil_t_image_model_proj_size_128.pt and <out_dir>/text/."""
+def build_tiny_biovil(out_dir: Path, *, width: int = FULL_WIDTH, seed: int = 0) -> Path:
+    """<out_dir>/biovil_t_image_model_proj_size_128.pt, <out_dir>/text/ and, last, <out_dir>/tiny.json."""
     out_dir = Path(out_dir)
-    build_tiny_image(out_dir / IMAGE_FILE, seed=seed)
+    build_tiny_image(out_dir / IMAGE_FILE, width=width, seed=seed)
     build_tiny_text(out_dir / TEXT_DIR, seed=seed)
+    write_json_atomic(out_dir / DONE, {"image_width": width, "seed": seed})
     return out_dir

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import torch
-from chexbench_align.tiny import vocabulary
+from chexbench_align.tiny import calibrate_batchnorm, vocabulary
 from health_multimodal.image.model.model import ImageModel
 from health_multimodal.image.model.types import ImageEncoderType
 from health_multimodal.text.model import CXRBertConfig, CXRBertModel, CXRBertTokenizer
@@ -15,11 +15,7 @@ from health_multimodal.text.model import CXRBertConfig, CXRBertModel, CXRBertTok
 def main(out: Path) -> None:
     torch.manual_seed(0)
     image = ImageModel(img_encoder_type=ImageEncoderType.RESNET50_MULTI_IMAGE, joint_feature_size=128)
-    with torch.no_grad():  # BatchNorm statistics as trained weights have them (eval mode uses them)
-        for module in image.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.normal_(std=0.1)
-                module.running_var.uniform_(0.5, 1.5)
+    calibrate_batchnorm(image, seed=0)  # running statistics of real activations: images do not all embed alike
     out.mkdir(parents=True, exist_ok=True)
     torch.save(image.state_dict(), out / "biovil_t_image_model_proj_size_128.pt")
 
