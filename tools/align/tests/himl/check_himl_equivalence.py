@@ -1,24 +1,44 @@
-"""The isolated original environment equals the native scorer (issue 12): one random-weight BioViL-T built by
-hi-ml-multimodal itself, scored on the same images and prompts by `chexbench-align run --engine himl` in .venv-himl
-and `--engine native` in .venv; the two scores.csv must agree per image within TOLERANCE, and the metrics tables'
-values likewise. Run by `make test-align-himl` (from .ci/run); exits non-zero on any difference.
+"""The isolated original environment equals the native scorer, and both equal hi-ml's own end-to-end engine.
+
+One random-weight BioViL-T is built by hi-ml-multimodal itself (build_himl_biovil.py) and the align test world
+(align_world.py: a MONOCHROME1 DICOM with a window, a 16-bit PNG, 8-bit PNGs, a colour generation) is scored three
+ways: `chexbench-align run --engine himl` in .venv-himl, `--engine native` in .venv, and, pair by pair, hi-ml's
+`ImageTextInferenceEngine.get_similarity_score_from_raw_data` (himl_engine_scores.py, as CheXGenBench calls it). The
+per-image scores must agree within TOLERANCE and be finite; the two metrics tables likewise, a value empty only where
+it is empty on both sides (align_compare.py). The check refuses a model whose scores or image embeddings do not
+spread: equality would then prove nothing. Run by `make test-align-himl` (from .ci/run); exits 1 on any difference.
 
     .venv/bin/python tools/align/tests/himl/check_himl_equivalence.py .venv-himl/bin .venv/bin
 """
 
+import json
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import make_world  # noqa: E402
-
-TOLERANCE = 1e-5  # cosine units: float32 forward passes of two implementations of the same network
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+from align_compare import TOLERANCE, compare_runs, max_abs_diff  # noqa: E402
+from align_world import make_world  # noqa: E402
+from chexbench_schema import read_table  # noqa: E402
+
+IMAGE_FILE = "biovil_t_image_model_proj_size_128.pt"
+MIN_IMAGE_SPREAD = 0.01  # 1 - the smallest pairwise cosine of the images' embeddings
+
+
+def pair_files(world, scores: pd.DataFrame) -> pd.DataFrame:
+    """Each scored row's image file and prompt: generations from the images table, ceilings from the prompts'."""
+    images = read_table(world.images, "images").set_index("image_id")["path"]
+    prompts = read_table(world.prompts, "prompts").set_index("prompt_id")["image_path"]
+    files = [
+        world.real_root / prompts[pid] if kind == "ceiling" else world.root / "gen" / images[iid]
+        for kind, iid, pid in zip(scores["set"], scores["image_id"], scores["prompt_id"], strict=True)
+    ]
+    return pd.DataFrame({"file": [str(f) for f in files], "prompt": scores["prompt"]})
 
 
 def main(himl_bin: Path, native_bin: Path) -> int:
@@ -26,34 +46,38 @@ def main(himl_bin: Path, native_bin: Path) -> int:
     world = make_world(tmp)
     model = tmp / "himl-biovil"
     subprocess.run([str(himl_bin / "python"), str(HERE / "build_himl_biovil.py"), str(model)], check=True)
-    tables = {}
+    runs = {}
     for engine, bin_dir in (("himl", himl_bin), ("native", native_bin)):
         args = world.args(
-            "--engine",
-            engine,
-            "--run-id",
-            f"r-{engine}",
-            "--image-weights",
-            str(model / "biovil_t_image_model_proj_size_128.pt"),
-            "--text-model",
-            str(model / "text"),
-        )
+            "--engine", engine, "--run-id", f"r-{engine}",
+            "--image-weights", str(model / IMAGE_FILE), "--text-model", str(model / "text"),
+        )  # fmt: skip
         subprocess.run([str(bin_dir / "chexbench-align"), *args], check=True)
-        out = world.results / "m" / f"r-{engine}" / "align"
-        tables[engine] = (pd.read_csv(out / "scores.csv"), pd.read_parquet(out / "metrics.parquet"))
-    (himl, himl_metrics), (native, native_metrics) = tables["himl"], tables["native"]
-    assert list(himl["image_id"]) == list(native["image_id"]) and list(himl["set"]) == list(native["set"])
-    diff = np.abs(himl["score"].to_numpy() - native["score"].to_numpy())
-    metric_diff = np.nanmax(np.abs(himl_metrics["value"].to_numpy(float) - native_metrics["value"].to_numpy(float)))
-    spread = native["score"].std()
-    print(
-        f"himl vs native: {len(diff)} per-image scores, max |diff| {diff.max():.3g} (tolerance {TOLERANCE:g}; "
-        f"spread of the scores {spread:.3g}); metrics max |diff| {metric_diff:.3g}"
+        runs[engine] = world.results / "m" / f"r-{engine}" / "align"
+    native = pd.read_csv(runs["native"] / "scores.csv")
+    pair_files(world, native).to_csv(tmp / "pairs.csv", index=False)
+    engine_csv = tmp / "engine.csv"
+    subprocess.run(
+        [str(himl_bin / "python"), str(HERE / "himl_engine_scores.py"), str(model), str(tmp / "pairs.csv"), engine_csv],
+        check=True,
     )
-    if spread < 10 * TOLERANCE:
-        print("the random model scores every pair alike: the comparison would prove nothing", file=sys.stderr)
+    reference = pd.read_csv(engine_csv)["score"]
+    image_spread = 1 - json.loads(engine_csv.with_suffix(".json").read_text())["image_cosine_min"]
+
+    ok, line = compare_runs(runs["himl"], runs["native"])
+    print(f"himl CLI vs native CLI: {line}")
+    for engine, run in runs.items():
+        diff = max_abs_diff(pd.read_csv(run / "scores.csv")["score"], reference, allow_nan=False)
+        print(f"{engine} CLI vs hi-ml's ImageTextInferenceEngine, pair by pair: max |diff| {diff:.3g}")
+        ok &= diff <= TOLERANCE
+    spread = native["score"].std()
+    print(f"spread: per-image scores {spread:.3g}, image embeddings 1 - min cosine {image_spread:.3g}")
+    if spread < 10 * TOLERANCE or image_spread < MIN_IMAGE_SPREAD:
+        print("the random model scores every pair or image alike: the comparison would prove nothing", file=sys.stderr)
         return 1
-    return 0 if diff.max() <= TOLERANCE and metric_diff <= TOLERANCE else 1
+    if not ok:
+        print("NOT EQUAL (see above)", file=sys.stderr)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
