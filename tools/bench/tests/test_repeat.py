@@ -150,3 +150,16 @@ def test_make_bench_repeat_runs_bench_twice_into_fresh_roots_and_caches_then_com
     assert text.count(f"chexbench-bench demo-inputs --results {rep}/first ") == 1
     assert text.count(f"chexbench-bench demo-inputs --results {rep}/second ") == 1
     assert text.rindex(f"chexbench-bench compare-runs {rep}/first {rep}/second --model demo") > runs[-1]
+
+
+def test_a_difference_from_a_changed_command_or_code_is_named_as_such(roots):
+    first, second = roots
+    for root, params, sha in ((first, {"k": 10}, "aa"), (second, {"k": 11}, "aa")):
+        inputs = {"prompts": {"path": f"{root}/demo/default/inputs/prompts.parquet", "sha256": sha}}
+        manifest = {"status": "success", "tool_version": "0.1.0", "params": params, "inputs": inputs}
+        (root / "demo" / "default" / "fidelity" / "manifest.json").write_text(json.dumps(manifest))
+    _metrics({"FID": 12.0, "KID": 0.25}).to_parquet(second / "demo" / "default" / "fidelity" / "metrics.parquet")
+    line = _compare(first, second).stdout.splitlines()[1]
+    assert line.endswith("[not the same run: the manifests differ in params.k]")  # the roots' own paths do not count
+    _metrics({"FID": 12.5, "KID": 0.25}).to_parquet(second / "demo" / "default" / "fidelity" / "metrics.parquet")
+    assert _compare(first, second).exit_code == 0  # other parameters with equal tables: equal

@@ -16,13 +16,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from chexbench_common.errors import EXIT_CONTRACT, ChexbenchError
+from chexbench_common.rundir import MANIFEST
 
 TABLE_SUFFIXES = (".parquet", ".csv", ".json")
 
 # Files that are provenance, not results: they differ between identical runs by design.
 EXCLUDED_FILES = {
-    "manifest.json": "provenance: start and end times, durations, host, process ids, absolute paths",
+    MANIFEST: "provenance: start and end times, durations, host, process ids, absolute paths",
 }
+
+# What a manifest records about how its stage ran: differing there, the two runs did not run the same thing.
+RUN_DEFINITION = ("tool_version", "params", "weights")
 
 # Fields (table columns or JSON keys, at any depth) that legitimately differ between identical runs.
 EXCLUDED_FIELDS = {
@@ -75,6 +79,7 @@ class StageComparison:
     values: int = 0
     differences: list[Difference] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # a table on one side only, unreadable, other shape
+    not_same_run: list[str] = field(default_factory=list)  # what the two manifests say was run differently
 
     @property
     def equal(self) -> bool:
@@ -87,7 +92,10 @@ class StageComparison:
         shown = [*self.problems, *(d.describe() for d in _largest_first(self.differences))]
         more = f"; ... and {len(shown) - MAX_SHOWN} more" if len(shown) > MAX_SHOWN else ""
         count = f"{len(self.differences)} of {self.values} values" if self.differences else "tables"
-        return f"{self.name}: DIFFERS ({count}): " + "; ".join(shown[:MAX_SHOWN]) + more
+        cause = (
+            f" [not the same run: the manifests differ in {', '.join(self.not_same_run)}]" if self.not_same_run else ""
+        )
+        return f"{self.name}: DIFFERS ({count}): " + "; ".join(shown[:MAX_SHOWN]) + more + cause
 
 
 def stage_folders(results: Path, model: str) -> list[str]:
@@ -110,7 +118,32 @@ def table_files(folder: Path) -> list[str]:
 def compare_roots(a: Path, b: Path, model: str) -> list[StageComparison]:
     """One comparison per stage folder found in either root."""
     names = sorted(set(stage_folders(a, model)) | set(stage_folders(b, model)))
-    return [compare_stage(a / name, b / name, name) for name in names]
+    comparisons = [compare_stage(a / name, b / name, name) for name in names]
+    for comparison in comparisons:
+        if not comparison.equal:
+            comparison.not_same_run = run_definition_changes(a, b, comparison.name)
+    return comparisons
+
+
+def run_definition_changes(a: Path, b: Path, name: str) -> list[str]:
+    """What the stage's two manifests say was run differently (tool version, parameters, weights, input contents),
+    each root's own path read as the same place: a difference there is a changed command or code, not chance."""
+    found = []
+    for root, folder in ((a, a / name), (b, b / name)):
+        try:
+            text = (
+                (folder / MANIFEST)
+                .read_text()
+                .replace(str(root.resolve()), "<results>")
+                .replace(str(root), "<results>")
+            )
+            manifest = json.loads(text)
+        except (OSError, ValueError):
+            return []
+        inputs = {k: v.get("sha256") for k, v in manifest.get("inputs", {}).items() if isinstance(v, dict)}
+        found.append({key: manifest.get(key) for key in RUN_DEFINITION} | {"inputs": inputs})
+    _, differences = compare_json(*found, MANIFEST)
+    return sorted({".".join(d.where.split("[")[0].split(".")[:2]) for d in differences})
 
 
 def compare_stage(a: Path, b: Path, name: str) -> StageComparison:
