@@ -91,17 +91,19 @@ def describe_limit(rows: list[dict]) -> str:
 def diagnose(per_image: pd.DataFrame, v: View, dcr_quantile: float, disjointness: str) -> list[str]:
     """Why exact or mild copies slipped through in this space, from the numbers:
 
-    - augmentation strength: the copy is not nearest its own source (the space does not see it as a copy);
+    - augmentation strength: the copy is not nearest its own source, or it is found there but farther from it than
+      the median holdout image is from the pool (by distance it looks like a new image; no threshold separates it);
     - a holdout that overlaps the pool: a share of the holdout at least the threshold's quantile is as close to a
       training image as the exact copies are to their sources, so the quantile threshold lands below the copies;
-    - the threshold: the copies are nearest their own source and the holdout has no such near-copies, yet their
-      statistic is above the threshold.
+    - the threshold: the copies are nearest their own source, nearer than most of the holdout, and the holdout has
+      no such near-copies, yet their statistic is above the threshold.
     """
     control = per_image[per_image["set"] == "control"]
     holdout = v.values(per_image[per_image["set"] == "holdout"])
     exact = control[control["strength"] == "exact"]
     copy_scale = float(np.max(v.values(exact))) if len(exact) else float("nan")
     near = int((holdout <= copy_scale).sum()) if len(exact) else 0
+    overlap = len(holdout) > 0 and near / len(holdout) >= dcr_quantile
     out = []
     for strength in COPIES_THAT_MUST_BE_CAUGHT:
         part = control[control["strength"] == strength]
@@ -109,19 +111,21 @@ def diagnose(per_image: pd.DataFrame, v: View, dcr_quantile: float, disjointness
         if missed.empty:
             continue
         where = f"{v.name}: {len(missed)} of {len(part)} {strength} copies not caught"
+        what = "only resized to the generator's resolution and saved in 8 bits" if strength == "exact" else strength
         lost = missed[~missed[v.rank1].to_numpy(dtype=bool)]
         if len(lost):
             out.append(
                 f"{where}; cause: augmentation strength — {len(lost)} of them are not nearest their own source "
-                f"(rank-1 recovery {int(part[v.rank1].sum())}/{len(part)}), so this space does not see a {strength} "
-                "copy as a copy"
+                f"(rank-1 recovery {int(part[v.rank1].sum())}/{len(part)}): a copy {what} already lands nearer "
+                "another training image in this space"
             )
         found = missed[missed[v.rank1].to_numpy(dtype=bool)]
         if found.empty:
             continue
         stats = v.values(found)
         span = f"{v.statistic} {stats.min():.4g}–{stats.max():.4g}"
-        if len(holdout) and near / len(holdout) >= dcr_quantile:
+        cost = float((holdout <= stats.max()).mean()) if len(holdout) else float("nan")
+        if overlap:
             out.append(
                 f"{where}; cause: the holdout overlaps the training pool — {near} of {len(holdout)} holdout images "
                 f"are as close to a training image as the exact copies are to their source ({v.statistic} <= "
@@ -129,11 +133,17 @@ def diagnose(per_image: pd.DataFrame, v: View, dcr_quantile: float, disjointness
                 f"the {len(found)} copies found at rank 1 ({span}); holdout {disjointness}: use a patient-disjoint "
                 "holdout"
             )
+        elif cost > 0.5:
+            out.append(
+                f"{where}; cause: augmentation strength — {len(found)} of them are nearest their own source but "
+                f"farther from it ({span}) than {cost:.0%} of the holdout images are from the training pool: by "
+                "distance they look like new images, and no threshold can separate them"
+            )
         else:
             out.append(
                 f"{where}; cause: the threshold — {len(found)} of them are nearest their own source ({span}) but "
-                f"above the threshold {v.threshold:.4g} ({v.threshold_source}), while only {near} of {len(holdout)} "
-                "holdout images are as close to the pool as an exact copy: a higher quantile or a larger holdout "
-                "would catch them"
+                f"above the threshold {v.threshold:.4g} ({v.threshold_source}) while the holdout has no near-copies "
+                f"({near} of {len(holdout)} as close as an exact copy); a threshold that caught them would flag "
+                f"{cost:.0%} of the holdout"
             )
     return out

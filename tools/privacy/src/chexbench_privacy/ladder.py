@@ -35,8 +35,8 @@ class Strength:
 
 LADDER = (
     Strength("exact", crop=1.0, gamma=0.0, contrast=0.0, noise=0.0),
-    Strength("mild", crop=0.98, gamma=0.05, contrast=0.05, noise=0.005),
-    Strength("moderate", crop=0.94, gamma=0.10, contrast=0.10, noise=0.01),
+    Strength("mild", crop=0.99, gamma=0.03, contrast=0.03, noise=0.0),
+    Strength("moderate", crop=0.96, gamma=0.08, contrast=0.08, noise=0.003),
     Strength("strong", crop=0.90, gamma=0.15, contrast=0.10, noise=0.02),
 )
 NAMES = tuple(s.name for s in LADDER)
