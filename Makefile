@@ -235,11 +235,16 @@ bench-llava-report: bench-train-images
 	  --device $(DEVICE) $(LLAVA_ARGS)
 
 # Privacy: sample TRAIN prompts -> 10 generations each (run <RUN_ID>.privacy) -> embed them with the TRAIN pool ->
-# embed the positive controls (run <RUN_ID>.privacy-control) -> the audit, in <RUN_DIR>/privacy. The holdout's
-# embeddings are the main run's real set (the TEST split; in the demo, every third image).
-PRIVACY_RUN  := $(RUN_ID).privacy
-PRIVACY_DIR  := $(RESULTS)/$(MODEL)/$(PRIVACY_RUN)
-SAMPLE_DIR   := $(RUN_DIR)/privacy-sample
+# embed the positive-control ladder (run <RUN_ID>.privacy-control) -> the audit, in <RUN_DIR>/privacy, in every space
+# of PRIVACY_SPACES (the FID Inception's real weights and RAD-DINO; the first is the protocol's latent distance). The
+# holdout's embeddings are the main run's real set (the TEST split; in the demo, every third image).
+PRIVACY_RUN    := $(RUN_ID).privacy
+PRIVACY_DIR    := $(RESULTS)/$(MODEL)/$(PRIVACY_RUN)
+SAMPLE_DIR     := $(RUN_DIR)/privacy-sample
+PRIVACY_EMBED  := --extractor inception$(INCEPTION_WEIGHTS) --extractor raddino=$(RADDINO_PATH)
+PRIVACY_SPACES ?= --extractor raddino --extractor inception
+# where a space's weights come from when neither a pinned sha256 nor the network's shape tells (tools/privacy/README.md)
+PRIVACY_WEIGHTS ?=
 bench-privacy: bench-embed
 	$(call stage_cmd,privacy) sample --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \
 	  --prompts $(PRIVACY_TRAIN) --real-root $(BENCH_REAL_ROOT) -n $(PRIVACY_N) --controls $(PRIVACY_CONTROLS) \
@@ -248,13 +253,13 @@ bench-privacy: bench-embed
 	  --run-id $(PRIVACY_RUN) --num-images-per-prompt 10 --device $(DEVICE) $(BENCH_ARGS_GENERATE)
 	$(call stage_cmd,embed) run --results $(RESULTS) --model $(MODEL) --run-id $(PRIVACY_RUN) \
 	  --images $(PRIVACY_DIR)/generate/images.parquet --images-root $(PRIVACY_DIR)/generate/images \
-	  --prompts $(PRIVACY_TRAIN) --real-root $(BENCH_REAL_ROOT) --extractor raddino=$(RADDINO_PATH) --device $(DEVICE)
+	  --prompts $(PRIVACY_TRAIN) --real-root $(BENCH_REAL_ROOT) $(PRIVACY_EMBED) --device $(DEVICE)
 	$(call stage_cmd,embed) run --results $(RESULTS) --model $(MODEL) --run-id $(PRIVACY_RUN)-control \
 	  --images $(SAMPLE_DIR)/control/images.parquet --images-root $(SAMPLE_DIR)/control/images \
-	  --extractor raddino=$(RADDINO_PATH) --device $(DEVICE)
+	  $(PRIVACY_EMBED) --device $(DEVICE)
 	$(call stage_cmd,privacy) run --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \
 	  --train-prompts $(PRIVACY_TRAIN) --holdout-prompts $(PRIVACY_HOLDOUT) --real-root $(BENCH_REAL_ROOT) \
-	  --reid-weights $(REID_WEIGHTS) --device $(DEVICE)
+	  --reid-weights $(REID_WEIGHTS) $(PRIVACY_SPACES) $(PRIVACY_WEIGHTS) --device $(DEVICE)
 
 bench: bench-report ## the whole benchmark for MODEL (default: the embedded demo, CPU only), ending with its report
 	$(BENCH) show $(RUN_DIR)/fidelity
