@@ -163,3 +163,19 @@ def test_a_difference_from_a_changed_command_or_code_is_named_as_such(roots):
     assert line.endswith("[not the same run: the manifests differ in params.k]")  # the roots' own paths do not count
     _metrics({"FID": 12.5, "KID": 0.25}).to_parquet(second / "demo" / "default" / "fidelity" / "metrics.parquet")
     assert _compare(first, second).exit_code == 0  # other parameters with equal tables: equal
+
+
+def test_paths_under_each_root_compare_as_the_same_place(roots):
+    first, second = roots
+    for root in (first, second):
+        files = [f"{root}/demo/default/generate/images/a.png", f"{root}x/elsewhere.png"]
+        pd.DataFrame({"file": files, "score": [0.5, 0.25]}).to_csv(root / "demo" / "default" / "report" / "scores.csv")
+        pd.DataFrame({"file": files}).to_parquet(root / "demo" / "default" / "report" / "files.parquet")
+        document = {"run_dir": f"{root}/demo/default", "command": f"run --results {root} --model demo"}
+        (root / "demo" / "default" / "report" / "paths.json").write_text(json.dumps(document))
+    result = _compare(first, second)
+    # under the root: the same place; a sibling folder whose name merely starts like the root: a real difference
+    assert result.exit_code == 4
+    report = result.stdout.splitlines()[2]
+    assert report.startswith("demo/default/report: DIFFERS (2 of 12 values)")
+    assert "files.parquet: row 1 file" in report and "scores.csv: row 1 file" in report and "paths.json" not in report

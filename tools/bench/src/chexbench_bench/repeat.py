@@ -8,8 +8,10 @@ the files and fields listed below are left out, each because it legitimately cha
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +39,9 @@ EXCLUDED_FIELDS = {
     "duration": "duration",
     "host": "machine name",
 }
+
+# What a path under either results root is read as, so that tables recording paths compare equal across the roots.
+ROOT_PLACEHOLDER = "<results>"
 
 # Columns that name a row of a long-format table (the metrics table and its kin); the rest are compared per row.
 KEY_COLUMNS = ("stage", "setting", "fraction", "seed", "metric", "subset", "extractor", "label")
@@ -118,7 +123,7 @@ def table_files(folder: Path) -> list[str]:
 def compare_roots(a: Path, b: Path, model: str) -> list[StageComparison]:
     """One comparison per stage folder found in either root."""
     names = sorted(set(stage_folders(a, model)) | set(stage_folders(b, model)))
-    comparisons = [compare_stage(a / name, b / name, name) for name in names]
+    comparisons = [compare_stage(a, b, name) for name in names]
     for comparison in comparisons:
         if not comparison.equal:
             comparison.not_same_run = run_definition_changes(a, b, comparison.name)
@@ -129,15 +134,9 @@ def run_definition_changes(a: Path, b: Path, name: str) -> list[str]:
     """What the stage's two manifests say was run differently (tool version, parameters, weights, input contents),
     each root's own path read as the same place: a difference there is a changed command or code, not chance."""
     found = []
-    for root, folder in ((a, a / name), (b, b / name)):
+    for root in (a, b):
         try:
-            text = (
-                (folder / MANIFEST)
-                .read_text()
-                .replace(str(root.resolve()), "<results>")
-                .replace(str(root), "<results>")
-            )
-            manifest = json.loads(text)
+            manifest = json.loads(_in_root((root / name / MANIFEST).read_text(), root))
         except (OSError, ValueError):
             return []
         inputs = {k: v.get("sha256") for k, v in manifest.get("inputs", {}).items() if isinstance(v, dict)}
@@ -146,8 +145,10 @@ def run_definition_changes(a: Path, b: Path, name: str) -> list[str]:
     return sorted({".".join(d.where.split("[")[0].split(".")[:2]) for d in differences})
 
 
-def compare_stage(a: Path, b: Path, name: str) -> StageComparison:
+def compare_stage(root_a: Path, root_b: Path, name: str) -> StageComparison:
+    """Every table of one stage folder, <root>/<name>, in both roots."""
     out = StageComparison(name)
+    a, b = root_a / name, root_b / name
     if not a.is_dir() or not b.is_dir():
         out.problems.append(f"only in the {'first' if a.is_dir() else 'second'} run")
         return out
@@ -157,7 +158,7 @@ def compare_stage(a: Path, b: Path, name: str) -> StageComparison:
     for rel in sorted(files_a & files_b):
         out.tables += 1
         try:
-            values, differences = compare_file(a / rel, b / rel, rel)
+            values, differences = compare_file((root_a, a / rel), (root_b, b / rel), rel)
         except (OSError, ValueError) as exc:
             out.problems.append(f"{rel}: cannot be read ({exc})")
             continue
@@ -166,12 +167,31 @@ def compare_stage(a: Path, b: Path, name: str) -> StageComparison:
     return out
 
 
-def compare_file(a: Path, b: Path, rel: str) -> tuple[int, list[Difference]]:
-    """(values compared, differences) of one table present in both runs."""
-    if a.suffix == ".json":
-        return compare_json(json.loads(a.read_text()), json.loads(b.read_text()), rel)
-    read = pd.read_parquet if a.suffix == ".parquet" else pd.read_csv
-    return compare_frames(read(a), read(b), rel)
+def compare_file(a: tuple[Path, Path], b: tuple[Path, Path], rel: str) -> tuple[int, list[Difference]]:
+    """(values compared, differences) of one table present in both runs; a and b are (results root, table file)."""
+    if rel.endswith(".json"):
+        return compare_json(*(json.loads(_in_root(path.read_text(), root)) for root, path in (a, b)), rel)
+    if rel.endswith(".csv"):
+        return compare_frames(
+            *(pd.read_csv(io.StringIO(_in_root(path.read_text(), root))) for root, path in (a, b)), rel
+        )
+    frames = []
+    for root, path in (a, b):
+        frame = pd.read_parquet(path)
+        text = [c for c in frame.columns if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c])]
+        frames.append(frame.assign(**{c: frame[c].map(lambda v, r=root: _in_root(v, r)) for c in text}))
+    return compare_frames(*frames, rel)
+
+
+def _in_root(text, root: Path):
+    """A text with the results root's own path (as given and resolved) written <results>: the two runs' roots differ
+    by design, what lies under them must not. Anything but a string is returned as it is."""
+    if not isinstance(text, str):
+        return text
+    forms = {str(root.resolve()), str(root.absolute()), str(root)} - {".", ""}
+    # the root itself, or the root followed by a path, not a name that merely ends the same way
+    pattern = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+    return re.sub(rf"(?<![\w.-])(?:{pattern})(?=[/\s,;:\"'\])]|$)", ROOT_PLACEHOLDER, text, flags=re.MULTILINE)
 
 
 def compare_frames(a: pd.DataFrame, b: pd.DataFrame, rel: str) -> tuple[int, list[Difference]]:
