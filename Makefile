@@ -135,7 +135,9 @@ PRIVACY_TRAIN   = $(RUN_DIR)/inputs/prompts_train.parquet
 PRIVACY_HOLDOUT = $(RUN_DIR)/inputs/prompts_holdout.parquet
 PRIVACY_N = 6
 PRIVACY_CONTROLS = 6
-PRIVACY_SIZE = 64
+# the control copies at the real images' 256 px: at the tiny generator's 64 px even an exact copy, blown up to the
+# Inception's 299 px input, lands nearer another demo radiograph than its own source
+PRIVACY_SIZE = 256
 # classify on the demo: its TRAIN/holdout images, a tiny ResNet (width 4) for one epoch per setting, one seed
 CLASSIFY_TRAIN = $(PRIVACY_TRAIN)
 CLASSIFY_TEST = $(PRIVACY_HOLDOUT)
