@@ -138,6 +138,11 @@ def diagnose(per_image: pd.DataFrame, v: View, dcr_quantile: float, disjointness
                 f"{where}; cause: augmentation strength — {len(found)} of them are nearest their own source but "
                 f"farther from it ({span}) than {cost:.0%} of the holdout images are from the training pool: by "
                 "distance they look like new images, and no threshold can separate them"
+                + (
+                    ""
+                    if disjointness == "patient-disjoint"
+                    else f" — unless the holdout holds other images of training patients (holdout {disjointness})"
+                )
             )
         else:
             out.append(
