@@ -193,7 +193,7 @@ def _privacy(stage: StageRun, facts: RunFacts, prompts: pd.DataFrame, rng, fid) 
             "train_prompt_id": prompts["prompt_id"][3:6].to_numpy(),
             "train_patient": "image:x",
             "train_image_path": prompts["image_path"][3:6].to_numpy(),
-            "partner_space": "latent",
+            "partner_space": "inception",
             "dcr": [0.1, 0.2, 0.3],
             "nndr": [0.5, 0.6, 0.7],
             "reid_nn_score": [0.9, 0.8, 0.7],
@@ -203,23 +203,55 @@ def _privacy(stage: StageRun, facts: RunFacts, prompts: pd.DataFrame, rng, fid) 
     )
     pairs.to_csv(stage.dir / "flagged_pairs.csv", index=False)
     Image.new("L", (60, 40), 128).save(stage.dir / "flagged_pairs.png")
-    thresholds = {"dcr": {"value": 0.15, "source": "0.05 quantile"}, "delta": {"value": 0.5, "source": "parameter"}}
+    thresholds = {
+        "dcr/inception": {"value": 0.15, "source": "0.05 quantile", "informative": True},
+        "delta": {"value": 0.5, "source": "parameter", "informative": False},
+    }
     (stage.dir / "thresholds.json").write_text(json.dumps(thresholds))
+    (stage.dir / "spaces.json").write_text(json.dumps(PRIVACY_SPACES))
     stage.manifest["params"]["real_root"] = str(facts.real_root)
     stage.manifest["inputs"]["images"] = {"path": str(facts.dir / "generate/images.parquet"), "sha256": "0" * 64}
+    stage.manifest["warnings"] = [PRIVACY_WARNING]
     rows = [
         {"metric": "reid_mean", "subset": "all", "extractor": "reid", "value": 0.51, "ci_low": 0.5, "ci_high": 0.52},
         {"metric": "reid_max", "subset": "all", "extractor": "reid", "value": 0.9},
         {"metric": "flag_rate_any", "subset": "all", "value": 1 / 9, "ci_low": 0.02, "ci_high": 0.4},
-        {"metric": "control_sensitivity_any", "subset": "all", "value": 1.0, "ci_low": 0.6, "ci_high": 1.0},
+        {"metric": "flag_rate_any", "subset": "all", "extractor": "inception", "value": 1 / 9},
         {"metric": "holdout_specificity_any", "subset": "all", "value": 0.9, "ci_low": 0.6, "ci_high": 0.98},
     ]
+    for space in ("inception", None):
+        for strength, caught in zip(LADDER, (1.0, 1.0, 0.5, 0.0), strict=True):
+            ci = {"ci_low": caught / 2, "ci_high": (1 + caught) / 2}
+            rows.append({"metric": "control_sensitivity_any", "subset": strength, "extractor": space, "value": caught})
+            rows[-1] |= ci
+            if space:
+                rows.append({"metric": "control_source_rank1", "subset": strength, "extractor": space, "value": 1.0})
+        limit = "every copy caught up to 'mild' (exact 6/6, mild 6/6, moderate 3/6, strong 0/6)"
+        rows.append({"metric": "control_detection_limit", "subset": "all", "extractor": space, "value": 2.0})
+        rows[-1]["note"] = limit
     _finish_metrics(
         stage,
         facts,
         rows,
-        {"flagged_pairs": "flagged_pairs.csv", "contact_sheet": "flagged_pairs.png", "thresholds": "thresholds.json"},
+        {
+            "flagged_pairs": "flagged_pairs.csv",
+            "contact_sheet": "flagged_pairs.png",
+            "thresholds": "thresholds.json",
+            "spaces": "spaces.json",
+        },
     )
+
+
+LADDER = ("exact", "mild", "moderate", "strong")
+PRIVACY_SPACES = {
+    "inception": {"weights": "real", "weights_evidence": "pinned sha256", "informative": True, "spread": 0.05},
+    "reid": {"weights": "stand-in", "weights_evidence": "8 channels wide", "informative": False, "spread": 1e-6},
+}
+PRIVACY_SPACES = {
+    name: space | {"spread_floor": 1e-3, "spread_measure": "sd", "protocol_latent_space": name == "inception"}
+    for name, space in PRIVACY_SPACES.items()
+}
+PRIVACY_WARNING = "reid not informative: the standard deviation of the holdout's best re-ID scores 1e-06 is below"
 
 
 def _classify(stage: StageRun, facts: RunFacts, prompts, rng, fid) -> None:

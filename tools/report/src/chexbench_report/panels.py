@@ -90,13 +90,49 @@ def privacy_panel(run: Run, n: int = PAIRS_SHOWN) -> dict | None:
     thresholds_path = stage.output("thresholds", "thresholds.json")
     thresholds = json.loads(thresholds_path.read_text()) if thresholds_path.is_file() else {}
     sheet = stage.output("contact_sheet", "flagged_pairs.png")
+    spaces_path = stage.output("spaces", "spaces.json")
     return {
         "pairs": shown,
-        "controls": _metric_rows(stage.metrics, ("control_", "holdout_specificity_")),
+        "spaces": json.loads(spaces_path.read_text()) if spaces_path.is_file() else {},
+        "ladder": privacy_ladder(stage.metrics),
+        "warnings": stage.manifest.get("warnings", []),
+        "controls": _metric_rows(stage.metrics, ("holdout_specificity_",)),
         "flag_rates": _metric_rows(stage.metrics, ("flag_rate_",)),
         "thresholds": thresholds,
         "sheet": str(sheet) if sheet.is_file() else None,
         "notes": notes,
+    }
+
+
+def privacy_ladder(metrics: pd.DataFrame | None) -> dict:
+    """The positive-control ladder: per strength (rows) and space (columns, "all spaces" = the union of every
+    informative rule) the share of copies caught and of copies whose nearest training image is their own source,
+    with their CIs; and each space's detection limit."""
+    if metrics is None:
+        return {"spaces": [], "rows": [], "limits": []}
+    caught = metrics[metrics["metric"] == "control_sensitivity_any"]
+    found = metrics[metrics["metric"] == "control_source_rank1"]
+    limits = metrics[metrics["metric"] == "control_detection_limit"]
+    spaces = list(dict.fromkeys(caught["extractor"].where(caught["extractor"].notna(), None)))
+
+    def cell(frame: pd.DataFrame, space, strength: str) -> dict | None:
+        rows = frame[
+            (frame["subset"] == strength)
+            & (frame["extractor"].isna() if space is None else frame["extractor"] == space)
+        ]
+        return records(rows)[0] if len(rows) else None
+
+    strengths = list(dict.fromkeys(caught["subset"]))
+    return {
+        "spaces": [space or "all spaces" for space in spaces],
+        "rows": [
+            {
+                "strength": strength,
+                "cells": [{"caught": cell(caught, sp, strength), "rank1": cell(found, sp, strength)} for sp in spaces],
+            }
+            for strength in strengths
+        ],
+        "limits": [cell(limits, sp, "all") for sp in spaces],
     }
 
 
