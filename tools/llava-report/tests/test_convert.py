@@ -111,8 +111,13 @@ def test_merge_equals_the_adapter(tiny_llava_rad, converted_tiny_llava_rad, tmp_
         base = LlavaForConditionalGeneration.from_pretrained(converted_tiny_llava_rad)
         plain = base(**batch).logits
         two = PeftModel.from_pretrained(base, converted_tiny_llava_rad / "adapter").eval()(**batch).logits
-    print("merge vs adapter max |Δ| logits:", (one - two).abs().max().item())
-    assert (one - two).abs().max() < 1e-5
+    scale = one.abs().max().item()
+    print("merge vs adapter max |Δ| logits:", (one - two).abs().max().item(), "on logits up to", scale)
+    # float32 rounds every value to a relative 2^-23 (eps): the merged weights (W + s·BA rounded once) and the
+    # adapter's separate products round differently, and those roundings add up through the layers' sums, so the
+    # bound is relative to the logits' scale, not absolute. Measured: 7 eps of a logit of 13; 64 eps leaves room for
+    # other CPUs' kernels, while a merge rounded through float16 lands 100x above (1e-2) and a missing LoRA above 1e-2
+    assert (one - two).abs().max() < 64 * torch.finfo(torch.float32).eps * scale
     assert (one - plain).abs().max() > 1e-2  # the LoRA changes the output, so the agreement above means something
 
 
