@@ -408,3 +408,58 @@ def test_bad_inputs_are_refused_in_one_line(tiny_llava, tmp_path):
     (tmp_path / "gen" / f"{prompt_id(DARK)}-1.png").unlink()
     assert_refused(finetune_args(world, tiny_llava), 3, f"row 4: synthetic image {tmp_path / 'gen'}")
     assert not stage_dir(world, "finetune-p100").joinpath("adapter").exists()
+
+
+def run_args(world, results: Path, model_dir, chexbert, *extra):
+    checkpoint, tokenizer = chexbert
+    return [
+        "run",
+        *("--results", str(results), "--model", "m", "--run-id", "r", "--model-dir", str(model_dir)),
+        *("--train-prompts", str(world["train"]), "--images", str(world["images"])),
+        *("--test-prompts", str(world["test"]), "--real-root", str(world["real"])),
+        *("--epochs", "4", "--lr", "5e-3", "--batch-size", "3", "--workers", "0", "--logging-steps", "1"),
+        *("--max-new-tokens", "8"),
+        *("--bootstrap", "50", "--chexbert", str(checkpoint), "--chexbert-tokenizer", str(tokenizer)),
+        *("--device", "cpu", "--progress", "none"),
+        *extra,
+    ]
+
+
+def test_the_same_run_twice_gives_equal_losses_predictions_and_metrics(tiny_llava, tiny_chexbert, tmp_path):
+    """`run` (fine-tune on 50 and 100 %, generate, score) twice in fresh processes with the same seed: equal losses,
+    predictions and metrics tables, exactly. The second process has another hash seed (set and dict orders differ)
+    and fine-tunes the fractions in the other order, so each LoRA starts from its seeded draw whatever ran before."""
+    world = make_world(tmp_path, samples=3)
+    runs = {}
+    for name, hash_seed, fractions in (("a", "1", ("50", "100")), ("b", "2", ("100", "50"))):
+        results = tmp_path / name
+        extra = [a for f in fractions for a in ("--fraction", f)]
+        cli = Path(sys.executable).parent / "chexbench-llava-report"
+        done = subprocess.run(
+            [str(cli), *run_args(world, results, tiny_llava, tiny_chexbert, *extra)],
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs[name] = results / "m" / "r" / "llava-report"
+    a, b = runs["a"], runs["b"]
+    for setting in ("p50", "p100"):
+        losses = pd.read_csv(a / f"finetune-{setting}" / "train_log.csv")
+        assert len(losses) >= 4 and losses["loss"].iloc[-1] < losses["loss"].iloc[0], losses
+        again = pd.read_csv(b / f"finetune-{setting}" / "train_log.csv")
+        pd.testing.assert_frame_equal(losses, again, check_exact=True)
+    for setting in ("p50", "p100", "zeroshot"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(a / f"generate-{setting}" / "predictions.parquet"),
+            pd.read_parquet(b / f"generate-{setting}" / "predictions.parquet"),
+            check_exact=True,
+        )
+    metrics = pd.read_parquet(a / "metrics.parquet")
+    assert metrics["value"].notna().sum() > 20
+    pd.testing.assert_frame_equal(metrics, pd.read_parquet(b / "metrics.parquet"), check_exact=True)
+    for table in sorted(p.name for p in (a / "original").iterdir()):
+        assert (a / "original" / table).read_text() == (b / "original" / table).read_text(), table
+    facts = json.loads((a / "finetune-p50" / "manifest.json").read_text())["repeatability"]
+    assert facts["device"] == "cpu" and facts["torch_threads"] >= 1 and facts["bitwise_repeatable"] is True

@@ -38,6 +38,9 @@ _dir = click.Path(path_type=Path, file_okay=False)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Training, per device.")
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="DataLoader workers.")
+@click.option(
+    "--logging-steps", type=click.IntRange(min=1), default=10, show_default=True, help="Log the loss every N steps."
+)
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--chexbert", type=_file, help="CheXbert weights chexbert.pth (local); without it the rows say skipped.")
 @click.option("--chexbert-tokenizer", type=_dir, help="Local bert-base-uncased folder (vocab.txt, config.json).")
@@ -67,6 +70,7 @@ def run(ctx, results, model, run_id, force, device, model_dir, train_prompts, im
             lr=options["lr"],
             batch_size=options["batch_size"],
             workers=options["workers"],
+            logging_steps=options["logging_steps"],
         )
     if is_follower():  # its share of the training is done; generation and scoring are rank 0's
         return

@@ -26,6 +26,7 @@ from transformers import TrainerCallback  # this module is imported by the comma
 
 from . import __version__, prompting
 from .data import PairDataset, collate, sample_fraction, training_pairs
+from .determinism import deterministic_ops, run_facts
 from .llava_folder import PROJECTOR, adapter_folder, check_folder, load
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def run(request: Request) -> tuple[StageRun, bool]:
             return stage, False
         life.start(params, inputs, clear=[PAIRS, TRAIN_LOG])
         shutil.rmtree(stage.dir / ADAPTER, ignore_errors=True)
-        resumed, history, steps = _train(request, stage.dir, pairs, params, write=True)
+        resumed, history, steps, facts = _train(request, stage.dir, pairs, params, write=True)
         write_text_atomic(stage.dir / PAIRS, pairs[["prompt_id", "image_id"]].to_csv(index=False))
         write_text_atomic(stage.dir / TRAIN_LOG, pd.DataFrame(history).to_csv(index=False))
         shutil.rmtree(stage.dir / CHECKPOINTS, ignore_errors=True)
@@ -119,6 +120,7 @@ def run(request: Request) -> tuple[StageRun, bool]:
             resumed_from=resumed,
             optimiser_steps=steps,
             run_options={k: getattr(request.options, k) for k in RUN_ONLY},
+            repeatability=facts,
         )
         life.finish({"adapter": stage.dir / ADAPTER, "pairs": stage.dir / PAIRS, "train_log": stage.dir / TRAIN_LOG})
     return stage, True
@@ -173,9 +175,13 @@ def _peft_model(request: Request, model):
 
 
 def trainable_model(request: Request, dtype=None):
-    """(peft model, processor): the folder's model with the adapter attached; trainable weights kept in float32."""
+    """(peft model, processor): the folder's model with the adapter attached; trainable weights kept in float32.
+    A new LoRA's A matrices are drawn from torch's global generator, so it is seeded here with the run's seed (the
+    Trainer seeds only later, when it is built)."""
     import torch
+    from transformers import set_seed
 
+    set_seed(request.options.seed)
     model, processor = load(request.model_dir, dtype=dtype)
     model = _peft_model(request, model)
     for parameter in model.parameters():
@@ -253,7 +259,8 @@ def _train(request: Request, stage_dir: Path, pairs: pd.DataFrame, params: dict,
     trainer.remove_callback(PrinterCallback)  # stdout stays for the output paths; _Report logs instead
     if resume is not None:
         log.info("resuming from %s", resume)
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    with deterministic_ops(device):
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     history = [
         {"step": e["step"], "epoch": e.get("epoch"), "loss": e["loss"], "learning_rate": e.get("learning_rate")}
         for e in trainer.state.log_history
@@ -264,7 +271,8 @@ def _train(request: Request, stage_dir: Path, pairs: pd.DataFrame, params: dict,
         shutil.rmtree(tmp, ignore_errors=True)
         trainer.model.save_pretrained(tmp)
         tmp.rename(stage_dir / ADAPTER)
-    return (str(resume.relative_to(stage_dir)) if resume else None), history, trainer.state.global_step
+    resumed = str(resume.relative_to(stage_dir)) if resume else None
+    return resumed, history, trainer.state.global_step, run_facts(device)
 
 
 class _Report(TrainerCallback):

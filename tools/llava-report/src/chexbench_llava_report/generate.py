@@ -24,6 +24,7 @@ from chexbench_common.rundir import StageRun, is_finished
 
 from . import __version__, prompting
 from .data import image_token_count, model_image, test_images
+from .determinism import deterministic_ops, run_facts
 from .llava_folder import adapter_folder, check_folder, load
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def run(request: Request) -> tuple[StageRun, bool]:
         life.start(params, inputs, clear=[PREDICTIONS, PREDICTIONS_CSV])
         if record and record["inputs"]["model_dir"]["sha256"] != stage.manifest["inputs"]["model_dir"]["sha256"]:
             raise BadInputError(f"{request.finetuned}: fine-tuned from another model folder than {request.model_dir}")
-        frame, resumed = _generate(request, stage, tests, params)
+        frame, resumed, facts = _generate(request, stage, tests, params)
         with atomic_path(stage.dir / PREDICTIONS) as tmp:
             frame.to_parquet(tmp, index=False)
         with atomic_path(stage.dir / PREDICTIONS_CSV) as tmp:
@@ -97,6 +98,7 @@ def run(request: Request) -> tuple[StageRun, bool]:
         life.update(
             counts={"test_images": len(frame), "empty_generations": int((frame["generated"] == "").sum())},
             resumed_batches=resumed,
+            repeatability=facts,
         )
         life.finish({"predictions": stage.dir / PREDICTIONS, "predictions_csv": stage.dir / PREDICTIONS_CSV})
     return stage, True
@@ -152,7 +154,7 @@ def _generate(request: Request, stage: StageRun, tests: pd.DataFrame, params: di
         model, processor = generation_model(request.model_dir, request.finetuned, dtype)
         model.to(device)
         tokenizer, image_id = processor.tokenizer, model.config.image_token_id
-        with Progress(len(tests), "llava-report generate", "image") as progress:
+        with deterministic_ops(device), Progress(len(tests), "llava-report generate", "image") as progress:
             progress.update(resumed * request.batch_size)
             for start in todo:
                 batch = tests.iloc[start : start + request.batch_size]
@@ -180,7 +182,7 @@ def _generate(request: Request, stage: StageRun, tests: pd.DataFrame, params: di
                 progress.update(len(batch))
                 fault_point("llava-report:batch")
     frame = pd.concat([pd.read_parquet(parts / f"batch-{s:08d}.parquet") for s in starts], ignore_index=True)
-    return frame[COLUMNS], resumed
+    return frame[COLUMNS], resumed, run_facts(device)
 
 
 def _pad_id(tokenizer) -> int:
