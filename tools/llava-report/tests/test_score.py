@@ -238,7 +238,7 @@ def test_score_end_to_end_against_references(tmp_path, tiny_chexbert, report_pai
     breakdown = pd.read_csv(stage / "breakdown.csv")
     assert len(breakdown) == 2 * 2 * 14 and breakdown["f1_ci_low"].notna().all()
     main_csv = pd.read_csv(stage / "original" / "main_p10.csv", index_col=0)
-    assert list(main_csv.columns) == ORIGINAL_MAIN and list(main_csv.index) == ["median", "ci_l", "ci_h"]
+    assert list(main_csv.columns) == ORIGINAL_MAIN and list(main_csv.index) == ["median", "ci_l", "ci_h", "point"]
     assert main_csv["F1-RadGraph"].isna().all()
     breakdown_n = pd.read_csv(stage / "original" / "breakdown_n_p10.csv", index_col=0)
     assert list(breakdown_n.columns) == ["f1-score", "precision", "recall", "support"]
@@ -256,6 +256,73 @@ def test_score_end_to_end_against_references(tmp_path, tiny_chexbert, report_pai
     assert again.exit_code == 0 and "up to date" in again.output
 
 
+def test_original_main_rows_are_filled_as_llava_rad_fills_them(tmp_path, tiny_chexbert, report_pairs):
+    """LLaVA-Rad's evaluation (CheXGenBench's, unchanged): BLEU's `median` row is sacrebleu's corpus score on all
+    reports, its ci_l/ci_h sacrebleu's mean -/+ half interval of the resamples; every other column's `median` is the
+    median of the resamples (scipy's / rouge-score's percentile bootstrap). Each checked against those libraries'
+    own computations on the same resamples; `point` is the value on all reports; main_rows.csv labels every cell."""
+    from sacrebleu.metrics import BLEU
+    from sacrebleu.significance import estimate_ci
+    from sklearn.metrics import f1_score
+
+    refs, gens = report_pairs
+    predictions = _write_generate_folder(tmp_path, "p10", refs, gens)
+    result = _score(tmp_path, "--predictions", str(predictions), *_chexbert_args(tiny_chexbert))
+    assert result.exit_code == 0, result.output
+    stage = tmp_path / "Results/m/r/llava-report"
+    main_csv = pd.read_csv(stage / "original" / "main_p10.csv", index_col=0)
+    metrics = read_table(stage / "metrics.parquet", "metrics").set_index("metric")
+    counts = bootstrap_counts(len(refs), 200, seed=0)
+    draws = [np.repeat(np.arange(len(refs)), row) for row in counts]
+    for order in (1, 4):
+        column = main_csv[f"BLEU-{order}"]
+        bleu = BLEU(max_ngram_order=order)
+        assert column["median"] == pytest.approx(bleu.corpus_score(gens, [refs]).score, abs=1e-9)
+        resampled = [bleu.corpus_score([gens[i] for i in d], [[refs[i] for i in d]]).score for d in draws]
+        mean, half = estimate_ci(np.array(resampled))
+        assert (column["ci_l"], column["ci_h"]) == pytest.approx((mean - half, mean + half), abs=1e-9)
+    rouge = np.array([_lcs_f(r, g) for r, g in zip(refs, gens, strict=True)])
+    means = [rouge[d].mean() for d in draws]
+    assert main_csv.loc["median", "ROUGE-L"] == pytest.approx(np.median(means), abs=1e-12)
+    assert main_csv.loc["median", "ROUGE-L"] != pytest.approx(rouge.mean(), abs=1e-6)  # a median, not the point
+    assert (main_csv.loc["ci_l", "ROUGE-L"], main_csv.loc["ci_h", "ROUGE-L"]) == pytest.approx(
+        np.percentile(means, [2.5, 97.5]), abs=1e-12
+    )
+    labels = _hand_labels(*tiny_chexbert, refs + gens)
+    five = [CONDITIONS.index(c) for c in FIVE]
+    for name, positive, columns, average in (
+        ("Micro-F1-14", False, list(range(14)), "micro"),
+        ("Macro-F1-5+", True, five, "macro"),
+    ):
+        y_true, y_pred = (binary(labels[part], positive)[:, columns] for part in (slice(0, 40), slice(40, 80)))
+        resampled = [f1_score(y_true, y_pred, average=average, sample_weight=w, zero_division=0) for w in counts]
+        assert main_csv.loc["median", name] == pytest.approx(np.median(resampled), abs=1e-12)
+        assert (main_csv.loc["ci_l", name], main_csv.loc["ci_h", name]) == pytest.approx(
+            np.percentile(resampled, [2.5, 97.5]), abs=1e-12
+        )
+    for column in ORIGINAL_MAIN:
+        if column != "F1-RadGraph":
+            assert main_csv.loc["point", column] == pytest.approx(metrics.loc[column, "value"], abs=1e-12)
+    assert main_csv["F1-RadGraph"].isna().all()
+    rows = pd.read_csv(stage / "original" / "main_rows.csv")
+    assert len(rows) == 4 * len(ORIGINAL_MAIN) and rows["meaning"].str.len().gt(20).all()
+    meaning = rows.set_index(["row", "column"])["meaning"]
+    assert (
+        meaning["median", "BLEU-4"].startswith("value on all reports") and "not a median" in meaning["median", "BLEU-4"]
+    )
+    assert meaning["median", "ROUGE-L"].startswith("median of the 200 bootstrap resamples")
+
+
+def test_bleu_is_case_and_punctuation_sensitive_and_rouge_l_is_not():
+    """What the README says of the text metrics: sacrebleu's 13a tokeniser keeps case and splits punctuation into
+    tokens of their own; rouge-score lowercases and keeps only letters and digits."""
+    reference = ["The heart is normal."]
+    for generated in (["the heart is normal."], ["The heart is normal"]):  # case only; punctuation only
+        assert CorpusBleu.compute(generated, reference, 1).score() < 90
+        assert rouge_l(generated, reference, stemmer=False).tolist() == [1.0]
+    assert CorpusBleu.compute(reference, reference, 1).score() == pytest.approx(100)
+
+
 def test_default_predictions_and_skipped_rows(tmp_path, report_pairs):
     refs, gens = report_pairs
     _write_generate_folder(tmp_path, "p100", refs, gens)
@@ -267,6 +334,12 @@ def test_default_predictions_and_skipped_rows(tmp_path, report_pairs):
     assert len(skipped) == 9  # 8 CheXbert rows and F1-RadGraph: never a silent zero
     assert skipped["note"].str.startswith("skipped: weights missing (--").all()
     assert skipped["ci_low"].isna().all()
+    assert _score(tmp_path, "--bootstrap", "0").exit_code == 0  # no resamples: the original's rows say so
+    original = tmp_path / "Results/m/r/llava-report/original"
+    main_csv = pd.read_csv(original / "main_p100.csv", index_col=0)
+    assert main_csv.loc["median", "BLEU-1"] == main_csv.loc["point", "BLEU-1"] and main_csv.loc["ci_l"].isna().all()
+    rows = pd.read_csv(original / "main_rows.csv").set_index(["row", "column"])["meaning"]
+    assert rows["median", "ROUGE-L"] == "value on all reports (no resamples: --bootstrap 0)"
 
 
 @pytest.mark.parametrize(

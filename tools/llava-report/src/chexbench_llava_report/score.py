@@ -40,6 +40,10 @@ ORIGINAL_COLUMNS = (
     "BLEU-4",
     "ROUGE-L",
 )
+# the original's rows, then the value on all reports; original/main_rows.csv says what each cell holds
+ORIGINAL_ROWS = ("median", "ci_l", "ci_h", "point")
+BLEU_COLUMNS = ("BLEU-1", "BLEU-4")
+ORIGINAL_LABELS = "main_rows.csv"
 
 
 @dataclass
@@ -369,15 +373,59 @@ def _metric_rows(request: Request, subset: str, scores: SubsetScores, n: int) ->
 
 
 def _original_main(scores: SubsetScores, level: float) -> pd.DataFrame:
-    """The original's main_*.csv: rows median, ci_l, ci_h (of the bootstrap replicates); empty where skipped."""
-    by_name = {m.name: m for m in scores.metrics}
+    """The original's main_*.csv, each row filled as LLaVA-Rad's evaluation fills it (CheXGenBench runs it unchanged):
+    BLEU's `median` is the value on all reports and its ci_l/ci_h the replicates' mean minus/plus half their central
+    interval (sacrebleu); every other column's `median` is the median of the replicates and ci_l/ci_h their
+    percentile interval. Then `point`: every column's value on all reports. Empty where skipped."""
     table = {}
+    for metric in scores.metrics:
+        if metric.name not in ORIGINAL_COLUMNS:
+            continue
+        if metric.replicates is None:
+            table[metric.name] = [metric.value, None, None, metric.value]
+        elif metric.name in BLEU_COLUMNS:
+            mean, half = sacrebleu_interval(metric.replicates, level)
+            table[metric.name] = [metric.value, mean - half, mean + half, metric.value]
+        else:
+            low, high = metric.interval(level)
+            table[metric.name] = [float(np.median(metric.replicates)), low, high, metric.value]
+    return pd.DataFrame({column: table[column] for column in ORIGINAL_COLUMNS}, index=list(ORIGINAL_ROWS))
+
+
+def sacrebleu_interval(replicates: np.ndarray, level: float) -> tuple[float, float]:
+    """(mean, half-width) as sacrebleu's bootstrap reports BLEU: the replicates' mean and half the distance between
+    the order statistics that cut (1 - level) / 2 of them off each end (at 95 %: index n // 40 and n - n // 40 - 1)."""
+    ordered = np.sort(np.asarray(replicates, dtype=float))
+    cut = int(round(len(ordered) * (1 - level) / 2, 9))
+    return float(ordered.mean()), float(0.5 * (ordered[len(ordered) - cut - 1] - ordered[cut]))
+
+
+def original_row_labels(request: Request) -> pd.DataFrame:
+    """What every cell of original/main_*.csv holds (original/main_rows.csv), in words."""
+    draws = f"{request.bootstrap} bootstrap resamples of the reports (seed {request.seed})"
+    outer = f"{(1 - request.ci_level) / 2:.4g}"
+    rows = []
     for column in ORIGINAL_COLUMNS:
-        metric = by_name[column]
-        low, high = metric.interval(level)
-        median = float(np.median(metric.replicates)) if metric.replicates is not None else None
-        table[column] = [median, low, high]
-    return pd.DataFrame(table, index=["median", "ci_l", "ci_h"])
+        if request.bootstrap == 0:
+            meaning = dict.fromkeys(("ci_l", "ci_h"), "empty: no resamples (--bootstrap 0)")
+            meaning["median"] = "value on all reports (no resamples: --bootstrap 0)"
+        elif column in BLEU_COLUMNS:
+            meaning = {
+                "median": "value on all reports (sacrebleu's corpus score, which LLaVA-Rad writes in this row; "
+                "not a median)",
+                "ci_l": f"mean of the {draws} minus half the distance between the order statistics that cut a "
+                f"fraction {outer} off each end (sacrebleu's interval)",
+                "ci_h": "the same mean plus that half-distance",
+            }
+        else:
+            meaning = {
+                "median": f"median of the {draws}",
+                "ci_l": f"{outer} quantile of the {draws} (percentile interval, {request.ci_level:.0%})",
+                "ci_h": f"{1 - float(outer):.4g} quantile of the {draws}",
+            }
+        meaning["point"] = "value on all reports (the metrics table's value)"
+        rows += [{"row": row, "column": column, "meaning": meaning[row]} for row in ORIGINAL_ROWS]
+    return pd.DataFrame(rows)
 
 
 def run(request: Request) -> tuple[StageRun, bool]:
@@ -414,6 +462,7 @@ def run(request: Request) -> tuple[StageRun, bool]:
             originals[f"main_{name}.csv"] = _original_main(scores, request.ci_level)
             for variant, table in scores.original_breakdowns.items():
                 originals[f"breakdown_{variant}_{name}.csv"] = table
+        originals[ORIGINAL_LABELS] = original_row_labels(request).set_index("row")
         outputs = _write(stage, request, rows, samples, breakdown, originals, scorer_facts)
         life.update(scorers=scorer_facts, counts={name: len(frame) for name, frame in tables.items()})
         life.finish(outputs)
