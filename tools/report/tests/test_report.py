@@ -225,7 +225,8 @@ def test_llava_report_headline_is_its_summary_metrics_per_setting(report_cli, re
     stage = StageRun(results, "m", "r", "llava-report", tool_version="0.1.0")
     stage.start({}, {"prompts": full_run.prompts})
     metrics = ["BLEU-1", "BLEU-4", "ROUGE-L", "Micro-F1-14", "Macro-F1-14+", "F1-RadGraph"]
-    rows = [{"metric": m, "subset": s, "value": 0.1} for s in ("zeroshot", "p100", "p10") for m in metrics]
+    subsets = ("zeroshot", "p100", "p10/seed0", "p10/seed1", "p10")  # p10: the mean over its two training seeds
+    rows = [{"metric": m, "subset": s, "value": 0.1} for s in subsets for m in metrics]
     frame = pd.DataFrame(rows).assign(run_id="r", model="m", stage="llava-report", extractor=None, n_real=5)
     frame = frame.assign(ci_low=None, ci_high=None, n_synth=None, note=None)
     write_table(frame, stage.dir / "metrics.parquet", "metrics", producer="test", run_id="r")

@@ -105,8 +105,8 @@ def headline(stage: Stage) -> list[dict]:
         parts = [classify_setting_rows(m, s) for s in classify_settings(m)]
         rows = pd.concat(parts) if parts else m.iloc[:0]
         rows = rows[rows["metric"].isin(CLASSIFY_HEADLINE)]
-    elif stage.name == "llava-report":
-        rows = m[m["metric"].isin(LLAVA_HEADLINE)]
+    elif stage.name == "llava-report":  # per setting; with several training seeds their mean (seeds in All metrics)
+        rows = m[m["metric"].isin(LLAVA_HEADLINE) & ~m["subset"].str.contains("/seed", regex=False)]
         settings = sorted(rows["subset"].unique(), key=_setting_order)
         rows = rows.assign(
             order=rows["subset"].map(settings.index) * len(LLAVA_HEADLINE) + rows["metric"].map(LLAVA_HEADLINE.index)
