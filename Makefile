@@ -118,7 +118,7 @@ bench-inputs: setup
 	  $(call stage_cmd,embed) tiny-raddino $(RUN_DIR)/models/tiny-raddino
 	test -f $(RUN_DIR)/models/tiny-reid.pth || \
 	  $(call stage_cmd,privacy) tiny-reid $(RUN_DIR)/models/tiny-reid.pth
-	test -f $(RUN_DIR)/models/tiny-biovil/text/config.json || \
+	test -f $(RUN_DIR)/models/tiny-biovil/tiny.json || \
 	  $(call stage_cmd,align) tiny-biovil $(RUN_DIR)/models/tiny-biovil
 	test -f $(RUN_DIR)/models/tiny-llava-rad/llava-rad/config.json || \
 	  $(call stage_cmd,llava-report) tiny-llava-rad $(RUN_DIR)/models/tiny-llava-rad
