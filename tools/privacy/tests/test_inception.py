@@ -117,18 +117,25 @@ def chain(root: Path) -> Path:
         "--real-root",
         str(real),
     )
+    # the controls and the holdout in one embed run (one model load), its tables passed to the audit by path
     embed(
         root,
         cache,
-        "r.privacy-control",
+        "r",
         "--images",
         str(control / "images.parquet"),
         "--images-root",
         str(control / "images"),
+        "--prompts",
+        str(tables["holdout"]),
+        "--real-root",
+        str(real),
     )
-    embed(root, cache, "r", "--prompts", str(tables["holdout"]), "--real-root", str(real))
     run = ["run", *common, "--train-prompts", str(tables["train"]), "--holdout-prompts", str(tables["holdout"])]
     run += ["--real-root", str(real), "--reid-weights", str(reid), "--extractor", "inception", "--workers", "0"]
+    embedded = results / "m" / "r" / "embed"
+    run += ["--control-embeddings", str(embedded / "synthetic-inception.parquet")]
+    run += ["--holdout-embeddings", str(embedded / "real-inception.parquet")]
     result = invoke([*run, "--bootstrap", "50", "--cache-dir", str(cache / "privacy")])
     assert result.exit_code == 0, result.output
     return results / "m" / "r" / "privacy"
@@ -181,7 +188,7 @@ def test_the_same_seed_gives_the_same_tables(twice):
         pd.testing.assert_frame_equal(pd.read_csv(a / name), pd.read_csv(b / name), check_exact=True)
     assert (a / "thresholds.json").read_text() == (b / "thresholds.json").read_text()
     # the embeddings themselves, computed twice without a cache, are equal
-    for table in ("r.privacy/embed/real-inception.parquet", "r.privacy-control/embed/synthetic-inception.parquet"):
+    for table in ("r.privacy/embed/real-inception.parquet", "r/embed/synthetic-inception.parquet"):
         va = read_embeddings(a.parents[1] / table).vectors
         vb = read_embeddings(b.parents[1] / table).vectors
         assert np.array_equal(va, vb), table

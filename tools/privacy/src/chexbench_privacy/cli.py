@@ -107,12 +107,19 @@ def sample(results, model, run_id, force, prompts, real_root, n, controls, size,
 )
 @click.option("--ci-level", type=click.FloatRange(0.5, 0.999), default=Settings.ci_level, help="Confidence level.")
 @click.option(
-    "--spread-floor",
+    "--reid-spread-floor",
     type=click.FloatRange(0, 1),
-    default=Settings.spread_floor,
+    default=Settings.reid_spread_floor,
     show_default=True,
-    help="A space whose holdout statistic spreads less (sd of re-ID scores; sd of DCR / RMS of the vectors) is not "
-    "informative: its rules flag nothing.",
+    help="re-ID is not informative (flags nothing) when its best scores on the holdout have a smaller sd.",
+)
+@click.option(
+    "--space-spread-floor",
+    type=click.FloatRange(0, 1),
+    default=Settings.space_spread_floor,
+    show_default=True,
+    help="An embedding space is not informative (flags nothing) when the sd of the holdout's DCR, relative to the "
+    "training vectors' RMS magnitude, is smaller.",
 )
 @click.option("--seed", default=Settings.seed, help="Seed of the bootstrap and the holdout folds.")
 @click.option("--evidence-pairs", type=click.IntRange(min=1), default=Settings.evidence_pairs, help="Pairs shown.")
@@ -149,7 +156,8 @@ def run(
     pixel_size,
     bootstrap,
     ci_level,
-    spread_floor,
+    reid_spread_floor,
+    space_spread_floor,
     seed,
     evidence_pairs,
     tile,
@@ -172,7 +180,8 @@ def run(
         reid_quantile=reid_quantile,
         bootstrap=bootstrap,
         ci_level=ci_level,
-        spread_floor=spread_floor,
+        reid_spread_floor=reid_spread_floor,
+        space_spread_floor=space_spread_floor,
         seed=seed,
         evidence_pairs=evidence_pairs,
         tile=tile,

@@ -34,6 +34,7 @@ class Instrument:
     weights: Weights
     spread: float = math.nan
     spread_what: str = ""
+    floor: float = math.nan
     informative: bool = False
     thresholds: dict | None = None  # rule -> {"value", "source"}
 
@@ -51,8 +52,8 @@ class Instrument:
 
     def not_informative(self) -> str:
         return (
-            f"{self.name} not informative: {self.spread_what} {self.spread:.3g} is below the floor; "
-            "its rules flag nothing"
+            f"{self.name} not informative: {self.spread_what} is {self.spread:.3g}, below the floor "
+            f"{self.floor:g}; its rules flag nothing"
         )
 
 
@@ -161,16 +162,17 @@ class Audit:
     # ------------------------------------------------------------------ informative? thresholds and flags
     def _judge(self, hold: pd.DataFrame, vectors: dict) -> None:
         """Each space discriminates only if its holdout statistic varies by more than the stated floor."""
-        floor = self.settings.spread_floor
         for e in self.extractors:
             inst = self.instruments[e]
             inst.spread = spread_of_distances(hold[f"dcr_{e}"].to_numpy(), vectors[e]["train"])
             inst.spread_what = "the holdout's DCR standard deviation relative to the training vectors' RMS magnitude"
-            inst.informative = inst.spread >= floor
+            inst.floor = self.settings.space_spread_floor
+            inst.informative = inst.spread >= inst.floor
         inst = self.instruments[REID]
         inst.spread = spread_of_scores(hold["reid_nn_score"].to_numpy())
         inst.spread_what = "the standard deviation of the holdout's best re-ID scores"
-        inst.informative = inst.spread >= floor
+        inst.floor = self.settings.reid_spread_floor
+        inst.informative = inst.spread >= inst.floor
 
     def _thresholds(self, hold: pd.DataFrame) -> dict:
         """Thresholds of every space from (part of) the holdout: {space: Thresholds}."""
@@ -281,7 +283,7 @@ class Audit:
                 "informative": inst.informative,
                 "spread": inst.spread,
                 "spread_measure": inst.spread_what,
-                "spread_floor": self.settings.spread_floor,
+                "spread_floor": inst.floor,
                 "protocol_latent_space": inst.name == self.primary,
             }
             for inst in self.instruments.values()

@@ -248,7 +248,7 @@ def _space_descriptors(rows: Rows, audit, sets: dict) -> None:
             name,
             n_real=n_train,
             n_synth=len(sets["holdout"]),
-            note=f"{inst.spread_what} = {inst.spread:.3g}, floor {s.spread_floor:g}; weights: {inst.weights.label} "
+            note=f"{inst.spread_what} = {inst.spread:.3g}, floor {inst.floor:g}; weights: {inst.weights.label} "
             f"({inst.weights.evidence})",
         )
         rows.add(

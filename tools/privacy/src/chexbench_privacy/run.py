@@ -278,7 +278,7 @@ def _log_spaces(audit: Audit, ladder: dict) -> None:
             inst.weights.evidence,
             state,
             inst.spread,
-            audit.settings.spread_floor,
+            inst.floor,
             steps,
             ladder[name]["detection_limit"] or "none",
         )
