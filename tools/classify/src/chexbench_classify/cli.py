@@ -9,7 +9,7 @@ from chexbench_common.cli import stage_group
 from chexbench_common.options import echo_outputs, stage_run_options
 
 from . import __version__
-from .choices import BACKBONE_NAMES, SETTINGS
+from .choices import BACKBONE_NAMES, SETTINGS, SYNTHETIC_SELECTIONS
 from .labels import POLICIES
 
 
@@ -60,7 +60,16 @@ _dir = click.Path(path_type=Path, file_okay=False)
 )
 @click.option("--hflip/--no-hflip", default=False, show_default=True, help="Random horizontal flips (swap the heart).")
 @click.option("--val-fraction", type=click.FloatRange(0.01, 0.5), default=0.05, show_default=True)
-@click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True)
+@click.option(
+    "--synthetic-selection",
+    type=click.Choice(SYNTHETIC_SELECTIONS),
+    default="held-out-synthetic",
+    show_default=True,
+    help="Checkpoint of a synthetic-only phase: best on the validation prompts' synthetic twins, or the last epoch.",
+)
+@click.option(
+    "--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True, help="Patient resamples for CIs."
+)
 @click.option("--ci-level", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True)
 @click.option("--devices", default="auto", show_default=True, help="GPUs to train on with --device cuda (e.g. 4).")
 @click.option("--strategy", default="auto", show_default=True, help="Lightning strategy (e.g. ddp).")
@@ -91,6 +100,7 @@ def run(
     uncertain,
     hflip,
     val_fraction,
+    synthetic_selection,
     bootstrap,
     ci_level,
     devices,
@@ -135,6 +145,7 @@ def run(
         settings=tuple(settings) or SETTINGS,
         seeds=tuple(range(seeds)),
         val_fraction=val_fraction,
+        synthetic_selection=synthetic_selection,
         bootstrap=bootstrap,
         ci_level=ci_level,
         options=options,

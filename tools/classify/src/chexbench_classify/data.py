@@ -58,8 +58,9 @@ class ImageCache:
 
 
 class LabelledImages(torch.utils.data.Dataset):
-    """(image, targets (14,), mask (14,)) per row of a frame with a `file` column; the image as the backbone takes
-    it: `imagenet` (3, S, S) ImageNet-normalised, or `xrv` (1, S, S) in torchxrayvision's [-1024, 1024]."""
+    """(image, targets (14,), mask (14,), row index) per row of a frame with a `file` column; the image as the
+    backbone takes it: `imagenet` (3, S, S) ImageNet-normalised, or `xrv` (1, S, S) in torchxrayvision's
+    [-1024, 1024]. The index lets validation under DDP drop the rows a distributed sampler repeats."""
 
     def __init__(
         self, frame, y: np.ndarray, mask: np.ndarray, cache: ImageCache, hflip: bool = False, normalise="imagenet"
@@ -77,4 +78,4 @@ class LabelledImages(torch.utils.data.Dataset):
         if self.hflip and torch.rand(()) < 0.5:  # off by default: a flip moves the heart to the other side
             x = x.flip(-1)
         x = x[None] * 2048 - 1024 if self.normalise == "xrv" else (x.expand(3, -1, -1) - self.mean) / self.std
-        return x, torch.from_numpy(self.y[index]), torch.from_numpy(self.mask[index])
+        return x, torch.from_numpy(self.y[index]), torch.from_numpy(self.mask[index]), index

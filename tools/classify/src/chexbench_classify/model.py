@@ -1,6 +1,9 @@
 """The classifier as a LightningModule: a ResNet-50 or DenseNet-121 (torchvision layouts, ImageNet weights from a
 local file) with a 14-way head, masked BCE (U-Ignore entries carry no loss), Adam, validation macro-AUROC for
-checkpoints and early stopping."""
+checkpoints and early stopping.
+
+Validation AUROC under DDP is computed once on every rank's predictions gathered together (each row once): AUROC does
+not average over shards, so a mean of per-rank values would not be the validation set's AUROC."""
 
 from __future__ import annotations
 
@@ -46,37 +49,53 @@ class Classifier(L.LightningModule):
         self.net, self.head = build(backbone, classes, width)
         self.loss = torch.nn.BCEWithLogitsLoss(reduction="none")
         self._val: list[tuple[torch.Tensor, ...]] = []
+        self.plateau = True  # lower the learning rate on validation plateaus (off for a fixed schedule)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def _loss(self, batch) -> torch.Tensor:
-        x, y, mask = batch
-        per_entry = self.loss(self(x), y) * mask
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        per_entry = self.loss(logits, y) * mask
         return per_entry.sum() / mask.sum().clamp(min=1)
 
     def training_step(self, batch, batch_idx):
-        loss = self._loss(batch)
-        self.log("train_loss", loss, prog_bar=True, batch_size=len(batch[0]))
+        x, y, mask, _ = batch
+        loss = self._loss(self(x), y, mask)
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(x))
         return loss
 
     def validation_step(self, batch, batch_idx):
-        x, y, mask = batch
+        x, y, mask, index = batch
         logits = self(x)
-        self.log("val_loss", self._loss(batch), prog_bar=True, batch_size=len(x), sync_dist=True)
-        self._val.append((torch.sigmoid(logits).float().cpu(), y.cpu(), mask.cpu()))
+        self.log("val_loss", self._loss(logits, y, mask), prog_bar=True, batch_size=len(x), sync_dist=True)
+        self._val.append((index.cpu(), torch.sigmoid(logits).float().cpu(), y.cpu(), mask.cpu()))
+
+    def _gathered(self) -> tuple[np.ndarray, ...]:
+        """(probs, y, mask) of the whole validation set, every rank's rows once, in row order."""
+        index, probs, y, mask = (torch.cat(t) for t in zip(*self._val, strict=True))
+        self._val.clear()
+        local = torch.cat([t.double() for t in (index[:, None], probs, y, mask)], dim=1)
+        if self.trainer.world_size > 1:
+            from torchmetrics.utilities.distributed import gather_all_tensors  # uneven shards allowed
+
+            local = torch.cat(gather_all_tensors(local.to(self.device))).cpu()
+        rows = local.numpy()
+        _, first = np.unique(rows[:, 0], return_index=True)  # a distributed sampler pads with repeated rows
+        rows, classes = rows[first], probs.shape[1]
+        return rows[:, 1 : 1 + classes], rows[:, 1 + classes : 1 + 2 * classes], rows[:, 1 + 2 * classes :] > 0
 
     def on_validation_epoch_end(self):
-        probs, y, mask = (torch.cat(t).numpy() for t in zip(*self._val, strict=True))
-        self._val.clear()
-        per_class = [auroc(y[m, c], probs[m, c]) for c in range(y.shape[1]) for m in [mask[:, c].astype(bool)]]
+        probs, y, mask = self._gathered()
+        per_class = [auroc(y[m, c], probs[m, c]) for c in range(y.shape[1]) for m in [mask[:, c]]]
         value = float(np.nanmean(per_class)) if not np.all(np.isnan(per_class)) else 0.5
-        self.log(MONITOR, value, prog_bar=True, sync_dist=True)
+        self.log(MONITOR, value, prog_bar=True)  # the same value on every rank: nothing to reduce
 
     def predict_step(self, batch, batch_idx):
         return torch.sigmoid(self(batch[0])).float()
 
     def configure_optimizers(self):
         optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        if not self.plateau:
+            return optimizer
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1, patience=2)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": MONITOR}}

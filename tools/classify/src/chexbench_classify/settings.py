@@ -14,6 +14,20 @@ from sklearn.model_selection import GroupShuffleSplit
 
 from .choices import SETTINGS
 
+# checkpoint selection of a training phase: the rule's name -> what it does (the metrics table and the README say it)
+RULES = {
+    "real-validation": "best validation macro-AUROC on the real validation split",
+    "held-out-synthetic": "best validation macro-AUROC on the held-out synthetic twins of the validation prompts "
+    "(no real image)",
+    "last-epoch": "the last epoch of the fixed schedule (no validation)",
+}
+
+
+def selection_rule(frame: pd.DataFrame, synthetic_selection: str) -> str:
+    """How a phase picks its checkpoint: on the real validation split when it trains on any real image, else by the
+    synthetic-only rule (--synthetic-selection), so that a synthetic-only phase never sees a real label."""
+    return synthetic_selection if (frame["source"] == "synthetic").all() else "real-validation"
+
 
 def validation_split(real: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train, validation) of the real rows, patient-disjoint (a row without a patient id is its own patient)."""

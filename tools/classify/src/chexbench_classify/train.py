@@ -1,8 +1,11 @@
-"""One (setting, seed): train each phase with Lightning (checkpoint and early stopping on validation macro-AUROC,
-resume from the last checkpoint after a kill), then predict the validation and test sets with the best weights."""
+"""One (setting, seed): train each phase with Lightning (its checkpoint selected by the phase's rule: best validation
+macro-AUROC on the real or the held-out synthetic validation set with early stopping, or the last epoch; the last
+epoch saved after every epoch, so a killed run resumes where it stopped), then predict the validation and test sets
+with the selected weights."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
@@ -13,6 +16,7 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
+from chexbench_common.atomic import write_json_atomic
 from chexbench_common.faults import fault_point
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
@@ -89,68 +93,118 @@ def is_follower() -> bool:
 
 
 def _trainer(
-    options: Options, folder: Path, max_epochs: int, single: bool = False
-) -> tuple[L.Trainer, ModelCheckpoint]:
-    checkpoint = ModelCheckpoint(dirpath=folder, filename="best", monitor=MONITOR, mode="max", save_last=True)
+    options: Options, folder: Path, max_epochs: int, validate: bool = True, single: bool = False
+) -> tuple[L.Trainer, ModelCheckpoint | None]:
+    """A Trainer that saves `last.ckpt` after every epoch (what a killed run resumes from) and, when the phase
+    selects on validation, `best.ckpt` (the best validation macro-AUROC) with early stopping on it."""
+    last = ModelCheckpoint(dirpath=folder, filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
+    best = None
+    callbacks = [last, _EpochFault(), *([] if options.progress else [_EpochLog()])]
+    if validate:
+        best = ModelCheckpoint(
+            dirpath=folder, filename="best", monitor=MONITOR, mode="max", enable_version_counter=False
+        )
+        callbacks += [best, EarlyStopping(MONITOR, mode="max", patience=options.patience)]
     precision = options.precision or ("16-mixed" if torch.cuda.is_available() else "32-true")
+    on_cpu = options.accelerator == "cpu" or not torch.cuda.is_available()
     trainer = L.Trainer(
         max_epochs=max_epochs,
         accelerator=options.accelerator,
         devices=1 if single else options.devices,
         strategy="auto" if single else options.strategy,
         precision=precision,
-        callbacks=[
-            checkpoint,
-            EarlyStopping(MONITOR, mode="max", patience=options.patience),
-            _EpochFault(),
-            *([] if options.progress else [_EpochLog()]),
-        ],
+        callbacks=callbacks,
         logger=False,
         enable_progress_bar=options.progress,
         enable_model_summary=False,
-        deterministic=False,
+        # the same seed gives the same numbers on CPU; on a GPU, deterministic kernels where they exist (a warning
+        # names the ones that have none, e.g. the backward of adaptive average pooling)
+        deterministic=True if on_cpu else "warn",
         default_root_dir=folder,
         num_sanity_val_steps=0,
+        limit_val_batches=None if validate else 0,
     )
-    return trainer, checkpoint
+    return trainer, best
+
+
+def _epoch(checkpoint: Path) -> int:
+    """The 0-based epoch a Lightning checkpoint was saved after."""
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["epoch"])
+
+
+def _phase(phase_dir: Path, model, train, val, rule: str, options: Options, resumed: list[str]) -> dict:
+    """Train one phase (or find it finished) and return its selection record: the rule, the checkpoint it selects,
+    the 1-based epoch of that checkpoint and the epochs trained. The record is written once the phase is over, so a
+    finished phase is not trained again when a later phase or setting is resumed."""
+    record_file = phase_dir / "selection.json"
+    if record_file.is_file():
+        return json.loads(record_file.read_text())
+    validate = rule != "last-epoch"
+    trainer, best = _trainer(options, phase_dir, options.epochs, validate=validate)
+    last = phase_dir / "last.ckpt"
+    resume = str(last) if last.is_file() else None
+    if resume:
+        log.info("resuming %s from %s (epoch %d done)", phase_dir, last, _epoch(last) + 1)
+        resumed.append(str(phase_dir))
+    model.plateau = validate
+    trainer.fit(model, train, val if validate else None, ckpt_path=resume)
+    chosen = Path(best.best_model_path) if best is not None and best.best_model_path else last
+    record = {"rule": rule, "checkpoint": chosen.name}
+    if not is_follower():  # rank 0 wrote the checkpoints
+        record.update(epoch=_epoch(chosen) + 1, epochs_trained=_epoch(last) + 1, max_epochs=options.epochs)
+        write_json_atomic(record_file, record)
+    return record
 
 
 def train_and_predict(
-    phases: list[pd.DataFrame],
-    val: pd.DataFrame,
+    plan: list[tuple[pd.DataFrame, str]],
+    validation: dict[str, pd.DataFrame],
     test: pd.DataFrame,
     seed: int,
     options: Options,
     folder: Path,
     cache: ImageCache,
-) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Probabilities {'val': (n_val, 14), 'test': (n_test, 14)} of the best checkpoint of the last phase, and the
-    phases resumed from a checkpoint."""
+) -> tuple[dict[str, np.ndarray], list[str], list[dict]]:
+    """Train the phases of one setting and seed (each a training frame and its selection rule; each phase starts from
+    the previous phase's selected weights) and predict with the last phase's selected weights: probabilities
+    {'val': (n, 14) on the set the last phase validates on, 'test': (n_test, 14)}; the phases resumed from a
+    checkpoint; and each phase's selection record. `validation` holds the `real` and the `synthetic` validation
+    frames."""
+    previous = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        return _train_and_predict(plan, validation, test, seed, options, folder, cache)
+    finally:  # Lightning sets the flag process-wide; give the caller's back
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+
+def validation_set(rule: str) -> str:
+    """Which validation frame a phase with this rule validates on (and, as the last phase, tunes thresholds on)."""
+    return "real" if rule == "real-validation" else "synthetic"
+
+
+def _train_and_predict(plan, validation, test, seed, options, folder, cache):
     L.seed_everything(seed, workers=True, verbose=False)
     model = Classifier(width=options.width, lr=options.lr, backbone=options.backbone)
     if options.backbone_weights is not None:
         load_pretrained(model.net, options.backbone_weights, options.backbone)
-    val_loader = _loader(val, options, cache, shuffle=False, augment=False)
-    best, resumed = None, []
-    for number, frame in enumerate(phases):
+    loaders = {name: _loader(frame, options, cache, shuffle=False, augment=False) for name, frame in validation.items()}
+    weights, resumed, records = None, [], []
+    for number, (frame, rule) in enumerate(plan):
         phase_dir = folder / f"phase{number}"
-        trainer, checkpoint = _trainer(options, phase_dir, options.epochs)
-        last = phase_dir / "last.ckpt"
-        if best is not None:  # the next phase starts from the previous phase's best weights
-            model = Classifier.load_from_checkpoint(best, weights_only=True)
-        resume = str(last) if last.is_file() else None
-        if resume:
-            log.info("resuming %s from %s", phase_dir, last)
-            resumed.append(str(phase_dir))
-        trainer.fit(model, _loader(frame, options, cache, shuffle=True, augment=True), val_loader, ckpt_path=resume)
-        best = checkpoint.best_model_path or str(last)
+        if weights is not None:  # the next phase starts from the previous phase's selected weights
+            model = Classifier.load_from_checkpoint(weights, weights_only=True)
+        train = _loader(frame, options, cache, shuffle=True, augment=True)
+        record = _phase(phase_dir, model, train, loaders[validation_set(rule)], rule, options, resumed)
+        records.append(record)
+        weights = phase_dir / record["checkpoint"]
     if is_follower():
-        return {}, resumed
+        return {}, resumed, records
     # rank 0 predicts on one device: a distributed sampler would give it only its share of the images
-    model = Classifier.load_from_checkpoint(best, weights_only=True)
+    model = Classifier.load_from_checkpoint(weights, weights_only=True)
     trainer, _ = _trainer(options, folder / "predict", 1, single=True)
+    tuning = validation[validation_set(plan[-1][1])]
     out = {}
-    for name, frame in (("val", val), ("test", test)):
+    for name, frame in (("val", tuning), ("test", test)):
         batches = trainer.predict(model, _loader(frame, options, cache, shuffle=False, augment=False))
-        out[name] = torch.cat(batches).float().numpy()
-    return out, resumed
+        out[name] = torch.cat(batches).float().numpy() if batches else np.zeros((0, 14), np.float32)
+    return out, resumed, records
