@@ -163,3 +163,14 @@ def test_a_prompt_with_a_special_token_is_refused(fresh):
     prompts.loc[2, "prompt"] = "[SEP] effusion"
     write_table(prompts, fresh.prompts, "prompts", producer="test")
     assert_refused(fresh, expect="special token [SEP]")
+
+
+def test_the_tiny_model_builds_byte_identical_files(tmp_path):
+    """The same seed gives the same files (their sha256 go to the manifest): no temporary names inside the archives,
+    BatchNorm calibrated in float64."""
+    from chexbench_align.tiny import build_tiny_biovil
+
+    one, two = (build_tiny_biovil(tmp_path / name, width=8) for name in ("one", "two"))
+    files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file())
+    assert "biovil_t_image_model_proj_size_128.pt" in map(str, files) and len(files) == 6
+    assert all((one / f).read_bytes() == (two / f).read_bytes() for f in files)

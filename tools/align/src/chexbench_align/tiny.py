@@ -7,6 +7,7 @@ CXRBertModel loads from its config."""
 
 from __future__ import annotations
 
+import io
 import json
 import string
 from pathlib import Path
@@ -132,9 +133,17 @@ def build_tiny_image(path: Path, *, width: int = FULL_WIDTH, seed: int = 0) -> P
     state |= _pooler_keys()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    _save(state, path)
     return path
+
+
+def _save(state: dict[str, torch.Tensor], path: Path) -> None:
+    """torch.save through memory, then an atomic write: torch names the archive inside the file after the file it
+    writes, so saving to a temporary name would make every build's sha256 differ."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
 
 
 def build_tiny_text(folder: Path, *, hidden: int = 32, max_positions: int = 64, seed: int = 0) -> Path:
@@ -167,7 +176,7 @@ def build_tiny_text(folder: Path, *, hidden: int = 32, max_positions: int = 64, 
         "cls.predictions.transform.LayerNorm.weight": torch.ones(hidden),
         "cls.predictions.transform.LayerNorm.bias": torch.zeros(hidden),
     }
-    torch.save(state, folder / "pytorch_model.bin")
+    _save(state, folder / "pytorch_model.bin")
     config = {"architectures": ["CXRBertModel"], "model_type": "cxr-bert", **fields}
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     tokenizer = {"do_lower_case": True, "model_max_length": max_positions, "tokenizer_class": "BertTokenizer"}
