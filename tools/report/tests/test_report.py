@@ -57,6 +57,22 @@ def test_report_holds_what_the_tables_say(rendered):
     assert all(s["status"] == "success" for s in report["stages"] if s["stage"] != "llava-report")
 
 
+def test_classification_shows_each_settings_selection_rule_and_chosen_epoch(rendered):
+    full_run, _, result = rendered
+    assert result.exit_code == 0, result.output
+    classify = full_run.metrics["classify"]
+    expected = classify[classify["metric"] == "selected_epoch"]
+    shown = report_json(full_run)["classification"]["selection"]
+    assert [(r["subset"], r["value"], r["note"]) for r in shown] == [
+        (r.subset, r.value, r.note) for r in expected.itertuples()
+    ]
+    html = (full_run.dir / "report" / "report.html").read_text()
+    section = html[html.index('<section id="classification">') : html.index('<section id="embedding">')]
+    assert "Checkpoint selection" in section
+    for row in expected.itertuples():  # each setting and seed, its epoch and its rule
+        assert f'<td>{row.subset}</td><td class="num">{int(row.value)}</td><td class="note">{row.note}</td>' in section
+
+
 def test_sample_grid_pairs_each_label_with_its_own_images(rendered):
     full_run, _, result = rendered
     assert result.exit_code == 0, result.output

@@ -137,7 +137,8 @@ def privacy_ladder(metrics: pd.DataFrame | None) -> dict:
 
 
 def classification_panel(run: Run) -> dict | None:
-    """The ROC figure classify drew, each setting's headline metrics and its per-class AUROC."""
+    """The ROC figure classify drew, each setting's headline metrics, the checkpoint each setting and seed was tested
+    with (selection rule and chosen epoch) and its per-class AUROC."""
     stage = run.finished("classify")
     if stage is None or stage.metrics is None:
         return None
@@ -150,5 +151,6 @@ def classification_panel(run: Run) -> dict | None:
     return {
         "roc": str(roc) if roc.is_file() else None,
         "settings": settings,
+        "selection": records(m[m["metric"] == "selected_epoch"]),
         "auroc": classify_auroc_series(m),
     }

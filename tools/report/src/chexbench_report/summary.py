@@ -77,8 +77,8 @@ def classify_settings(metrics: pd.DataFrame) -> list[str]:
 
 
 def classify_setting_rows(metrics: pd.DataFrame, setting: str) -> pd.DataFrame:
-    """One setting's rows with CIs: its seed's own rows when it ran with one seed (they carry the bootstrap CI),
-    else the mean over seeds (no CI; the note gives the spread)."""
+    """One setting's rows with CIs: its seed's own rows when it ran with one seed, else the mean over seeds (its CI
+    over patients and seeds; the note gives the spread)."""
     seeds = sorted(s for s in metrics["subset"].unique() if s.startswith(f"{setting}/seed"))
     if len(seeds) == 1:
         return metrics[metrics["subset"] == seeds[0]].assign(subset=setting)
@@ -159,8 +159,8 @@ def pathology_series(run: Run) -> list[dict]:
 
 
 def classify_auroc_series(metrics: pd.DataFrame, settings: list[str] | None = None) -> list[dict]:
-    """Per-class AUROC (metrics `auc_<label>`) of each classify setting, with the bootstrap CI of its seed (the first
-    seed's when it ran with several: the means over seeds are not kept per class)."""
+    """Per-class AUROC (metrics `auc_<label>`) of each classify setting with its CI: the setting's rows, or its first
+    seed's where a table of several seeds holds no per-class mean over seeds."""
     charts = []
     for setting in settings or classify_settings(metrics):
         rows, title = classify_setting_rows(metrics, setting), f"classify: AUROC per class, trained {setting}"
