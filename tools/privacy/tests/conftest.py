@@ -13,5 +13,6 @@ from privacy_data import World, make_world  # noqa: E402
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> World:
     """40 training images (2 per patient), 30 holdout images, 5 sampled prompts x 3 generations (one an exact copy
-    of its source), 6 positive controls, thumbnail embeddings, a tiny random re-ID network."""
+    of its source), 6 training images copied at each of the 4 control strengths, thumbnail embeddings, a tiny
+    random re-ID network."""
     return make_world(tmp_path_factory.mktemp("privacy"))

@@ -1,5 +1,5 @@
 """A small world for the privacy tests: real images with patients, a TRAIN/holdout split, sampled prompts and their
-positive controls (through the real `sample` command), generations with one planted copy, and embeddings tables
+positive-control ladder (through the real `sample` command), generations with one planted copy, and embeddings tables
 whose vectors are a fixed function of the pixels (an 8 x 8 thumbnail), so copies are near and new images far."""
 
 from __future__ import annotations
