@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from chexbench_align.biovil import ImageTower, TextTower
 from chexbench_align.engine import embed_images, embed_texts
-from chexbench_align.preprocess import biovil_input
+from chexbench_align.preprocess import biovil_input, load_uint8
 from chexbench_align.tiny import build_tiny_text
-from chexbench_common.imageio import load_grey, save_grey_png
+from chexbench_common.imageio import save_grey_png
 from machine import cpu_model
 
 RESULTS = Path(__file__).parent / "results"
@@ -47,7 +47,7 @@ class FullSize:
 
     @staticmethod
     def image_input(path):
-        return biovil_input(load_grey(path))
+        return biovil_input(load_uint8(path))
 
     def encode_images(self, batch):
         with torch.inference_mode():
@@ -77,7 +77,7 @@ def measure(device: torch.device, n: int, batch: int, workers: int) -> dict:
     start = time.perf_counter()
     loop = []
     for file, prompt in zip(files, prompts, strict=True):
-        image = scorer.encode_images(biovil_input(load_grey(file))[None])
+        image = scorer.encode_images(biovil_input(load_uint8(file))[None])
         text, _ = scorer.encode_texts([prompt])
         loop.append(round(float((image * text).sum()), 3))
     sync(device)
