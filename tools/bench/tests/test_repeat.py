@@ -154,8 +154,11 @@ def test_make_bench_repeat_runs_bench_twice_into_fresh_roots_and_caches_then_com
 
 def test_a_difference_from_a_changed_command_or_code_is_named_as_such(roots):
     first, second = roots
-    for root, params, sha in ((first, {"k": 10}, "aa"), (second, {"k": 11}, "aa")):
-        inputs = {"prompts": {"path": f"{root}/demo/default/inputs/prompts.parquet", "sha256": sha}}
+    for root, params, sha in ((first, {"k": 10}, "aa"), (second, {"k": 11}, "bb")):
+        inputs = {
+            "prompts": {"path": f"{root}/demo/default/inputs/prompts.parquet", "sha256": "aa"},
+            "embed_manifest": {"path": f"{root}/demo/default/embed/manifest.json", "sha256": sha},  # times: differs
+        }
         manifest = {"status": "success", "tool_version": "0.1.0", "params": params, "inputs": inputs}
         (root / "demo" / "default" / "fidelity" / "manifest.json").write_text(json.dumps(manifest))
     _metrics({"FID": 12.0, "KID": 0.25}).to_parquet(second / "demo" / "default" / "fidelity" / "metrics.parquet")
