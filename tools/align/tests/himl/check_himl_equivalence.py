@@ -12,6 +12,7 @@ spread: equality would then prove nothing. Run by `make test-align-himl` (from .
 """
 
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -73,11 +74,13 @@ def main(himl_bin: Path, native_bin: Path) -> int:
     spread = native["score"].std()
     print(f"spread: per-image scores {spread:.3g}, image embeddings 1 - min cosine {image_spread:.3g}")
     if spread < 10 * TOLERANCE or image_spread < MIN_IMAGE_SPREAD:
-        print("the random model scores every pair or image alike: the comparison would prove nothing", file=sys.stderr)
+        print(f"the model in {tmp} scores every pair or image alike: equality would prove nothing", file=sys.stderr)
         return 1
     if not ok:
-        print("NOT EQUAL (see above)", file=sys.stderr)
-    return 0 if ok else 1
+        print(f"NOT EQUAL (see above; the runs are in {tmp})", file=sys.stderr)
+        return 1
+    shutil.rmtree(tmp)
+    return 0
 
 
 if __name__ == "__main__":
