@@ -5,10 +5,12 @@ import pandas as pd
 import pytest
 from chexbench_classify.labels import targets
 from chexbench_classify.metrics import (
+    Interval,
     auroc,
     draw_patients,
     draw_seeds,
     evaluate,
+    interval,
     mean_over_seeds,
     patient_groups,
     resample_weights,
@@ -223,6 +225,15 @@ def test_patient_bootstrap_intervals_match_an_independent_recomputation():
     assert 0 < report.intervals["auc_Rare"].kept < 200  # the rare label did lose a class in some resamples
     assert report.intervals["auc_macro"].kept == report.intervals["auc_Rare"].kept
     assert report.intervals["auc_Common"].kept == 200
+
+
+def test_an_interval_needs_half_of_the_resamples_kept():
+    """On a tiny test set most resamples lose a class of some label: the few kept ones are no sampling distribution."""
+    values = np.r_[np.linspace(0, 1, 49), np.full(51, np.nan)]
+    assert interval(values, 0.95) == Interval(None, None, 49, 100)
+    values[49] = 0.5
+    got = interval(values, 0.95)
+    assert got.kept == 50 and (got.low, got.high) == pytest.approx(tuple(np.percentile(values[:50], [2.5, 97.5])))
 
 
 def test_mean_over_seeds_interval_resamples_patients_and_seeds():

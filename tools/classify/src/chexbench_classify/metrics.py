@@ -5,7 +5,8 @@ patients.
   metric averages exactly these labels, and a per-class metric of a label outside the set is undefined.
 - Cluster bootstrap: patients are drawn with replacement and bring all their test images (a row without a patient id
   is its own patient). A resample is *kept* for a label's interval when that label still has both classes in it, and
-  for a macro interval when every label of the row's set does; how many were kept is reported with each interval.
+  for a macro interval when every label of the row's set does; how many were kept is reported with each interval,
+  and an interval kept from fewer than half of the resamples is not reported.
 - The mean over seeds gets a two-level bootstrap: each replicate draws the patients (the same draws as every seed's
   own interval) and the seeds, both with replacement, and averages the drawn seeds' metrics on the drawn patients.
 
@@ -26,6 +27,9 @@ PER_CLASS = ("auc", "auprc", "f1_05", "f1_tuned", "prevalence")
 OVERALL = ("accuracy", "auc_macro", "auprc_macro", "auc_micro", "f1_macro_05", "f1_macro_tuned", "f1_micro_05")
 MACRO_OF = {"auc_macro": "auc", "auprc_macro": "auprc", "f1_macro_05": "f1_05", "f1_macro_tuned": "f1_tuned"}
 MICRO_CHUNK = 64  # replicates per step of the micro AUROC (its weights are replicates x images x classes)
+# an interval needs at least this share of the resamples kept: below it, the kept ones are no longer the sampling
+# distribution but the rare resamples in which every label happened to keep both classes (a tiny test set)
+MIN_KEPT = 0.5
 
 
 def auroc(y: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -151,9 +155,9 @@ class Interval:
 
 
 def interval(values: np.ndarray, level: float) -> Interval:
-    """Percentile interval of the kept (non-NaN) replicate values."""
+    """Percentile interval of the kept (non-NaN) replicate values; none when fewer than MIN_KEPT of them were kept."""
     kept = values[~np.isnan(values)]
-    if len(kept) < 2:
+    if len(kept) < max(2, MIN_KEPT * len(values)):
         return Interval(None, None, len(kept), len(values))
     alpha = (1 - level) / 2
     low, high = np.quantile(kept, [alpha, 1 - alpha])

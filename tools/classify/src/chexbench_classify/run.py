@@ -315,7 +315,8 @@ def _ci_note(interval: Interval | None, unit: str = "patient resamples") -> str 
     if interval.kept == interval.total:
         return f"CI: {interval.total} {unit}"
     lost = interval.total - interval.kept
-    return f"CI: {interval.kept} of {interval.total} {unit} kept ({lost} lost a class)"
+    kept = f"{interval.kept} of {interval.total} {unit} kept ({lost} lost a class)"
+    return f"CI: {kept}" if interval.low is not None else f"no CI: only {kept}, fewer than half"
 
 
 def _note(metric: str, value: float, averaged: tuple[str, ...], *parts: str | None) -> str | None:

@@ -17,9 +17,9 @@ from .choices import SETTINGS
 # checkpoint selection of a training phase: the rule's name -> what it does (the metrics table and the README say it)
 RULES = {
     "real-validation": "best validation macro-AUROC on the real validation split",
-    "held-out-synthetic": "best validation macro-AUROC on the held-out synthetic twins of the validation prompts "
-    "(no real image)",
-    "last-epoch": "the last epoch of the fixed schedule (no validation)",
+    "held-out-synthetic": "best validation macro-AUROC on the held-out synthetic twins of the validation prompts, "
+    "no real image",
+    "last-epoch": "the last epoch of the fixed schedule, no validation",
 }
 
 
