@@ -345,6 +345,7 @@ def _write(stage: StageRun, request: Request, results: list, validation: dict, t
     rows, original, predictions = [], [], []
     by_setting: dict[str, list] = {}
     for setting, seed, probs, records in results:
+        log.info("classify: metrics of %s, seed %d, %d patient resamples", setting, seed, request.bootstrap)
         tuning = validation[validation_set(records[-1]["rule"])]
         y_val, m_val = targets(tuning, request.options.policy)
         thresholds = tune_thresholds(y_val, probs["val"], m_val)
