@@ -92,7 +92,8 @@ def run_ci(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess, lis
 
 # what .ci/run asks make for, in order: the isolated environments go once tested, before the container images
 CI_TARGETS = [
-    *("test", "test-vision", "test-align-himl", "test-bench-himl", "clean-vision", "clean-himl", "clean-torch-layer"),
+    *("test", "bench-repeat", "test-vision", "test-align-himl", "test-bench-himl"),
+    *("clean-vision", "clean-himl", "clean-torch-layer"),
     *("test-radgraph", "clean-radgraph", "slurm-test", "container-test"),
 ]
 
