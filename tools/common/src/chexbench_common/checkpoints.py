@@ -1,12 +1,17 @@
 """Reading checkpoints from local paths the one safe way (`weights_only`, or safetensors) and checking them against
-the layout a model expects, with one line that names what is missing, unexpected or misshapen. torch is imported
-only when a checkpoint is read (the rest of chexbench_common does not need it)."""
+the layout a model expects, with one line that names what is missing, unexpected or misshapen; and loading a model
+folder (`from_pretrained`) so that a damaged folder is one line naming the file. torch is imported only when a
+checkpoint is read (the rest of chexbench_common does not need it)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-from .errors import BadInputError
+from .errors import BadInputError, MissingResourceError
+
+T = TypeVar("T")
 
 
 def read_state_dict(path: Path, what: str, hint: str) -> dict:
@@ -46,3 +51,31 @@ def check_layout(path: Path, state: dict, expected: dict, layout: str, unused: t
             f"{path}: {len(wrong)} tensors have the wrong shape for {layout}, first {k}: {tuple(state[k].shape)} "
             f"instead of {tuple(expected[k].shape)}"
         )
+
+
+def check_safetensors(folder: Path, what: str) -> None:
+    """Every .safetensors file under a model folder has a complete header and holds all the bytes it declares (a
+    truncated copy or download): MissingResourceError naming the file, before a library fails somewhere inside."""
+    from safetensors import safe_open
+
+    for path in sorted(Path(folder).rglob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="numpy"):
+                pass
+        except Exception as exc:  # safetensors raises its own SafetensorError (header too small, incomplete...)
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise MissingResourceError(
+                f"{what}: {path} is damaged (truncated, or not a safetensors file: {reason}); "
+                "copy the model folder again"
+            ) from None
+
+
+def load_pretrained(what: str, folder: Path, load: Callable[[], T]) -> T:
+    """Run a `from_pretrained`-style loader on a local model folder: its safetensors files are checked first, and a
+    loader's failure becomes one MissingResourceError line naming the folder."""
+    check_safetensors(folder, what)
+    try:
+        return load()
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MissingResourceError(f"{what}: cannot load weights from {folder}: {reason}") from None

@@ -60,17 +60,21 @@ class IncompleteShardsError(MissingResourceError):
 
 
 class _Problems:
-    """Every problem found in one source, one message line each (at most MAX_REPORTED_PROBLEMS, then a count)."""
+    """Every problem found in one source, one message line each (at most MAX_REPORTED_PROBLEMS, then a count).
+    Without a source, each problem is a whole line that names its own file and row."""
 
     def __init__(self, source: str, problems: list[str]):
         self.source = source
         self.problems = list(problems)
-        super().__init__(f"{source}: {len(self.problems)} problem(s): {self.problems[0] if self.problems else ''}")
+        super().__init__(self._line(f"{len(self.problems)} problem(s): {self.problems[0] if self.problems else ''}"))
+
+    def _line(self, text: str) -> str:
+        return f"{self.source}: {text}" if self.source else text
 
     def lines(self) -> list[str]:
-        shown = [f"{self.source}: {p}" for p in self.problems[:MAX_REPORTED_PROBLEMS]]
+        shown = [self._line(p) for p in self.problems[:MAX_REPORTED_PROBLEMS]]
         if len(self.problems) > MAX_REPORTED_PROBLEMS:
-            shown.append(f"{self.source}: ... and {len(self.problems) - MAX_REPORTED_PROBLEMS} more problem(s)")
+            shown.append(self._line(f"... and {len(self.problems) - MAX_REPORTED_PROBLEMS} more problem(s)"))
         return shown
 
 
@@ -82,3 +86,10 @@ class SchemaError(_Problems, ChexbenchError):
 
 class BadRowsError(_Problems, BadInputError):
     """Several rows or files of one input that the user has to fix (bad input, exit 3), all listed."""
+
+
+class ImageDecodeErrors(_Problems, ImageDecodeError):
+    """Every image of one input that cannot be decoded, one line each naming its row and file (all listed)."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("", problems)

@@ -13,7 +13,13 @@ Intensity handling (the same for every stage; `bit_depth` is "auto" or one of 8,
   applied and scaled from its output range, which BitsStored defines (or the LUT's own bits); otherwise the image
   is min-max scaled. MONOCHROME1 images are inverted (1 - x) so that bone and tissue are bright, as in MONOCHROME2
   and JPEG exports. The header is authoritative, so `bit_depth` does not apply to DICOM (a table may mix both).
-Anything unreadable or truncated raises ImageDecodeError naming the file.
+Anything unreadable, truncated or refused raises ImageDecodeError naming the file: this is the one reader every
+stage decodes images with, so no decoder's own exception reaches a user. That includes an image Pillow refuses as a
+decompression bomb (more than 2 x Image.MAX_IMAGE_PIXELS, about 179 M pixels; a chest X-ray has about 10 M) and
+DICOM pixel data no installed decoder can read. Compressed DICOM decodes through pydicom's plugins: python-gdcm
+(JPEG lossless, JPEG-LS, JPEG baseline/extended) and pylibjpeg + pylibjpeg-openjpeg (JPEG 2000, HTJ2K); RLE and
+deflate need none. JPEG 2000 goes to openjpeg even though gdcm could read it: gdcm aborts the whole process (an
+uncaught C++ exception) on some corrupt JPEG 2000 streams, where openjpeg raises an error we can report.
 
 12-bit data in a 16-bit PNG without sBIT loads near-black under "auto" (max 4095/65535 = 0.06). load_grey cannot
 tell, so `load_grey_with_depth` returns each image's DepthInfo and `BitDepthAudit` (in the parent process, since
@@ -29,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from .atomic import atomic_path
 from .errors import ImageDecodeError
@@ -176,7 +182,13 @@ def _load_dicom(path: Path) -> tuple[np.ndarray, DepthInfo]:
     ds = pydicom.dcmread(path)
     if "PixelData" not in ds:
         raise ImageDecodeError(f"{path}: DICOM file has no pixel data")
-    raw = ds.pixel_array
+    try:
+        _prefer_openjpeg(ds)
+        raw = ds.pixel_array
+    except Exception as exc:  # pydicom raises RuntimeError, ValueError, NotImplementedError... per plugin and syntax
+        syntax = ds.file_meta.get("TransferSyntaxUID")
+        named = f"{syntax.name} ({syntax})" if syntax else "no transfer syntax"
+        raise ImageDecodeError(f"{path}: cannot decode the DICOM pixel data, {named}: {_one_line(exc)}") from None
     if raw.ndim != 2:
         raise ImageDecodeError(f"{path}: DICOM pixel data of shape {raw.shape} is not a single grey frame")
     arr = apply_modality_lut(raw, ds)
@@ -193,6 +205,25 @@ def _load_dicom(path: Path) -> tuple[np.ndarray, DepthInfo]:
     return arr.astype(np.float32), DepthInfo(int(ds.BitsAllocated), int(ds.BitsStored), int(raw.max()))
 
 
+def _plugin_failure(record: logging.LogRecord) -> bool:
+    """False for pydicom's log of one decoder plugin's failure, with its traceback: the same message reaches the
+    user once, in the one line naming the file (pydicom raises it with every plugin's reason)."""
+    return not (record.levelno == logging.ERROR and record.exc_info)
+
+
+logging.getLogger("pydicom.pixels.decoders.base").addFilter(_plugin_failure)
+
+
+def _prefer_openjpeg(ds) -> None:
+    """JPEG 2000 through pylibjpeg-openjpeg where it is installed (see the module docstring: gdcm can abort)."""
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import JPEG2000TransferSyntaxes
+
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    if syntax in JPEG2000TransferSyntaxes and "pylibjpeg" in get_decoder(syntax).available_plugins:
+        ds.pixel_array_options(decoding_plugin="pylibjpeg")
+
+
 def load_grey_with_depth(path: str | Path, bit_depth: str | int = "auto") -> tuple[np.ndarray, DepthInfo]:
     """Decode one image to a float32 (H, W) array in [0, 1] and say what its depth looked like."""
     path = Path(path)
@@ -203,9 +234,20 @@ def load_grey_with_depth(path: str | Path, bit_depth: str | int = "auto") -> tup
         return _load_dicom(path) if is_dicom(path) else _load_pil(path, depth)
     except ImageDecodeError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, AttributeError, KeyError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    except Image.DecompressionBombError as exc:
+        raise ImageDecodeError(
+            f"{path}: refused as a possible decompression bomb ({_one_line(exc)}); a chest X-ray has about 10 M "
+            "pixels: check the file, or downscale it"
+        ) from None
+    except Exception as exc:  # whatever a decoder raises on a bad file (OSError, SyntaxError, struct.error...)
+        reason = _one_line(exc)
         raise ImageDecodeError(f"{path}: cannot decode image (truncated, corrupt or not an image): {reason}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (pydicom lists each plugin's failure on a line of its own)."""
+    text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()).replace(":; ", ": ")
+    return text or type(exc).__name__
 
 
 def load_grey(path: str | Path, bit_depth: str | int = "auto") -> np.ndarray:
