@@ -323,6 +323,70 @@ def test_bleu_is_case_and_punctuation_sensitive_and_rouge_l_is_not():
     assert CorpusBleu.compute(reference, reference, 1).score() == pytest.approx(100)
 
 
+def test_training_seeds_are_scored_each_and_as_their_mean(tmp_path, report_pairs):
+    """generate-p10, generate-p10-seed1, generate-p10-seed2 are seeds 0-2 of p10: each scored as p10/seed<S> with its
+    own CI and original CSVs, and p10 is their mean with a two-level bootstrap CI (each replicate: the seeds' shared
+    resample of the reports, the seeds drawn with replacement), recomputed here with sacrebleu and a hand LCS."""
+    from sacrebleu.metrics import BLEU
+
+    refs, gens = report_pairs
+    seeds = {0: gens, 1: gens[5:] + gens[:5], 2: [g.upper() for g in gens]}
+    for seed, generated in seeds.items():
+        _write_generate_folder(tmp_path, "p10" if seed == 0 else f"p10-seed{seed}", refs, generated)
+    _write_generate_folder(tmp_path, "zeroshot", refs, refs[::-1])
+    result = _score(tmp_path)
+    assert result.exit_code == 0, result.output
+    stage = tmp_path / "Results/m/r/llava-report"
+    metrics = read_table(stage / "metrics.parquet", "metrics")
+    assert set(metrics["subset"]) == {"p10/seed0", "p10/seed1", "p10/seed2", "p10", "zeroshot"}
+    by = metrics.set_index(["subset", "metric"])
+    counts = bootstrap_counts(len(refs), 200, seed=0)
+    draws = np.random.default_rng([0, 1]).integers(0, 3, size=(200, 3))
+    bleu = BLEU(max_ngram_order=1)
+    resampled = {"ROUGE-L": [], "BLEU-1": []}
+    for seed, generated in seeds.items():
+        rouge = np.array([_lcs_f(r, g) for r, g in zip(refs, generated, strict=True)])
+        assert by.loc[(f"p10/seed{seed}", "ROUGE-L"), "value"] == pytest.approx(rouge.mean(), abs=1e-12)
+        resampled["ROUGE-L"].append(counts @ rouge / len(refs))
+        index = [np.repeat(np.arange(len(refs)), row) for row in counts]
+        scores = [bleu.corpus_score([generated[i] for i in d], [[refs[i] for i in d]]).score for d in index]
+        resampled["BLEU-1"].append(np.array(scores))
+    for name, tolerance in (("ROUGE-L", 1e-12), ("BLEU-1", 1e-9)):
+        per_seed = [by.loc[(f"p10/seed{s}", name), "value"] for s in seeds]
+        mean = by.loc[("p10", name)]
+        assert mean["value"] == pytest.approx(np.mean(per_seed), abs=tolerance)
+        table = np.stack(resampled[name], axis=1)  # (resamples, seeds)
+        two_level = np.take_along_axis(table, draws, axis=1).mean(axis=1)
+        assert (mean["ci_low"], mean["ci_high"]) == pytest.approx(np.quantile(two_level, [0.025, 0.975]), abs=tolerance)
+        assert f"std {np.std(per_seed, ddof=1):.4g}" in mean["note"] and "training seeds (0, 1, 2)" in mean["note"]
+    assert "seed" not in " ".join(metrics[metrics["subset"] == "zeroshot"]["note"]).replace("seed 0", "")
+    originals = sorted(p.name for p in (stage / "original").glob("main_*.csv"))
+    assert originals == ["main_p10-seed0.csv", "main_p10-seed1.csv", "main_p10-seed2.csv", "main_rows.csv"] + [
+        "main_zeroshot.csv"
+    ]
+    samples = pd.read_parquet(stage / "per_sample.parquet")
+    assert samples.groupby("subset").size().to_dict() == {f"p10/seed{s}": 40 for s in seeds} | {"zeroshot": 40}
+    assert json.loads((stage / "manifest.json").read_text())["training_seeds"] == {"p10": [0, 1, 2]}
+
+
+def test_identical_seeds_give_the_seeds_own_interval_and_mismatched_seeds_are_refused(tmp_path, report_pairs):
+    refs, gens = report_pairs
+    first = _write_generate_folder(tmp_path, "p50", refs, gens)
+    _write_generate_folder(tmp_path, "p50-seed4", refs, gens)
+    assert _score(tmp_path).exit_code == 0
+    by = read_table(tmp_path / "Results/m/r/llava-report/metrics.parquet", "metrics").set_index(["subset", "metric"])
+    for name in ("BLEU-4", "ROUGE-L"):
+        own, mean = by.loc[("p50/seed0", name)], by.loc[("p50", name)]
+        assert (mean["value"], mean["ci_low"], mean["ci_high"]) == (own["value"], own["ci_low"], own["ci_high"])
+        assert "std 0;" in mean["note"]
+    reordered = tmp_path / "reordered.parquet"
+    pd.read_parquet(first).iloc[::-1].to_parquet(reordered)
+    refused = _score(tmp_path, "--predictions", f"p50={first}", "--predictions", f"p50-seed1={reordered}")
+    assert refused.exit_code == 3 and "are seeds of p50 but do not hold the same reports" in refused.output
+    twice = _score(tmp_path, "--predictions", f"p50={first}", "--predictions", f"p50-seed0={first}")
+    assert twice.exit_code == 3 and "are both seed 0 of p50" in twice.output
+
+
 def test_default_predictions_and_skipped_rows(tmp_path, report_pairs):
     refs, gens = report_pairs
     _write_generate_folder(tmp_path, "p100", refs, gens)

@@ -463,3 +463,24 @@ def test_the_same_run_twice_gives_equal_losses_predictions_and_metrics(tiny_llav
         assert (a / "original" / table).read_text() == (b / "original" / table).read_text(), table
     facts = json.loads((a / "finetune-p50" / "manifest.json").read_text())["repeatability"]
     assert facts["device"] == "cpu" and facts["torch_threads"] >= 1 and facts["bitwise_repeatable"] is True
+
+
+def test_run_with_two_training_seeds_fine_tunes_each_and_scores_their_mean(tiny_llava, tiny_chexbert, tmp_path):
+    """--seeds 2: seed 0 keeps the single-seed folders, seed 1 gets its own; the losses differ (the variation a
+    single seed hides); the metrics hold each seed and their mean."""
+    world = make_world(tmp_path)
+    extra = ("--fraction", "100", "--seeds", "2", "--no-zero-shot", "--epochs", "2", "--bootstrap", "20")
+    result = invoke(run_args(world, world["results"], tiny_llava, tiny_chexbert, *extra))
+    assert result.exit_code == 0, result.output
+    losses = {}
+    for seed, name in ((0, "p100"), (1, "p100-seed1")):
+        manifest = json.loads((stage_dir(world, f"finetune-{name}") / "manifest.json").read_text())
+        assert manifest["params"]["seed"] == seed and manifest["status"] == "success"
+        losses[seed] = pd.read_csv(stage_dir(world, f"finetune-{name}") / "train_log.csv")["loss"].tolist()
+        assert len(pd.read_parquet(stage_dir(world, f"generate-{name}") / "predictions.parquet")) == 2
+    assert len(losses[0]) == 4 and losses[0] != losses[1]
+    metrics = pd.read_parquet(stage_dir(world, "metrics.parquet"))
+    assert set(metrics["subset"]) == {"p100/seed0", "p100/seed1", "p100"}
+    by = metrics.set_index(["subset", "metric"])["value"]
+    assert by["p100", "ROUGE-L"] == pytest.approx((by["p100/seed0", "ROUGE-L"] + by["p100/seed1", "ROUGE-L"]) / 2)
+    assert json.loads((stage_dir(world, "manifest.json")).read_text())["training_seeds"] == {"p100": [0, 1]}

@@ -5,12 +5,14 @@ with accelerate) is found up to date and skipped."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import click
 from chexbench_common.options import stage_run_options
 from chexbench_common.rundir import run_folder
 
+from . import naming
 from .cli_score import score
 from .cli_train import finetune, generate, model_dir_option, pairs_options, test_options
 
@@ -34,6 +36,14 @@ _dir = click.Path(path_type=Path, file_okay=False)
 )
 @click.option("--zero-shot/--no-zero-shot", default=True, show_default=True, help="Also score the model as converted.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fractions' draws and of training.")
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Training seeds --seed, --seed+1, ...: each fraction is drawn and fine-tuned once per seed; with several, "
+    "every seed is scored and the mean over seeds gets a CI over reports and seeds.",
+)
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Training, per device.")
@@ -56,7 +66,8 @@ def run(ctx, results, model, run_id, force, device, model_dir, train_prompts, im
     torch_env_from_slurm()
     where = {"results": results, "model": model, "run_id": run_id, "force": force, "device": device}
     folder = run_folder(results, model, run_id) / "llava-report"
-    for fraction in options["fractions"]:
+    seeds = range(options["seed"], options["seed"] + options["seeds"])
+    for fraction, seed in itertools.product(options["fractions"], seeds):
         ctx.invoke(
             finetune,
             **where,
@@ -65,7 +76,7 @@ def run(ctx, results, model, run_id, force, device, model_dir, train_prompts, im
             images=images,
             images_root=images_root,
             fraction=fraction,
-            seed=options["seed"],
+            seed=seed,
             epochs=options["epochs"],
             lr=options["lr"],
             batch_size=options["batch_size"],
@@ -75,7 +86,7 @@ def run(ctx, results, model, run_id, force, device, model_dir, train_prompts, im
     if is_follower():  # its share of the training is done; generation and scoring are rank 0's
         return
     test = {"model_dir": model_dir, "test_prompts": options["test_prompts"], "real_root": options["real_root"]}
-    tuned = [folder / f"finetune-p{fraction}" for fraction in options["fractions"]]
+    tuned = [folder / f"finetune-{naming.tuned(f, s)}" for f, s in itertools.product(options["fractions"], seeds)]
     for finetuned in [*tuned, *([None] if options["zero_shot"] else [])]:
         ctx.invoke(generate, **where, **test, finetuned=finetuned, max_new_tokens=options["max_new_tokens"])
     ctx.invoke(

@@ -20,7 +20,8 @@ _dir = click.Path(path_type=Path, file_okay=False)
     multiple=True,
     metavar="[NAME=]FILE",
     help="Predictions table (parquet/CSV: prompt_id, reference, generated); repeat for several settings. NAME "
-    "defaults to the generate folder's setting (generate-p10 -> p10). Default: every finished "
+    "defaults to the generate folder's setting (generate-p10 -> p10). NAME-seed<S> is training seed S of NAME "
+    "(NAME alone seed 0): seeds are scored each and as their mean. Default: every finished "
     "llava-report/generate-*/predictions.parquet of the run.",
 )
 @click.option("--chexbert", type=_file, help="CheXbert weights chexbert.pth (local); without it the rows say skipped.")

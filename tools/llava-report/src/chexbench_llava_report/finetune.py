@@ -1,8 +1,9 @@
 """`chexbench-llava-report finetune`: LoRA on the language model's linears plus the full projector, trained with the
 HF Trainer on a seeded fraction of the synthetic image-findings pairs; resumable from its last checkpoint.
 
-Output `<results>/<model>/<run_id>/llava-report/finetune-p<P>/`: `adapter/` (PEFT: the LoRA and, as a module to
-save, the projector; safetensors), `pairs.csv` (the pairs trained on), `train_log.csv`, `manifest.json`, `_SUCCESS`.
+Output `<results>/<model>/<run_id>/llava-report/finetune-p<P>[-seed<S>]/` (naming.py): `adapter/` (PEFT: the LoRA
+and, as a module to save, the projector; safetensors), `pairs.csv` (the pairs trained on), `train_log.csv`,
+`manifest.json`, `_SUCCESS`.
 Under `accelerate launch` or `torchrun` every rank trains; rank 0 alone owns the folder, its lock and the outputs.
 """
 
@@ -24,7 +25,7 @@ from chexbench_common.progress import Progress
 from chexbench_common.rundir import StageRun, generated_images
 from transformers import TrainerCallback  # this module is imported by the command, never by the CLI's import
 
-from . import __version__, prompting
+from . import __version__, naming, prompting
 from .data import PairDataset, collate, sample_fraction, training_pairs
 from .determinism import deterministic_ops, run_facts
 from .llava_folder import PROJECTOR, adapter_folder, check_folder, load
@@ -34,10 +35,6 @@ log = logging.getLogger(__name__)
 LORA_TARGETS = r".*language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
 ADAPTER, PAIRS, TRAIN_LOG, CHECKPOINTS = "adapter", "pairs.csv", "train_log.csv", "checkpoints"
 RUN_ONLY = ("workers", "device", "save_steps", "logging_steps")
-
-
-def stage_name(fraction: int) -> str:
-    return f"llava-report/finetune-p{fraction}"
 
 
 @dataclass
@@ -79,6 +76,11 @@ class Request:
         return Path(self.images or generated_images(self.results, self.model, self.run_id))
 
 
+def _stage(request: Request) -> StageRun:
+    name = f"llava-report/finetune-{naming.tuned(request.options.fraction, request.options.seed)}"
+    return StageRun(request.results, request.model, request.run_id, name, tool_version=__version__)
+
+
 def is_follower() -> bool:
     """A distributed rank other than 0 (torchrun and accelerate set RANK)."""
     return int(os.environ.get("RANK", "0")) > 0
@@ -97,9 +99,7 @@ def _inputs(request: Request) -> dict:
 
 def run(request: Request) -> tuple[StageRun, bool]:
     """Rank 0 (or the only process): lock, skip when up to date, train, write the outputs."""
-    stage = StageRun(
-        request.results, request.model, request.run_id, stage_name(request.options.fraction), tool_version=__version__
-    )
+    stage = _stage(request)
     with Lifecycle(stage, force=request.force) as life:
         pairs, without = _prepare(request)
         params, inputs = _params(request), _inputs(request)
@@ -128,9 +128,7 @@ def run(request: Request) -> tuple[StageRun, bool]:
 
 def follow(request: Request) -> None:
     """A rank other than 0: the same training steps, nothing written (the Trainer saves on rank 0 only)."""
-    stage = StageRun(
-        request.results, request.model, request.run_id, stage_name(request.options.fraction), tool_version=__version__
-    )
+    stage = _stage(request)
     pairs, _ = _prepare(request)
     params = _params(request)
     if not request.force and stage.is_complete(params, _inputs(request)):

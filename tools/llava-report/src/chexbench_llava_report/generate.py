@@ -1,7 +1,8 @@
 """`chexbench-llava-report generate`: findings for the real TEST images, greedy, batched with left padding, with the
 instruction the fine-tuning used; resumable batch by batch.
 
-Output `<results>/<model>/<run_id>/llava-report/generate-p<P>/` (`generate-zeroshot` without `--finetuned`):
+Output `<results>/<model>/<run_id>/llava-report/generate-p<P>[-seed<S>]/` (named after the fine-tuning;
+`generate-zeroshot` without `--finetuned`):
 `predictions.parquet` and `predictions.csv` (prompt_id, image_path, reference, generated, n_tokens), `manifest.json`,
 `_SUCCESS`; while it runs, `parts/` holds the finished batches.
 """
@@ -22,7 +23,7 @@ from chexbench_common.lifecycle import Lifecycle
 from chexbench_common.progress import Progress
 from chexbench_common.rundir import StageRun, is_finished
 
-from . import __version__, prompting
+from . import __version__, naming, prompting
 from .data import image_token_count, model_image, test_images
 from .determinism import deterministic_ops, run_facts
 from .llava_folder import adapter_folder, check_folder, load
@@ -66,7 +67,9 @@ def _finetune_record(folder: Path | None) -> dict:
 
 
 def stage_name(record: dict) -> str:
-    return f"llava-report/generate-p{record['params']['fraction']}" if record else "llava-report/generate-zeroshot"
+    if not record:
+        return "llava-report/generate-zeroshot"
+    return f"llava-report/generate-{naming.tuned(record['params']['fraction'], record['params']['seed'])}"
 
 
 def run(request: Request) -> tuple[StageRun, bool]:

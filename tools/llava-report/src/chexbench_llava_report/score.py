@@ -21,7 +21,7 @@ from chexbench_common.rundir import StageRun, is_finished
 from chexbench_common.stats import bootstrap_counts, percentile_interval
 from chexbench_schema import write_table
 
-from . import __version__, radgraph_scorer, text_metrics
+from . import __version__, naming, radgraph_scorer, text_metrics
 from .chexbert import CONDITIONS, FIVE, CheXbert, LabelCounts, binary, f1_scores, per_label
 
 log = logging.getLogger(__name__)
@@ -349,9 +349,62 @@ def _original_breakdown(totals) -> pd.DataFrame:
     return table
 
 
-def _metric_rows(request: Request, subset: str, scores: SubsetScores, n: int) -> list[dict]:
+def group_seeds(tables: dict[str, pd.DataFrame]) -> dict[str, dict[int, str]]:
+    """The tables by setting and training seed (`p50`, `p50-seed1`, ... are seeds 0, 1, ... of `p50`), seeds in
+    order. The seeds of one setting must hold the same reports in the same order: their resamples are shared."""
+    groups: dict[str, dict[int, str]] = {}
+    for name in tables:
+        setting, seed = naming.split_seed(name)
+        if seed in groups.setdefault(setting, {}):
+            raise BadInputError(
+                f"--predictions: {groups[setting][seed]!r} and {name!r} are both seed {seed} of {setting}"
+            )
+        groups[setting][seed] = name
+    for setting, members in groups.items():
+        groups[setting] = dict(sorted(members.items()))
+        first, *others = groups[setting].values()
+        ids = tables[first]["prompt_id"].astype(str).tolist()
+        for name in others:
+            if tables[name]["prompt_id"].astype(str).tolist() != ids:
+                raise BadInputError(
+                    f"predictions {name!r} and {first!r} are seeds of {setting} but do not hold the same reports in "
+                    "the same order (prompt_id); generate both for the same TEST prompts or name them apart"
+                )
+    return groups
+
+
+def seed_mean(per_seed: list[SubsetScores], seeds: list[int], request: Request) -> list[Metric]:
+    """Every metric's mean over the training seeds, with a two-level percentile bootstrap: each replicate takes the
+    seeds' own resample of the reports and draws the seeds with replacement (numpy default_rng([--seed, 1]))."""
+    draws = None
+    if request.bootstrap > 0:
+        draws = np.random.default_rng([request.seed, 1]).integers(0, len(seeds), size=(request.bootstrap, len(seeds)))
+    listed = ", ".join(map(str, seeds))
+    ci = (
+        f"{request.ci_level:.0%} percentile bootstrap CI over reports and seeds, {request.bootstrap} resamples of the "
+        f"reports (the seeds' own) each with {len(seeds)} seeds drawn with replacement"
+        if draws is not None
+        else "no CI (--bootstrap 0)"
+    )
+    out = []
+    for metrics in zip(*(scores.metrics for scores in per_seed), strict=True):
+        first = metrics[0]
+        if any(m.value is None for m in metrics):
+            out.append(Metric(first.name, None, None, first.note))
+            continue
+        values = np.array([m.value for m in metrics])
+        replicates = None
+        if draws is not None:
+            table = np.stack([m.replicates for m in metrics], axis=1)  # (resamples, seeds)
+            replicates = np.take_along_axis(table, draws, axis=1).mean(axis=1)
+        note = f"mean over {len(seeds)} training seeds ({listed}), std {values.std(ddof=1):.4g}; {ci}; each seed: "
+        out.append(Metric(first.name, float(values.mean()), replicates, note + first.note))
+    return out
+
+
+def _metric_rows(request: Request, subset: str, metrics: list[Metric], n: int) -> list[dict]:
     rows = []
-    for metric in scores.metrics:
+    for metric in metrics:
         low, high = metric.interval(request.ci_level)
         rows.append(
             {
@@ -433,6 +486,7 @@ def run(request: Request) -> tuple[StageRun, bool]:
     with Lifecycle(stage, force=request.force) as life:
         paths = find_predictions(request)
         tables = {name: read_predictions(path) for name, path in paths.items()}
+        groups = group_seeds(tables)
         inputs = {f"predictions_{name}": path for name, path in paths.items()}
         for key in ("chexbert", "chexbert_tokenizer", "radgraph_model", "radgraph_backbone"):
             if getattr(request, key) is not None:
@@ -453,20 +507,41 @@ def run(request: Request) -> tuple[StageRun, bool]:
         weights = {k: v for k, v in _weights(scorer_facts).items() if v}
         life.start(params, inputs, weights=weights, clear=[METRICS, PER_SAMPLE, BREAKDOWN, *old])
         rows, samples, breakdown, originals = [], [], [], {}
-        for name, frame in tables.items():
-            log.info("llava-report score: %s (%d reports)", name, len(frame))
-            scores = score_subset(name, frame, scorers)
-            rows += _metric_rows(request, name, scores, len(frame))
-            samples.append(scores.per_sample)
-            breakdown += scores.breakdown
-            originals[f"main_{name}.csv"] = _original_main(scores, request.ci_level)
-            for variant, table in scores.original_breakdowns.items():
-                originals[f"breakdown_{variant}_{name}.csv"] = table
+        for setting, members in groups.items():
+            scored = _score_setting(request, scorers, setting, {seed: tables[name] for seed, name in members.items()})
+            rows += scored[0]
+            samples += scored[1]
+            breakdown += scored[2]
+            originals |= scored[3]
         originals[ORIGINAL_LABELS] = original_row_labels(request).set_index("row")
         outputs = _write(stage, request, rows, samples, breakdown, originals, scorer_facts)
-        life.update(scorers=scorer_facts, counts={name: len(frame) for name, frame in tables.items()})
+        seeds = {setting: sorted(members) for setting, members in groups.items() if len(members) > 1}
+        counts = {name: len(frame) for name, frame in tables.items()}
+        life.update(scorers=scorer_facts, counts=counts, training_seeds=seeds)
         life.finish(outputs)
     return stage, True
+
+
+def _score_setting(request: Request, scorers: Scorers, setting: str, seeds: dict[int, pd.DataFrame]):
+    """One setting's metrics rows, per-sample tables, breakdown rows and original-layout tables: as it is when it has
+    one training seed; else each seed as `<setting>/seed<S>` and their mean as `<setting>`."""
+    several = len(seeds) > 1
+    rows, samples, breakdown, originals, per_seed = [], [], [], {}, []
+    for seed, frame in seeds.items():
+        subset = naming.seed_subset(setting, seed) if several else setting
+        log.info("llava-report score: %s (%d reports)", subset, len(frame))
+        scores = score_subset(subset, frame, scorers)
+        per_seed.append(scores)
+        rows += _metric_rows(request, subset, scores.metrics, len(frame))
+        samples.append(scores.per_sample)
+        breakdown += scores.breakdown
+        file_name = f"{setting}-seed{seed}" if several else setting
+        originals[f"main_{file_name}.csv"] = _original_main(scores, request.ci_level)
+        for variant, table in scores.original_breakdowns.items():
+            originals[f"breakdown_{variant}_{file_name}.csv"] = table
+    if several:  # every seed scored the same reports
+        rows += _metric_rows(request, setting, seed_mean(per_seed, list(seeds), request), len(frame))
+    return rows, samples, breakdown, originals
 
 
 def _weights(facts: dict) -> dict[str, str]:
