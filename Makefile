@@ -143,13 +143,14 @@ CLASSIFY_TRAIN = $(PRIVACY_TRAIN)
 CLASSIFY_TEST = $(PRIVACY_HOLDOUT)
 CLASSIFY_ARGS = --size 64 --width 4 --epochs 1 --seeds 1 --batch-size 8 --workers 0 --val-fraction 0.2
 # llava-report on the demo: a tiny random LLaVA-Rad in its own layout, converted, fine-tuned on 50 and 100 % of the
-# TRAIN prompts' generations, scored with a tiny random CheXbert (RadGraph: its own environment, rows say skipped)
+# TRAIN prompts' generations with two training seeds (each scored, and their mean with a CI over reports and seeds),
+# scored with a tiny random CheXbert (RadGraph: its own environment, rows say skipped)
 LLAVA_RAD = $(RUN_DIR)/models/tiny-llava-rad/llava-rad
 VICUNA    = $(RUN_DIR)/models/tiny-llava-rad/vicuna
 LLAVA_DIR = $(RUN_DIR)/models/tiny-llava-rad-hf
 LLAVA_CONVERT_ARGS = --dtype float32
-LLAVA_ARGS = --fraction 50 --fraction 100 --epochs 20 --lr 5e-3 --batch-size 4 --workers 0 --max-new-tokens 32 \
-  --bootstrap $(BOOTSTRAP) --chexbert $(RUN_DIR)/models/tiny-chexbert/chexbert.pth \
+LLAVA_ARGS = --fraction 50 --fraction 100 --seeds 2 --epochs 20 --lr 5e-3 --batch-size 4 --workers 0 \
+  --max-new-tokens 32 --bootstrap $(BOOTSTRAP) --chexbert $(RUN_DIR)/models/tiny-chexbert/chexbert.pth \
   --chexbert-tokenizer $(RUN_DIR)/models/tiny-chexbert/bert-tiny-uncased
 else
 BENCH_PROMPTS   := $(PROMPTS)
