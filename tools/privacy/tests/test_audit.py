@@ -4,8 +4,8 @@ import math
 
 import numpy as np
 import pytest
+from chexbench_common.neighbours import nearest
 from chexbench_privacy.audit import calibrate, flags, nndr, rate_ci
-from chexbench_privacy.neighbours import exact_topk
 from scipy.stats import norm
 
 
@@ -53,8 +53,8 @@ def test_without_copies_the_dcr_flag_rate_matches_its_nominal_rate():
     threshold from the holdout flags about 5 % of the synthetic images (binomial 99.9 % band)."""
     rng = np.random.default_rng(3)
     train, holdout, synth = (rng.normal(size=(n, 16)) for n in (4000, 2000, 2000))
-    hold_d = exact_topk(holdout, train, 2)[0]
-    synth_d = exact_topk(synth, train, 2)[0]
+    hold_d = nearest(holdout, train, 2)[0]
+    synth_d = nearest(synth, train, 2)[0]
     th = calibrate(hold_d[:, 0], dcr_quantile=0.05, nndr_max=0.0, reid_quantile=0.99)
     rate = flags(synth_d[:, 0], nndr(synth_d[:, 0], synth_d[:, 1]), np.zeros(len(synth)), th)["dcr"].mean()
     half_width = 3.3 * math.sqrt(0.05 * 0.95 / len(synth)) + 3.3 * math.sqrt(0.05 * 0.95 / len(holdout))

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from chexbench_common.neighbours import blocks, knn_radii_sq, nearest
 from chexbench_common.progress import Progress
 from sklearn.metrics import roc_auc_score
 
 from .audit import calibrate, nndr
-from .neighbours import exact_topk
 from .protocol import latent_distance
 from .provenance import REID, Weights
 
@@ -81,9 +81,14 @@ class Audit:
 
     def _topk(self, query: np.ndarray, base: np.ndarray, what: str, k: int | None = None):
         k = min(k or self.settings.top_k, len(base))
-        n_tiles = math.ceil(len(query) / self.settings.tile) * math.ceil(len(base) / self.settings.tile)
-        with Progress(total=n_tiles, desc=f"nearest neighbours: {what}", unit="tile") as bar:
-            return exact_topk(query, base, k, tile=self.settings.tile, on_tile=lambda done, total: bar.update(1))
+        with Progress(total=len(query), desc=f"nearest neighbours: {what}", unit="image") as bar:
+            return nearest(query, base, k, batch=self.settings.tile, on_batch=bar.update)
+
+    def _own_nearest(self, x: np.ndarray, what: str) -> np.ndarray:
+        """Each row's distance to its nearest other row of the same set (the self-search visits each pair once)."""
+        n_blocks = len(blocks(len(x), self.settings.tile))
+        with Progress(total=n_blocks * (n_blocks + 1) // 2, desc=f"nearest neighbours: {what}", unit="tile") as bar:
+            return np.sqrt(knn_radii_sq(x, 1, tile=self.settings.tile, on_tile=lambda *tile: bar.update(1)))
 
     # ------------------------------------------------------------------ search
     def run(self) -> pd.DataFrame:
@@ -241,8 +246,9 @@ class Audit:
         if len(train) < 2 or not self.instruments[extractor].informative:
             synth[column] = np.nan
             return
-        d, i = self._topk(train, train, f"training pool -> itself ({extractor}, authenticity)", k=2)
-        own = np.where(i[:, 0] == np.arange(len(train)), d[:, 1], d[:, 0]) / math.sqrt(train.shape[1])
+        own = self._own_nearest(train, f"training pool -> itself ({extractor}, authenticity)") / math.sqrt(
+            train.shape[1]
+        )
         nn = self.plan.train.reset_index().set_index("prompt_id").loc[synth[f"nn_prompt_id_{extractor}"], "index"]
         synth[column] = synth[f"dcr_{extractor}"].to_numpy() > own[nn.to_numpy()]
 

@@ -25,4 +25,4 @@ class Settings:
     ci_level: float = 0.95
     seed: int = 42
     evidence_pairs: int = 16  # pairs on the contact sheet
-    tile: int = 4096  # tile edge of the exact nearest-neighbour search
+    tile: int = 4096  # queries per batch of the exact nearest-neighbour search, tile edge of the self-search
