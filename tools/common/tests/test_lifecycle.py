@@ -71,6 +71,36 @@ def test_failed_validation_of_a_rerun_supersedes_the_old_result(tmp_path):
     manifest = _manifest(stage)
     assert manifest["status"] == "failed" and "row 3" in manifest["error"]
     assert not stage.success_path.exists()
+    assert not (stage.dir / "out.csv").exists()  # the old output is gone too: it would look current
+
+
+def test_start_removes_every_output_the_previous_manifest_names(tmp_path):
+    """Without a `clear` list: what the last finished run recorded goes before any work; folders and files
+    outside the stage folder are left."""
+    stage = _stage(tmp_path)
+    outside = tmp_path / "elsewhere.csv"
+    with Lifecycle(stage) as life:
+        life.start({"k": 1}, {})
+        for name in ("a.csv", "sub/b.parquet"):
+            (stage.dir / name).parent.mkdir(parents=True, exist_ok=True)
+            (stage.dir / name).write_text("old\n")
+        (stage.dir / "images").mkdir()
+        (stage.dir / "images" / "x.png").write_bytes(b"png")
+        outside.write_text("keep\n")
+        life.finish({k: stage.dir / k for k in ("a.csv", "sub/b.parquet", "images")} | {"outside": outside})
+    with Lifecycle(_stage(tmp_path)) as life:
+        assert not life.up_to_date({"k": 2}, {})
+        life.start({"k": 2}, {})
+        assert not (stage.dir / "a.csv").exists() and not (stage.dir / "sub" / "b.parquet").exists()
+        assert (stage.dir / "images" / "x.png").exists() and outside.read_text() == "keep\n"
+        life.finish({})
+
+
+def test_an_up_to_date_rerun_keeps_its_outputs(tmp_path):
+    stage = _finished(tmp_path)
+    with Lifecycle(_stage(tmp_path)) as life:
+        assert life.up_to_date({"k": 1}, {})
+    assert (stage.dir / "out.csv").read_text() == "old\n" and stage.is_finished()
 
 
 def test_a_refused_first_run_leaves_no_folder(tmp_path):

@@ -11,7 +11,11 @@
 Rules, the same for every stage and merge step:
 - a second process on the same folder gets StageBusyError (exit 7) and touches nothing;
 - a re-run that does not skip removes _SUCCESS and the declared outputs before any work, so nothing stale can be
-  collected; if it fails before start() (bad new inputs), the previous manifest is marked failed;
+  collected; if it fails before start() (bad new inputs), the previous manifest is marked failed and its outputs go
+  too. The declared outputs are the `clear` list plus every file the previous manifest names under `outputs` (what
+  the last finished run wrote, in this folder): a stage gets the rule without listing its files twice. A folder
+  output (generated images, an adapter) is left, since it may hold work a run resumes from; it never counts without
+  _SUCCESS and a `success` manifest;
 - any exception, KeyboardInterrupt and bugs included, marks the manifest failed with the reason and is re-raised;
 - success is the manifest's `success` status plus _SUCCESS, written last;
 - a shard folder names its merged stage folder as `parent`: when the shard starts work or fails, the merged result
@@ -47,12 +51,31 @@ class Lifecycle:
         self.parent = parent
         self.lock = FolderLock(stage.dir)
         self.skipped = False
+        self.started = False
         self.finished = False
+        self.previous_outputs: list[Path] = []
 
     def __enter__(self) -> Lifecycle:
         self.lock.acquire()
         self._record_dead_run()
+        self.previous_outputs = self._recorded_outputs()
         return self
+
+    def _recorded_outputs(self) -> list[Path]:
+        """The files the previous run's manifest names as its outputs, inside this folder only."""
+        outputs = self.stage.read_manifest().get("outputs")
+        if not isinstance(outputs, dict):
+            return []
+        folder = self.stage.dir.resolve()
+        paths = [folder / str(rel) for rel in outputs.values()]
+        return [p for p in paths if p.resolve().is_relative_to(folder) and p != folder]
+
+    def _remove_outputs(self, paths) -> None:
+        for path in paths:
+            path = Path(path)
+            path = path if path.is_absolute() else self.stage.dir / path
+            if path.is_file() or path.is_symlink():
+                path.unlink(missing_ok=True)
 
     def _record_dead_run(self) -> None:
         """Under the lock nobody else is working here: a manifest still `running` (or `success` without _SUCCESS)
@@ -77,9 +100,8 @@ class Lifecycle:
         """Supersede the previous run (its _SUCCESS and the `clear` outputs go), then record this one as running."""
         self._supersede_parent(f"{self.stage.stage} was started again")
         self.stage.start(params, inputs, weights)
-        for path in clear:
-            path = Path(path)
-            (path if path.is_absolute() else self.stage.dir / path).unlink(missing_ok=True)
+        self._remove_outputs([*clear, *self.previous_outputs])
+        self.started = True
         fault_point(f"{self.stage.stage.split('/')[0]}:started")
 
     def update(self, **fields) -> None:
@@ -98,6 +120,8 @@ class Lifecycle:
         try:
             if exc is not None and not self.finished and not self.skipped:
                 self.stage.fail(failure_reason(exc))
+                if not self.started:  # refused before start(): the previous result's files must not look current
+                    self._remove_outputs(self.previous_outputs)
                 self._supersede_parent(f"{self.stage.stage} failed: {failure_reason(exc)}")
         finally:
             self.lock.release()
