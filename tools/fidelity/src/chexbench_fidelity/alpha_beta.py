@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
+from chexbench_common.neighbours import knn_radii_sq, nearest
 
 STEPS = 30
 
@@ -46,10 +46,9 @@ def alpha_beta(real: np.ndarray, synth: np.ndarray, steps: int = STEPS) -> Alpha
     radii = np.quantile(real_radius, alphas)
     precision = (synth_radius[None, :] <= radii[:, None]).mean(axis=1)
 
-    real_to_real = NearestNeighbors(n_neighbors=2).fit(real).kneighbors(real)[0][:, 1]
-    real_to_synth, nearest = NearestNeighbors(n_neighbors=1).fit(synth).kneighbors(real)
-    real_to_synth, nearest = real_to_synth[:, 0], nearest[:, 0]
-    closest_radius = np.linalg.norm(synth[nearest] - synth.mean(axis=0), axis=1)
+    real_to_real = np.sqrt(knn_radii_sq(real, 1))  # to the nearest other real point (0 for a duplicate)
+    real_to_synth, closest = (column[:, 0] for column in nearest(real, synth, 1))
+    closest_radius = np.linalg.norm(synth[closest] - synth.mean(axis=0), axis=1)
     closest_radii = np.quantile(closest_radius, alphas)
     covered = real_to_synth <= real_to_real
     recall = (covered[None, :] & (closest_radius[None, :] <= closest_radii[:, None])).mean(axis=1)
@@ -63,5 +62,5 @@ def alpha_beta(real: np.ndarray, synth: np.ndarray, steps: int = STEPS) -> Alpha
         beta_recall=_summary(alphas, recall),
         synth_alpha_level=level,
         real_covered=covered,
-        real_nn_synth=nearest,
+        real_nn_synth=closest,
     )

@@ -9,9 +9,9 @@ first call in a process spends ~13 s compiling (numba)."""
 from __future__ import annotations
 
 import numpy as np
+from chexbench_common.neighbours import nearest
 from chexbench_schema import read_embeddings
 from sklearn.decomposition import PCA
-from sklearn.neighbors import NearestNeighbors
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -105,7 +105,7 @@ def _outliers(spaces: dict, pictures: Pictures | None) -> dict | None:
     if extractor is None:
         return None
     real_ids, real, synth_ids, synth = spaces[extractor]
-    distance, index = NearestNeighbors(n_neighbors=1).fit(real).kneighbors(synth)
+    distance, index = nearest(synth, real, 1)
     order = np.argsort(-distance[:, 0], kind="stable")[:OUTLIERS]
     synth_files, real_files, prompts = {}, {}, {}
     if pictures is not None:
