@@ -73,3 +73,39 @@ def test_fp16_on_cpu_and_unpaired_options_are_refused(tiny_raddino, image_sets, 
     assert fp16.exit_code == 3 and "fp16 needs a GPU" in fp16.stderr
     unpaired = embed("run", "--model", "m", "--prompts", image_sets["prompts"], "--extractor", "inception")
     assert unpaired.exit_code == 2 and "--prompts and --real-root go together" in unpaired.stderr
+
+
+def test_every_undecodable_image_is_named_at_once(tmp_path, tiny_raddino, image_sets, make, embed):
+    """A truncated PNG, a decompression bomb and a DICOM whose pixel data no decoder reads: one line each with its
+    row and file (not only the first), exit 3, no traceback, no table."""
+    from chexbench_common.testing import write_decompression_bomb_png, write_undecodable_dicom
+
+    root, names = image_sets["real_root"], image_sets["real_names"]
+    cut = root / names[1]
+    cut.write_bytes(cut.read_bytes()[:300])
+    write_decompression_bomb_png(root / "bomb.png")
+    write_undecodable_dicom(root / "undecodable.dcm")
+    table = make.prompts_table(tmp_path / "bad.parquet", [names[0], names[1], "bomb.png", names[2], "undecodable.dcm"])
+    for workers in ("0", "2"):
+        result = embed(*_real(table, root, tiny_raddino, "--force", "--num-workers", workers, "--batch-size", "2"))
+        assert result.exit_code == 3, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 3 and "Traceback" not in result.stderr, result.stderr
+        assert "bad.parquet row 2 (prompt_id p0000000000000001)" in lines[0] and str(cut) in lines[0]
+        assert "bad.parquet row 3" in lines[1] and "bomb.png: refused as a possible decompression bomb" in lines[1]
+        assert "bad.parquet row 5" in lines[2] and "undecodable.dcm: cannot decode the DICOM pixel data" in lines[2]
+        assert not list((tmp_path / "Results" / "m" / "default" / "embed").glob("*.parquet"))
+
+
+def test_a_truncated_model_safetensors_is_one_line_naming_it(tmp_path, tiny_raddino, image_sets, embed):
+    import shutil
+
+    damaged = tmp_path / "damaged-raddino"
+    shutil.copytree(tiny_raddino, damaged)
+    weights = damaged / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    result = embed(*_real(image_sets["prompts"], image_sets["real_root"], damaged))
+    assert result.exit_code == 5, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"extractor raddino: {weights} is damaged (truncated" in lines[0]
+    assert not (tmp_path / "Results" / "m" / "default" / "embed" / "_SUCCESS").exists()

@@ -77,3 +77,28 @@ def test_a_depth_below_the_data_is_refused(tmp_path, tiny_raddino, make, embed):
         "10",
     )
     assert result.exit_code == 3 and "p.parquet row 1" in result.stderr and "4095" in result.stderr
+
+
+def test_the_warning_comes_from_the_data_when_the_cache_answers(tmp_path, tiny_raddino, make, embed):
+    """The cache keeps each file's depth with its vectors: a warm run warns as the cold run did."""
+    import json
+
+    root = tmp_path / "real"
+    root.mkdir()
+    save_grey_png(np.rint(_picture(0) * 255).astype(np.uint8), root / "eight.png")
+    save_grey_png(np.rint(_picture(1) * 4095).astype(np.uint16), root / "twelve-plain.png")
+    table = make.prompts_table(tmp_path / "p.parquet", ["eight.png", "twelve-plain.png"])
+    stderr = {}
+    for run_id in ("cold", "warm"):
+        result = embed(
+            "run", "--model", "m", "--run-id", run_id, "--prompts", table, "--real-root", root,
+            "--extractor", f"raddino={tiny_raddino}",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        warned = [line for line in result.stderr.splitlines() if "--bit-depth 12" in line]
+        stderr[run_id] = [line.split(" WARNING ", 1)[1] for line in warned]
+        manifest = json.loads((tmp_path / "Results" / "m" / run_id / "embed" / "manifest.json").read_text())
+        stderr[f"{run_id} cached"] = manifest["counts"]["real"]["raddino"]["cached"]
+    assert stderr["cold cached"] == 0 and stderr["warm cached"] == 2  # the second run decoded nothing
+    assert len(stderr["cold"]) == 1 and "1 of 2 16-bit images" in stderr["cold"][0]
+    assert stderr["warm"] == stderr["cold"]

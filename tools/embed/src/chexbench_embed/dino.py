@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from chexbench_common.checkpoints import check_safetensors, load_pretrained
 from chexbench_common.errors import MissingResourceError
 
 from .preprocess import GreyTransform
@@ -74,6 +75,7 @@ def read_folder(name: str, folder: Path) -> tuple[int, GreyTransform]:
         raise MissingResourceError(f"extractor {name}: {folder} holds a {model_type!r} model, not DINOv2")
     if not (folder / "preprocessor_config.json").is_file():
         raise MissingResourceError(f"extractor {name}: {folder} has no preprocessor_config.json")
+    check_safetensors(folder, f"extractor {name}")  # a truncated copy fails here, before any image is decoded
     from transformers import AutoConfig, AutoImageProcessor
 
     dim = int(AutoConfig.from_pretrained(folder, local_files_only=True).hidden_size)
@@ -87,9 +89,6 @@ def load_model(name: str, folder: Path):
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    try:
-        return AutoModel.from_pretrained(folder, local_files_only=True).eval()
-    except OSError as exc:
-        raise MissingResourceError(
-            f"extractor {name}: cannot load weights from {folder}: {str(exc).splitlines()[0]}"
-        ) from None
+    return load_pretrained(
+        f"extractor {name}", folder, lambda: AutoModel.from_pretrained(folder, local_files_only=True).eval()
+    )

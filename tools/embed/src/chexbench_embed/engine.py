@@ -1,7 +1,8 @@
 """One decoding pass per image set feeding every extractor that still needs the image.
 
 Decoding and resizing run in DataLoader workers; each image is decoded once however many extractors need it.
-A file that does not decode stops the run with one line naming the table row and the file.
+A file that does not decode stops the encoding; the pass goes on decoding only, so the run ends with one line per
+undecodable file (table row and file; up to the reporting limit, then a count), not just the first.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from chexbench_common.errors import ChexbenchError, ImageDecodeError, OutOfMemoryError
-from chexbench_common.imageio import BitDepthAudit, load_grey_with_depth
+from chexbench_common.errors import ChexbenchError, ImageDecodeErrors, OutOfMemoryError
+from chexbench_common.imageio import BitDepthAudit, DepthInfo, load_grey_with_depth
 from chexbench_common.progress import Progress
 
 from .inputs import Source
@@ -50,7 +51,8 @@ class ImageDataset(torch.utils.data.Dataset):
 
 
 def collate(batch):
-    """({extractor: (rows, stacked images)}, [(row, error)], [depth info], batch length), built in the worker."""
+    """({extractor: (rows, stacked images)}, [(row, error)], [(row, depth info)], batch length), built in the
+    worker."""
     groups: dict[str, tuple[list[int], list]] = {}
     for row, images, _, _ in batch:
         for name, image in images.items():
@@ -58,7 +60,7 @@ def collate(batch):
             groups[name][0].append(row)
             groups[name][1].append(image)
     errors = [(row, err) for row, _, _, err in batch if err is not None]
-    depths = [depth for _, _, depth, _ in batch if depth is not None]
+    depths = [(row, depth) for row, _, depth, _ in batch if depth is not None]
     return {n: (rows, torch.stack(images)) for n, (rows, images) in groups.items()}, errors, depths, len(batch)
 
 
@@ -78,14 +80,26 @@ def extract(
     device,
     options: Options,
     on_batch: Callable[[str, list[int]], None] | None = None,
+    depths: dict[int, DepthInfo] | None = None,
 ) -> None:
     """Fill outputs[table][row] wherever needs[name][row]; `encoders` maps a name to (transform, loaded encoder).
 
-    An encoder returns (N, dim) vectors for the table of its own name, or {table: vectors} for several tables."""
+    An encoder returns (N, dim) vectors for the table of its own name, or {table: vectors} for several tables.
+    `depths` holds the depth info of rows not decoded here (the cache's) and gets every decoded row's; the table's
+    bit-depth warning is given from all of them, so it is the same whether the cache answered or not."""
     bit_depth = options.bit_depth[source.kind]
+    depths = {} if depths is None else depths
     dataset = ImageDataset(source, {n: t for n, (t, _) in encoders.items()}, needs, bit_depth)
-    if not len(dataset):
-        return
+    if len(dataset):
+        _encode(dataset, encoders, outputs, device, options, on_batch, depths)
+    audit = BitDepthAudit(str(source.table), bit_depth)
+    for info in depths.values():
+        audit.observe(info)
+    audit.warn()
+
+
+def _encode(dataset: ImageDataset, encoders, outputs, device, options: Options, on_batch, depths) -> None:
+    source = dataset.source
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=options.batch_size,
@@ -98,14 +112,13 @@ def extract(
         torch.backends.cudnn.conv.fp32_precision = "ieee"
     dtype = PRECISIONS[options.precision]
     autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    failed: list[tuple[int, str]] = []
     with Progress(len(dataset), f"embed {source.kind}", "img") as progress, torch.inference_mode():
-        audit = BitDepthAudit(str(source.table), bit_depth)
-        for groups, errors, depths, count in loader:
-            for depth in depths:
-                audit.observe(depth)
-            if errors:
-                row, message = errors[0]
-                raise ImageDecodeError(f"{source.where[row]}: {message}")
+        for groups, errors, decoded, count in loader:
+            depths.update(decoded)
+            failed += errors
+            if failed:  # the rest is only decoded, to name every bad file at once
+                groups = {}
             for name, (rows, images) in groups.items():
                 try:
                     with autocast:
@@ -120,4 +133,5 @@ def extract(
                     if on_batch is not None:
                         on_batch(table, rows)
             progress.update(count)
-        audit.warn()
+    if failed:
+        raise ImageDecodeErrors([f"{source.where[row]}: {message}" for row, message in sorted(failed)])

@@ -109,8 +109,10 @@ def hash_files(source: Source, threads: int, memo: HashMemo) -> list[str]:
 class _CacheWriter:
     """Stores newly extracted vectors of one source in packs as the pass goes."""
 
-    def __init__(self, caches: dict[str, EmbeddingCache], hashes: list[str], outputs: dict[str, np.ndarray]):
-        self.caches, self.hashes, self.outputs = caches, hashes, outputs
+    def __init__(
+        self, caches: dict[str, EmbeddingCache], hashes: list[str], outputs: dict[str, np.ndarray], depths: dict
+    ):
+        self.caches, self.hashes, self.outputs, self.depths = caches, hashes, outputs, depths
         self.pending: dict[str, list[int]] = {name: [] for name in caches}
 
     def __call__(self, name: str, rows: list[int]) -> None:
@@ -120,7 +122,9 @@ class _CacheWriter:
 
     def flush(self, name: str) -> None:
         rows, self.pending[name] = self.pending[name], []
-        self.caches[name].store([self.hashes[r] for r in rows], self.outputs[name][rows])
+        self.caches[name].store(
+            [self.hashes[r] for r in rows], self.outputs[name][rows], [self.depths[r] for r in rows]
+        )
 
 
 def _embed_source(
@@ -133,6 +137,7 @@ def _embed_source(
     tables = [t for s in specs for t in s.tables()]
     outputs = {t.name: np.zeros((n, t.dim), np.float32) for t in tables}
     missing = {t.name: np.ones(n, bool) for t in tables}
+    depths: dict = {}  # row -> DepthInfo, from the cache or the decoding (the bit-depth warning's evidence)
     writer = None
     if source.kind == "real" and req.cache_dir is not None:
         precision, depth = req.options.precision, req.options.bit_depth["real"]
@@ -141,15 +146,16 @@ def _embed_source(
             for t in tables
         }
         for t in tables:
-            outputs[t.name], found = caches[t.name].lookup(hashes, t.dim)
+            outputs[t.name], found, cached = caches[t.name].lookup(hashes, t.dim)
             missing[t.name] = ~found
-        writer = _CacheWriter(caches, hashes, outputs)
+            depths.update(cached)
+        writer = _CacheWriter(caches, hashes, outputs, depths)
     needs = {s.name: np.logical_or.reduce([missing[t.name] for t in s.tables()]) for s in specs}
     for s in specs:
         if needs[s.name].any() and s.name not in encoders:
             encoders[s.name] = (s.transform, load_encoder(s, device))
     active = {s.name: encoders[s.name] for s in specs if needs[s.name].any()}
-    extract(source, active, {k: needs[k] for k in active}, outputs, device, req.options, writer)
+    extract(source, active, {k: needs[k] for k in active}, outputs, device, req.options, writer, depths)
     if writer is not None:
         for t in tables:
             writer.flush(t.name)
