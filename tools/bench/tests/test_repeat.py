@@ -158,6 +158,7 @@ def test_a_difference_from_a_changed_command_or_code_is_named_as_such(roots):
         inputs = {
             "prompts": {"path": f"{root}/demo/default/inputs/prompts.parquet", "sha256": "aa"},
             "embed_manifest": {"path": f"{root}/demo/default/embed/manifest.json", "sha256": sha},  # times: differs
+            "own": {"path": f"{root}/demo/default/fidelity/part/x.parquet", "sha256": sha},  # its own product
         }
         manifest = {"status": "success", "tool_version": "0.1.0", "params": params, "inputs": inputs}
         (root / "demo" / "default" / "fidelity" / "manifest.json").write_text(json.dumps(manifest))

@@ -139,11 +139,14 @@ def run_definition_changes(a: Path, b: Path, name: str) -> list[str]:
             manifest = json.loads(_in_root((root / name / MANIFEST).read_text(), root))
         except (OSError, ValueError):
             return []
-        # an input that is itself a manifest (the report's) differs by design: its times
+        # not evidence: an input that is itself a manifest (the report's; its times differ by design), or one the
+        # stage made itself in its own folder (llava-report's predictions: they are what is being compared)
         inputs = {
             k: v.get("sha256")
             for k, v in manifest.get("inputs", {}).items()
-            if isinstance(v, dict) and Path(str(v.get("path", ""))).name != MANIFEST
+            if isinstance(v, dict)
+            and Path(str(v.get("path", ""))).name != MANIFEST
+            and not str(v.get("path", "")).startswith(f"{ROOT_PLACEHOLDER}/{name}/")
         }
         found.append({key: manifest.get(key) for key in RUN_DEFINITION} | {"inputs": inputs})
     _, differences = compare_json(*found, MANIFEST)
