@@ -164,7 +164,9 @@ def test_a_difference_from_a_changed_command_or_code_is_named_as_such(roots):
         (root / "demo" / "default" / "fidelity" / "manifest.json").write_text(json.dumps(manifest))
     _metrics({"FID": 12.0, "KID": 0.25}).to_parquet(second / "demo" / "default" / "fidelity" / "metrics.parquet")
     line = _compare(first, second).stdout.splitlines()[1]
-    assert line.endswith("[not the same run: the manifests differ in params.k]")  # the roots' own paths do not count
+    assert line.endswith(
+        "[not the same inputs or settings: the manifests differ in params.k]"
+    )  # the roots' own paths do not count
     _metrics({"FID": 12.5, "KID": 0.25}).to_parquet(second / "demo" / "default" / "fidelity" / "metrics.parquet")
     assert _compare(first, second).exit_code == 0  # other parameters with equal tables: equal
 

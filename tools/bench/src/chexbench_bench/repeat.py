@@ -98,7 +98,9 @@ class StageComparison:
         more = f"; ... and {len(shown) - MAX_SHOWN} more" if len(shown) > MAX_SHOWN else ""
         count = f"{len(self.differences)} of {self.values} values" if self.differences else "tables"
         cause = (
-            f" [not the same run: the manifests differ in {', '.join(self.not_same_run)}]" if self.not_same_run else ""
+            f" [not the same inputs or settings: the manifests differ in {', '.join(self.not_same_run)}]"
+            if self.not_same_run
+            else ""
         )
         return f"{self.name}: DIFFERS ({count}): " + "; ".join(shown[:MAX_SHOWN]) + more + cause
 
