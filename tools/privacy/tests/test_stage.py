@@ -252,3 +252,48 @@ def test_sample_is_seeded_deduplicated_and_refuses_too_many(fresh, tmp_path):
     assert read_table(sample_dir / "prompts.parquet", "prompts")["prompt_id"].tolist() == first["prompt_id"].tolist()
     result = invoke([*make[:-6], "-n", "999", "--controls", "2", "--size", "48", "--force"])
     assert result.exit_code == 3 and "after de-duplication" in result.output
+
+
+def _sample_args(world) -> list[str]:
+    return [
+        "sample", "--results", str(world.results), "--model", world.model, "--run-id", world.run_id,
+        "--prompts", str(world.train), "--real-root", str(world.real_root), "-n", "2", "--controls", "2",
+        "--size", "48", "--progress", "none", "--force",
+    ]  # fmt: skip
+
+
+def test_sample_names_every_undecodable_control_source(fresh):
+    """A decompression bomb and a DICOM whose pixel data no decoder reads, as the two control sources: one line
+    each naming the file, exit 3, no traceback, no control table."""
+    from chexbench_common.testing import write_decompression_bomb_png, write_undecodable_dicom
+
+    sample_dir = fresh.results / fresh.model / fresh.run_id / "privacy-sample"
+    sources = pd.read_csv(sample_dir / "control" / "augmentations.csv")["source_image"].unique()
+    assert len(sources) == 2
+    write_decompression_bomb_png(fresh.real_root / sources[0])
+    write_undecodable_dicom(fresh.real_root / sources[1])  # DICOM content under a .png name: read as DICOM
+    result = invoke(_sample_args(fresh))
+    assert result.exit_code == 3, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 2 and "Traceback" not in result.output, result.output
+    bomb, dicom = (next(line for line in lines if source in line) for source in sources)
+    assert "refused as a possible decompression bomb" in bomb
+    assert "cannot decode the DICOM pixel data, JPEG 2000" in dicom
+    assert not (sample_dir / "_SUCCESS").exists() and not (sample_dir / "control" / "images.parquet").exists()
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_run_names_every_undecodable_image_once(fresh, workers):
+    """Two undecodable training images: privacy run's re-ID pass names both (from worker processes too)."""
+    from chexbench_common.testing import write_decompression_bomb_png, write_undecodable_dicom
+
+    train = read_table(fresh.train, "prompts")
+    bad = [train["image_path"].iloc[2], train["image_path"].iloc[5]]
+    write_decompression_bomb_png(fresh.real_root / bad[0])
+    write_undecodable_dicom(fresh.real_root / bad[1])
+    result = invoke(fresh.run_args("--workers", workers))
+    assert result.exit_code == 3, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 2 and "Traceback" not in result.output, result.output
+    assert all(any(name in line for line in lines) for name in bad)
+    assert not (stage(fresh) / "_SUCCESS").exists() and not (stage(fresh) / "metrics.parquet").exists()

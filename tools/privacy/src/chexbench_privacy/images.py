@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from chexbench_common.errors import ImageDecodeError
+from chexbench_common.errors import ImageDecodeError, ImageDecodeErrors
 from chexbench_common.imageio import load_grey
 from chexbench_common.progress import Progress
 from PIL import Image
@@ -20,17 +20,9 @@ from PIL import Image
 from .reid import EMBEDDING, SiameseReID, preprocess
 
 
-def _decode(path: Path) -> np.ndarray:
-    try:
-        return load_grey(path)
-    except ImageDecodeError:
-        raise
-    except Exception as exc:  # a corrupt file: one line naming it
-        raise ImageDecodeError(f"{path}: cannot decode ({type(exc).__name__}: {exc})") from None
-
-
 class _ReidInputs(torch.utils.data.Dataset):
-    """The re-ID network's input of each file, (3, S, S) float32."""
+    """The re-ID network's input of each file, (3, S, S) float32, or the line saying why the file does not decode
+    (returned, not raised: a worker's exception would reach the user wrapped in its traceback)."""
 
     def __init__(self, files: list[Path], mode: str):
         self.files, self.mode = files, mode
@@ -38,13 +30,22 @@ class _ReidInputs(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return preprocess(_decode(self.files[index]), self.mode)
+    def __getitem__(self, index: int) -> tuple[torch.Tensor | None, str | None]:
+        try:
+            return preprocess(load_grey(self.files[index]), self.mode), None
+        except ImageDecodeError as exc:
+            return None, str(exc)
+
+
+def _collate(batch):
+    """(stacked inputs, or None when a file failed; error lines; batch length)."""
+    errors = [error for _, error in batch if error is not None]
+    return (None if errors else torch.stack([x for x, _ in batch])), errors, len(batch)
 
 
 def grey_at(path: Path, size: int) -> np.ndarray:
     """The grey image resized to size x size (bilinear, float, no quantisation), on the 0-255 scale."""
-    image = Image.fromarray(_decode(path).astype(np.float32), mode="F")
+    image = Image.fromarray(load_grey(path).astype(np.float32), mode="F")
     return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float64) * 255.0
 
 
@@ -104,13 +105,20 @@ class ReidEncoder:
         # torch's DataLoader, not a bare process pool: its workers run torch single-threaded, so forking after the
         # parent's intra-op threads started cannot deadlock
         loader = torch.utils.data.DataLoader(
-            _ReidInputs(list(files), self.mode), batch_size=self.batch_size, num_workers=self.n_workers
+            _ReidInputs(list(files), self.mode),
+            batch_size=self.batch_size,
+            num_workers=self.n_workers,
+            collate_fn=_collate,
         )
-        parts = []
+        parts, failed = [], []
         with Progress(total=len(files), desc=f"re-ID {what}", unit="img") as bar, torch.inference_mode():
-            for batch in loader:
-                parts.append(self.model.embed(batch.to(self.device)).float().cpu().numpy())
-                bar.update(len(batch))
+            for batch, errors, count in loader:
+                failed += errors
+                if not failed:  # after a bad file the rest is only decoded, to name every bad file at once
+                    parts.append(self.model.embed(batch.to(self.device)).float().cpu().numpy())
+                bar.update(count)
+        if failed:
+            raise ImageDecodeErrors([f"re-ID {what}: {error}" for error in failed])
         out = np.concatenate(parts) if parts else np.empty((0, EMBEDDING), dtype=np.float32)
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from chexbench_common.errors import BadInputError
+from chexbench_common.errors import BadInputError, ImageDecodeError, ImageDecodeErrors
 from chexbench_common.hashing import sha256_file
 from chexbench_common.imageio import load_grey, save_grey_png
 from chexbench_common.lifecycle import Lifecycle
@@ -70,16 +70,23 @@ def draw(pool: pd.DataFrame, n: int, rng: np.random.Generator, what: str, source
 
 
 def _control_images(request: SampleRequest, sources: pd.DataFrame, out_dir: Path, rng) -> pd.DataFrame:
-    rows, recipes = [], []
+    """The ladder's copies of every source image. A missing or undecodable source stops the copying; the rest are
+    still read, so the error names every bad source at once."""
+    rows, recipes, bad = [], [], []
     images_dir = out_dir / CONTROL_DIR / "images"
     for i, row in track(list(sources.iterrows()), desc="positive controls", unit="img"):
         path = resolve_under(request.real_root, row["image_path"], where=f"{request.prompts} row {i + 1}")
+        where = f"{request.prompts}: prompt {row['prompt_id']}"
         if not path.is_file():
-            raise BadInputError(
-                f"{request.prompts}: prompt {row['prompt_id']}: source image {path} is missing; "
-                "check --real-root or the table"
-            )
-        grey = load_grey(path)
+            bad.append(f"{where}: source image {path} is missing; check --real-root or the table")
+            continue
+        try:
+            grey = load_grey(path)
+        except ImageDecodeError as exc:
+            bad.append(f"{where}: {exc}")
+            continue
+        if bad:
+            continue
         for index, strength in enumerate(LADDER):
             pixels, recipe = augment(grey, request.size, strength, rng)
             image_id = f"{row['prompt_id']}-{strength.name}"
@@ -102,6 +109,8 @@ def _control_images(request: SampleRequest, sources: pd.DataFrame, out_dir: Path
                 }
             )
             recipes.append({"image_id": image_id, "source_image": row["image_path"], **recipe})
+    if bad:
+        raise ImageDecodeErrors(bad)
     pd.DataFrame(recipes).to_csv(out_dir / CONTROL_AUGMENTATIONS, index=False)
     return pd.DataFrame(rows)
 
