@@ -54,11 +54,13 @@ def check_layout(path: Path, state: dict, expected: dict, layout: str, unused: t
 
 
 def check_safetensors(folder: Path, what: str) -> None:
-    """Every .safetensors file under a model folder has a complete header and holds all the bytes it declares (a
-    truncated copy or download): MissingResourceError naming the file, before a library fails somewhere inside."""
+    """Every .safetensors file under a model folder (or that file) has a complete header and holds all the bytes it
+    declares (a truncated copy or download): MissingResourceError naming the file, before a library fails inside."""
     from safetensors import safe_open
 
-    for path in sorted(Path(folder).rglob("*.safetensors")):
+    folder = Path(folder)
+    files = ([folder] if folder.suffix == ".safetensors" else []) if folder.is_file() else folder.rglob("*.safetensors")
+    for path in sorted(files):
         try:
             with safe_open(str(path), framework="numpy"):
                 pass
