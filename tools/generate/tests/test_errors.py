@@ -121,3 +121,15 @@ def test_out_of_memory_suggests_a_smaller_batch_and_writes_no_table(tiny, prompt
     assert not list(gen.glob("images/*.png"))
     part = json.loads((gen / "parts" / "shard-0-of-1" / "manifest.json").read_text())
     assert part["status"] == "failed" and "out of memory" in part["error"]
+
+
+def test_a_truncated_safetensors_file_is_named_before_any_output(tiny, prompts5, tmp_path, cli):
+    model = tmp_path / "models" / "sana"
+    shutil.copytree(tiny("sana")[0], model)
+    weights = next(iter(sorted((model / "transformer").glob("*.safetensors"))))
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    line = _one_line_error(
+        cli("run", "--model", "sana", "--model-path", model, "--prompts", prompts5, "--results", tmp_path / "R"), 5
+    )
+    assert f"sana: {weights} is damaged (truncated" in line
+    assert not (tmp_path / "R").exists()

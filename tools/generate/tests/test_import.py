@@ -116,6 +116,41 @@ def test_every_file_must_decode(prompts5, tmp_path, cli):
     assert not (tmp_path / "R").exists()
 
 
+def test_a_decompression_bomb_and_an_undecodable_dicom_are_one_line_each(prompts5, tmp_path, cli):
+    from chexbench_common.testing import write_decompression_bomb_png, write_undecodable_dicom
+
+    folder = _images(tmp_path / "gen", ["0.png"])
+    write_decompression_bomb_png(folder / "huge.png")
+    write_undecodable_dicom(folder / "scan.dcm")
+    csv = folder / "prompt_INFO.csv"
+    files = ["0.png", "huge.png", "scan.dcm"]
+    pd.DataFrame({"prompt": PROMPT_TEXTS[:3], "img_savename": files}).to_csv(csv, index=False)
+    result = _import(cli, csv, prompts5, tmp_path / "R")
+    assert result.exit_code == 3 and "Traceback" not in result.output, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 2
+    assert "huge.png: refused as a possible decompression bomb" in lines[0]
+    assert "scan.dcm: cannot decode the DICOM pixel data, JPEG 2000" in lines[1]
+    assert not (tmp_path / "R").exists()
+
+
+def test_many_bad_files_are_listed_up_to_the_limit_then_counted(prompts5, tmp_path, cli):
+    from chexbench_common.errors import MAX_REPORTED_PROBLEMS
+
+    names = [f"{i}.png" for i in range(MAX_REPORTED_PROBLEMS + 3)]
+    folder = tmp_path / "gen"
+    folder.mkdir()
+    for name in names:
+        (folder / name).write_text("not an image")
+    csv = folder / "list.csv"
+    pd.DataFrame({"prompt": PROMPT_TEXTS[0], "file": names, "sample_index": range(len(names))}).to_csv(csv, index=False)
+    result = _import(cli, csv, prompts5, tmp_path / "R")
+    assert result.exit_code == 3, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == MAX_REPORTED_PROBLEMS + 1 and lines[-1].endswith("... and 3 more problem(s)")
+    assert all("cannot decode image" in line for line in lines[:-1])
+
+
 def test_failed_reimport_over_a_finished_import_leaves_nothing_valid_looking(prompts5, tmp_path, cli):
     folder = _images(tmp_path / "gen", ["a.png"])
     csv = folder / "list.csv"

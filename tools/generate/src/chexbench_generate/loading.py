@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chexbench_common.checkpoints import check_safetensors, load_pretrained
 from chexbench_common.errors import BadInputError, MissingResourceError
 from chexbench_common.hashing import sha256_file
 
@@ -72,9 +73,13 @@ def locate(
     if spec.assembly != "lora" and lora is not None:
         raise BadInputError(f"{spec.name} takes no --lora; LoRA models: SD-V3-5, lumina, flux")
     if spec.assembly == "radedit":
-        return ModelFiles(spec, model_path, components=_radedit_components(spec, model_path, components))
-    _check_pipeline_folder(spec, model_path)
-    return ModelFiles(spec, model_path, lora=_find_lora(spec, lora) if spec.assembly == "lora" else None)
+        files = ModelFiles(spec, model_path, components=_radedit_components(spec, model_path, components))
+    else:
+        _check_pipeline_folder(spec, model_path)
+        files = ModelFiles(spec, model_path, lora=_find_lora(spec, lora) if spec.assembly == "lora" else None)
+    for path in {model_path, *files.components.values(), *([files.lora] if files.lora else [])}:
+        check_safetensors(path, spec.name)  # a truncated copy is named now, before any output
+    return files
 
 
 def _expected(spec: ModelSpec) -> str:
@@ -156,13 +161,9 @@ def load_pipeline(files: ModelFiles, dtype: str, device):
     from chexbench_common.device import torch_dtype
 
     _quiet_libraries()
-    try:
-        pipe = _ASSEMBLERS[files.spec.assembly](files, torch_dtype(dtype))
-    except (OSError, ValueError, KeyError) as exc:
-        raise MissingResourceError(
-            f"{files.spec.name}: cannot load {files.model_path}: "
-            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
-        ) from None
+    pipe = load_pretrained(
+        files.spec.name, files.model_path, lambda: _ASSEMBLERS[files.spec.assembly](files, torch_dtype(dtype))
+    )
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
