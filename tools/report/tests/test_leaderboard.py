@@ -99,3 +99,28 @@ def test_rank_rule(column, values, ranks, best):
     assert notes[best] == "best"
     assert all(note == "tied with best (CIs overlap)" for i, note in enumerate(notes) if ranks[i] == 1 and i != best)
     assert all(note.startswith("no ") for i, note in enumerate(notes) if ranks[i] is None)
+
+
+def test_a_run_with_a_malformed_metrics_table_is_left_out_with_one_line(report_cli, results, tmp_path):
+    build_run(results, run_id="good")
+    build_run(results, run_id="torn")
+    build_run(results, run_id="foreign")
+    torn = results / "m" / "torn" / "fidelity" / "metrics.parquet"
+    torn.write_bytes(torn.read_bytes()[:100])  # cut short: not a parquet file any more
+    foreign = results / "m" / "foreign" / "align" / "metrics.parquet"
+    pd.DataFrame({"something": [1.0]}).to_parquet(foreign)  # a parquet file, but not a metrics table
+    overall, _, result = _board(report_cli, results, tmp_path)
+    assert overall["Run ID"].tolist() == ["good"]
+    warned = [line for line in result.stderr.splitlines() if "left out run" in line]
+    assert len(warned) == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "m/foreign" in warned[0] and str(foreign) in warned[0]
+    assert "m/torn" in warned[1] and str(torn) in warned[1]
+
+
+def test_when_no_run_can_be_read_it_is_one_error_line(report_cli, results, tmp_path):
+    build_run(results, run_id="torn")
+    (results / "m" / "torn" / "fidelity" / "metrics.parquet").write_text("not parquet")
+    result = report_cli("leaderboard", "--results", results, "--out", tmp_path / "board")
+    assert result.exit_code == 3, result.output
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "none of the 1 finished runs can be read" in errors[0] and "m/torn" in errors[0]

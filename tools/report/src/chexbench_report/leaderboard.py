@@ -6,17 +6,21 @@ re-ID scores, higher for the rest). The best run and every run whose confidence 
 interval share rank 1 ("tied with best"); a run without an interval counts as the interval [value, value]. The
 remaining runs are ranked after them in value order (k+1, k+2, ... where k runs share rank 1). Runs without a value
 of the ranking column are not ranked.
+
+A run whose folder cannot be read (a malformed metrics table or manifest) is left out with one warning line naming it
+and why; the others make the leaderboard. Only when no run can be read is it an error.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from chexbench_common.atomic import write_text_atomic
-from chexbench_common.errors import BadInputError
+from chexbench_common.errors import BadInputError, ChexbenchError
 from chexbench_schema import CHEXPERT_LABELS, ORIGINAL_LEADERBOARD_COLUMNS, read_metadata
 
 from .collect import Run, find_runs, load_run
@@ -24,6 +28,7 @@ from .provenance import seeds
 from .render import fmt, render_page
 from .summary import UTILITY_SETTING, classify_setting_rows
 
+log = logging.getLogger(__name__)
 PRDC_SPACES = ("raddino", "dinov2", "inception")  # the extractor of the original's Precision..Coverage, first present
 
 
@@ -162,13 +167,20 @@ def collect(results: Path, rank_by: str | None = None) -> tuple[pd.DataFrame, pd
             f"{results}: no finished run with a metrics table (looked for <model>/<run_id>/<stage>/metrics.parquet "
             "next to _SUCCESS); run make bench first"
         )
-    overall, conditional = [], []
+    overall, conditional, unreadable = [], [], []
     for model, run_id in runs:
-        run = load_run(results, model, run_id)
-        metrics, facts = run.metrics(), _run_facts(run)
+        try:
+            run = load_run(results, model, run_id)
+            metrics, facts = run.metrics(), _run_facts(run)
+        except ChexbenchError as exc:
+            unreadable.append(f"{model}/{run_id}: {exc.lines()[0]}")
+            log.warning("leaderboard: left out run %s/%s: %s", model, run_id, exc.lines()[0])
+            continue
         overall.append(_row(run, metrics, facts, "all"))
         labelled = set(metrics["subset"]) | {m.removeprefix("auc_") for m in metrics["metric"]}
         conditional += [_row(run, metrics, facts, label) for label in CHEXPERT_LABELS if label in labelled]
+    if not overall:
+        raise BadInputError(f"{results}: none of the {len(runs)} finished runs can be read; the first: {unreadable[0]}")
     column = _rank_column(overall, rank_by)
     rank(overall, column)
     for label in CHEXPERT_LABELS:
