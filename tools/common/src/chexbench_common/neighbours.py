@@ -76,11 +76,13 @@ def check_inputs(query: np.ndarray, base: np.ndarray, k: int) -> None:
 
 
 def _centred32(x: np.ndarray, centre: np.ndarray, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
-    """x - centre rounded to float32 (C-contiguous) and the squared norms of those float32 rows (float64)."""
+    """x minus the float32-rounded centre, rounded once to float32 (C-contiguous), and the squared norms of those
+    rows (float64). Distances do not depend on which centre is subtracted, so its rounding costs nothing."""
     out = np.empty(x.shape, np.float32)
     norm = np.empty(len(x))
+    shift = centre.astype(np.float32)
     for s in range(0, len(x), chunk):
-        out[s : s + chunk] = x[s : s + chunk].astype(np.float64) - centre
+        np.subtract(x[s : s + chunk], shift, out=out[s : s + chunk], casting="same_kind")
         norm[s : s + chunk] = np.einsum("ij,ij->i", out[s : s + chunk], out[s : s + chunk], dtype=np.float64)
     return out, norm
 
