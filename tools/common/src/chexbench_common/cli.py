@@ -11,7 +11,9 @@ import sys
 
 import click
 
+from .env import quiet_library_warnings
 from .errors import EXIT_INTERRUPTED, ChexbenchError
+from .progress import library_progress
 
 __all__ = ["StageGroup", "configure_logging", "stage_group"]
 
@@ -44,6 +46,8 @@ def stage_group(name: str, version: str, help_text: str) -> StageGroup:
     @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
     def group(verbose: int) -> None:
         configure_logging(verbose)
+        library_progress()  # the libraries' bars follow CHEXBENCH_PROGRESS (a --progress option applies it again)
+        quiet_library_warnings()
 
     return group
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -36,3 +37,10 @@ def configure_caches(cache_dir: str | Path | None = None) -> Path:
 def offline() -> bool:
     """Whether the Hugging Face hub must not be contacted."""
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
+def quiet_library_warnings() -> None:
+    """Hide the deprecation warnings a library raises about its own calls, which no code of ours can avoid: peft
+    reads transformers' deprecated `is_gradient_checkpointing` property whenever it wraps a model. Our own calls use
+    the current names, so a warning about one of them still shows."""
+    warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)

@@ -14,7 +14,7 @@ import click
 
 from . import sharding
 from .errors import BadInputError
-from .progress import MODES
+from .progress import MODES, library_progress
 
 FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
@@ -29,6 +29,7 @@ def folder_name(ctx, param, value):
 def _set_progress(ctx, param, value):
     if value is not None:
         os.environ["CHEXBENCH_PROGRESS"] = value
+        library_progress(value)
     return value
 
 

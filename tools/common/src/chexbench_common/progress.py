@@ -1,11 +1,14 @@
 """Progress for long work: a tqdm bar on a terminal, one plain log line every N items or T seconds otherwise.
 
 Mode comes from the `mode` argument, else $CHEXBENCH_PROGRESS (auto|bar|log|none); `auto` means a bar when
-stderr is a terminal and log lines otherwise (batch logs under Slurm stay free of carriage returns).
+stderr is a terminal and log lines otherwise (batch logs under Slurm stay free of carriage returns). The libraries'
+own bars (huggingface_hub, transformers' "Loading weights" and "Writing model shards", diffusers') follow the same
+mode through `library_progress`: shown in bar mode only.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import time
@@ -25,6 +28,33 @@ def resolve_mode(mode: str | None = None, stream: TextIO | None = None) -> str:
         disabled = os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true")
         return "bar" if stream.isatty() and not disabled else "log"
     return mode
+
+
+_HUB_SWITCH = "HF_HUB_DISABLE_PROGRESS_BARS"  # read by huggingface_hub, and by transformers when it is imported
+_switched_here = False
+
+
+def library_progress(mode: str | None = None) -> None:
+    """Show the libraries' progress bars in bar mode only: set huggingface_hub's switch (transformers reads it at
+    import) and turn off the bars of transformers and diffusers where they are already imported."""
+    global _switched_here
+    show = resolve_mode(mode) == "bar"
+    if not show:
+        _switched_here = _switched_here or _HUB_SWITCH not in os.environ
+        os.environ[_HUB_SWITCH] = "1"
+    elif _switched_here:
+        os.environ.pop(_HUB_SWITCH, None)
+        _switched_here = False
+    else:
+        return
+    for name, switch in (
+        ("huggingface_hub.utils", "progress_bars"),
+        ("transformers.utils.logging", "progress_bar"),
+        ("diffusers.utils.logging", "progress_bar"),
+    ):
+        if name.split(".")[0] in sys.modules:
+            module = importlib.import_module(name)
+            getattr(module, f"{'enable' if show else 'disable'}_{switch}")()
 
 
 def _duration(seconds: float) -> str:
