@@ -67,7 +67,8 @@ class BioViLT:
     def encode_texts(self, texts: list[str]) -> tuple[torch.Tensor, np.ndarray]:
         """hi-ml's text path (trailing '!?.' stripped, padding to the longest), truncated at the token limit."""
         texts = [t.rstrip("!?.") for t in texts]
-        lengths = np.array([len(ids) for ids in self.tokenizer(texts, add_special_tokens=True)["input_ids"]])
+        full = self.tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]  # counted, not warned
+        lengths = np.array([len(ids) for ids in full])
         encoded = self.tokenizer(
             texts, padding="longest", truncation=True, max_length=self.max_tokens, return_tensors="pt"
         )
@@ -141,7 +142,8 @@ class BioViLTHiml(BioViLT):
 
     def encode_texts(self, texts: list[str]) -> tuple[torch.Tensor, np.ndarray]:
         texts = [t.rstrip("!?.") for t in texts]
-        lengths = np.array([len(ids) for ids in self.tokenizer(texts, add_special_tokens=True)["input_ids"]])
+        full = self.tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]  # counted, not warned
+        lengths = np.array([len(ids) for ids in full])
         encoded = self.tokenizer.batch_encode_plus(
             texts,
             add_special_tokens=True,
