@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # the tests' world builders
 from test_train import finetune_args, make_world  # noqa: E402
 
 CLI = Path(sys.executable).parent / "chexbench-llava-report"
-NOISE = ("Loading weights", "Writing model shards", "it/s]", "FutureWarning", "DeprecationWarning")
+NOISE = ("Loading weights", "Writing model shards", "it/s]", "FutureWarning", "DeprecationWarning", "[transformers]")
 
 
 def _run(args: list[str], mode: str = "log") -> subprocess.CompletedProcess:

@@ -207,6 +207,9 @@ def _train(request: Request, stage_dir: Path, pairs: pd.DataFrame, params: dict,
     device = select_device(options.device)
     bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     model, processor = trainable_model(request, dtype=torch.bfloat16 if bf16 else torch.float32)
+    # training never reuses a key/value cache; under activation checkpointing transformers would turn it off itself,
+    # with a warning in every log
+    model.config.text_config.use_cache = False
     image_id = model.config.image_token_id
     dataset = PairDataset(pairs, processor, image_id, options.max_length, prompting.INSTRUCTION)
     prompt_length = len(dataset[0]["labels"]) - sum(label != prompting.IGNORE for label in dataset[0]["labels"])
