@@ -31,3 +31,22 @@ def test_a_users_own_switch_is_left_alone_in_bar_mode(clean, monkeypatch):
     progress.library_progress("log")
     progress.library_progress("bar")
     assert progress.os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+
+
+def test_a_batch_log_has_our_info_lines_and_only_the_libraries_warnings(capsys):
+    import logging
+
+    from chexbench_common.cli import configure_logging
+
+    try:
+        configure_logging(0)
+        logging.getLogger("faiss.loader").info("Loading faiss with AVX512 support.")
+        logging.getLogger("chexbench_fidelity.run").info("fidelity: 3 sets")
+        logging.getLogger("some_library.module").warning("sequence longer than the model")
+        err = capsys.readouterr().err
+        assert "AVX512" not in err and "fidelity: 3 sets" in err and "sequence longer" in err
+        configure_logging(2)  # -vv: everything
+        logging.getLogger("faiss.loader").info("Loading faiss with AVX512 support.")
+        assert "AVX512" in capsys.readouterr().err
+    finally:
+        configure_logging(0)

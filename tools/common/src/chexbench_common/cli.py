@@ -53,8 +53,16 @@ def stage_group(name: str, version: str, help_text: str) -> StageGroup:
 
 
 def configure_logging(verbose: int = 0) -> None:
-    """Log to stderr (stdout stays free for machine-readable output)."""
+    """Log to stderr (stdout stays free for machine-readable output): our INFO lines by default, the libraries'
+    only from WARNING up (faiss's loader, for one, logs every build it tries at INFO) unless -vv."""
     level = logging.WARNING - 10 * min(verbose + 1, 2)
     logging.basicConfig(
         stream=sys.stderr, level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True
     )
+    if verbose < 2:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_ours_or_warning)
+
+
+def _ours_or_warning(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or record.name.startswith("chexbench")
