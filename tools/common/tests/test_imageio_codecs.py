@@ -39,6 +39,28 @@ def _gdcm_encode(src: Path, out: Path, syntax: str) -> None:
     assert writer.Write()
 
 
+def _gdcm_encode_lossy_jpeg(src: Path, out: Path, syntax: str) -> None:
+    """JPEG baseline/extended at quality 90 with GDCM's JPEG codec."""
+    import gdcm
+
+    codec = gdcm.JPEGCodec()
+    codec.SetLossless(False)
+    codec.SetQuality(90)
+    reader = gdcm.ImageReader()
+    reader.SetFileName(str(src))
+    assert reader.Read()
+    change = gdcm.ImageChangeTransferSyntax()
+    change.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.GetTSType(syntax)))
+    change.SetUserCodec(codec)
+    change.SetInput(reader.GetImage())
+    assert change.Change()
+    writer = gdcm.ImageWriter()
+    writer.SetFileName(str(out))
+    writer.SetFile(reader.GetFile())
+    writer.SetImage(change.GetOutput())
+    assert writer.Write()
+
+
 def _pydicom_encode(src: Path, out: Path, syntax: str, **kwargs) -> None:
     """Re-encode with pydicom's own encoder plugins (JPEG 2000: pylibjpeg-openjpeg)."""
     ds = pydicom.dcmread(src)
@@ -70,6 +92,31 @@ def test_lossy_jpeg_2000_decodes_close_to_the_original(tmp_path):
     plain, lossy = load_grey(tmp_path / "plain.dcm"), load_grey(tmp_path / "lossy.dcm")
     assert not np.array_equal(plain, lossy)
     assert np.abs(plain - lossy).mean() < 0.01  # 20:1 on a 12-bit picture: well under 1 % of the range
+
+
+def test_baseline_jpeg_of_8_bit_data_decodes_close_to_the_original(tmp_path):
+    pixels = (_pixels() >> 4).astype(np.uint16)  # 8-bit data, the only depth baseline JPEG holds
+    write_dicom(tmp_path / "plain.dcm", pixels)
+    ds = pydicom.dcmread(tmp_path / "plain.dcm")
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    ds.PixelData = pixels.astype(np.uint8).tobytes()
+    ds.save_as(tmp_path / "plain.dcm")
+    _gdcm_encode_lossy_jpeg(tmp_path / "plain.dcm", tmp_path / "jpeg.dcm", uid.JPEGBaseline8Bit)
+    plain, jpeg = load_grey(tmp_path / "plain.dcm"), load_grey(tmp_path / "jpeg.dcm")
+    assert pydicom.dcmread(tmp_path / "jpeg.dcm").file_meta.TransferSyntaxUID == uid.JPEGBaseline8Bit
+    assert not np.array_equal(plain, jpeg) and np.abs(plain - jpeg).mean() < 0.01
+
+
+def test_12_bit_lossy_jpeg_is_refused_in_one_line_naming_the_syntax(tmp_path):
+    """JPEG extended with 12-bit samples: pydicom reads it only through pylibjpeg-libjpeg (GPL-3.0, not installed);
+    gdcm's plugin declines it. The file is named with its syntax, not a traceback."""
+    write_dicom(tmp_path / "plain.dcm", _pixels())
+    _gdcm_encode_lossy_jpeg(tmp_path / "plain.dcm", tmp_path / "jpeg12.dcm", uid.JPEGExtended12Bit)
+    with pytest.raises(ImageDecodeError) as info:
+        load_grey(tmp_path / "jpeg12.dcm")
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'jpeg12.dcm'}: cannot decode the DICOM pixel data, JPEG Extended")
+    assert "12-bit" in message and "\n" not in message
 
 
 def _data_store(name: str) -> Path:

@@ -19,7 +19,9 @@ decompression bomb (more than 2 x Image.MAX_IMAGE_PIXELS, about 179 M pixels; a 
 DICOM pixel data no installed decoder can read. Compressed DICOM decodes through pydicom's plugins: python-gdcm
 (JPEG lossless, JPEG-LS, JPEG baseline/extended) and pylibjpeg + pylibjpeg-openjpeg (JPEG 2000, HTJ2K); RLE and
 deflate need none. JPEG 2000 goes to openjpeg even though gdcm could read it: gdcm aborts the whole process (an
-uncaught C++ exception) on some corrupt JPEG 2000 streams, where openjpeg raises an error we can report.
+uncaught C++ exception) on some corrupt JPEG 2000 streams, where openjpeg raises an error we can report. Not read:
+JPEG extended with 12-bit samples (1.2.840.10008.1.2.4.51; pydicom reads it only through pylibjpeg-libjpeg, GPL-3.0),
+refused as one line naming the syntax.
 
 12-bit data in a 16-bit PNG without sBIT loads near-black under "auto" (max 4095/65535 = 0.06). load_grey cannot
 tell, so `load_grey_with_depth` returns each image's DepthInfo and `BitDepthAudit` (in the parent process, since
