@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from chexbench_common.errors import BadInputError, SchemaError
 from chexbench_schema import read_embeddings, read_metadata, read_table, write_embeddings, write_table
+from chexbench_schema.errors import BadInputError, SchemaError
 
 
 def test_parquet_round_trip_keeps_values_types_and_metadata(tmp_path, prompts_frame):

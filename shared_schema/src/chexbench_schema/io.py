@@ -12,9 +12,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from chexbench_common.atomic import atomic_path, write_json_atomic
-from chexbench_common.errors import BadInputError, SchemaError
 
+from .atomic import atomic_path, write_json_atomic
+from .errors import BadInputError, SchemaError
 from .tables import TableSpec, get_table
 from .validate import validate_frame
 

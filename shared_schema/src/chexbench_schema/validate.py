@@ -10,8 +10,8 @@ import re
 
 import numpy as np
 import pandas as pd
-from chexbench_common.paths import path_problem
 
+from .paths import path_problem
 from .tables import Column, TableSpec
 
 _INT_RANGES = {"int8": (-(2**7), 2**7 - 1), "int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}

@@ -90,6 +90,30 @@ def test_cli_turns_errors_into_short_messages_and_exit_codes(error, code, text):
     assert all(line.startswith("chexbench-demo: error: ") for line in result.stderr.splitlines())
 
 
+def test_the_contracts_own_errors_leave_every_command_with_the_same_codes(tmp_path):
+    """The contract raises its own errors (it imports nothing of the runtime); they are the runtime's family."""
+    from chexbench_common import errors
+    from chexbench_schema import errors as contract
+    from chexbench_schema import read_table
+
+    assert (errors.ChexbenchError, errors.BadInputError, errors.SchemaError) == (
+        contract.ChexbenchError,
+        contract.BadInputError,
+        contract.SchemaError,
+    )
+    (tmp_path / "p.csv").write_text("split,prompt_id\ntest,p1\n")
+    for table, code, text in [("p.csv", 4, "missing column(s)"), ("absent.csv", 3, "file not found")]:
+
+        def read(table=table):
+            read_table(tmp_path / table, "prompts")
+
+        group = stage_group("demo", "9.9", "Demo tool.")
+        group.command("run")(read)
+        result = CliRunner().invoke(group, ["run"])
+        assert (result.exit_code, "Traceback" in result.stderr) == (code, False), result.stderr
+        assert text in result.stderr and result.stderr.startswith(f"chexbench-demo: error: {tmp_path / table}: ")
+
+
 def test_cli_version_and_help():
     group = stage_group("demo", "9.9", "Demo tool.")
     group.add_command(click.Command("run", help="Run it."))

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import posixpath
-import re
 from pathlib import Path
+
+from chexbench_schema.paths import path_problem
 
 from .errors import PathEscapeError
 
-
-def path_problem(value: str) -> str | None:
-    """Why a path from a table may not be used under its root, or None if it is fine."""
-    if value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", value):
-        return f"absolute path {value!r} is not allowed; give it relative to the declared root"
-    normalised = posixpath.normpath(value.replace("\\", "/"))
-    if normalised == ".." or normalised.startswith("../"):
-        return f"path {value!r} escapes its root through '..'"
-    return None
+__all__ = ["path_problem", "resolve_under"]
 
 
 def resolve_under(root: str | Path, relative: str, *, where: str = "") -> Path:
