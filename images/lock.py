@@ -23,9 +23,9 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-from chexbench_common.stages import load_stages
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from stages import load_stages  # images/stages.py, this script's sibling
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "images"

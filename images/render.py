@@ -9,8 +9,9 @@ One recipe (images/Dockerfile) builds every stage; what differs per stage comes 
   `gpu` is not `none`, build arguments as above; compose/compose.cpu.yaml drops the reservations again;
 - compose/hpc/stages.tsv: the Slurm resources per stage, read by compose/hpc/submit.sh with awk (a login node needs
   neither the venv nor PyYAML);
-- mk/stages.mk and the README's stage table (their text comes from chexbench_common.stages: make_fragment,
-  readme_table; tests/test_stages.py checks them), written here so that one command renders everything.
+- mk/stages.mk (the Makefile's stage lists) and the README's stage table (tests/test_stages.py checks them too).
+
+The declarations are read by images/stages.py, this script's sibling module.
 
 Usage (from the repository root, in the development venv):
   python images/render.py write          rewrite every generated file
@@ -27,7 +28,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from chexbench_common.stages import StageDecl, load_stages, make_fragment, readme_table
+from stages import StageDecl, load_stages
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = "images/Dockerfile"
@@ -122,6 +123,35 @@ def slurm_table(stages: list[StageDecl]) -> str:
         resources = [stage.slurm[k] for k in ("cpus", "mem", "time")]
         rows.append("\t".join([stage.name, stage.gpu, shards, *resources, str(stage.in_slurm_chain).lower()]))
     return "\n".join(rows) + "\n"
+
+
+def make_fragment(stages: list[StageDecl]) -> str:
+    """mk/stages.mk: the Makefile's stage lists."""
+
+    def names(keep) -> str:
+        return " ".join(s.name for s in stages if not s.is_tool and keep(s))
+
+    return (
+        "# Generated from tools/*/stage.yml by `python images/render.py write`; do not edit by hand.\n"
+        f"STAGES         := {names(lambda s: True)}\n"
+        f"GPU_STAGES     := {names(lambda s: s.uses_gpu)}\n"
+        f"SHARDED_STAGES := {names(lambda s: s.shards)}\n"
+        f"IMAGE_NAMES    := {' '.join(n for s in stages for n in s.image_names())}\n"
+    )
+
+
+def readme_table(stages: list[StageDecl]) -> str:
+    """The README's stage table (between its generated-block markers)."""
+    gpu = {"none": "no", "optional": "optional", "required": "yes"}
+    lines = ["| stage | GPU | shards | reads | writes | what it does |", "|---|---|---|---|---|---|"]
+    for s in (s for s in stages if not s.is_tool):
+        reads = ", ".join(f"`{t}` {v}.x" for t, v in s.inputs.items())
+        writes = ", ".join(f"`{t}` {v}" for t, v in s.outputs.items())
+        lines.append(
+            f"| [`{s.name}`]({s.package}/README.md) | {gpu[s.gpu]} | {'yes' if s.shards else 'no'} | {reads} | "
+            f"{writes} | {s.summary} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _with_services(text: str, block: str) -> str:

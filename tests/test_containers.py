@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chexbench_common.stages import load_stages
+from stages import load_stages
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "images"

@@ -9,9 +9,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from chexbench_common.stages import load_stages, make_fragment, readme_table
 from chexbench_schema import TABLES
 from click.testing import CliRunner
+from render import make_fragment, readme_table
+from stages import load_stages
 
 ROOT = Path(__file__).resolve().parents[1]
 DECLARED = load_stages(ROOT)  # pipeline stages and declared tools (kind: tool, e.g. chexbench-splits)

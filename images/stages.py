@@ -1,8 +1,9 @@
-"""Declared stage interfaces: tools/<stage>/stage.yml, read and checked here.
+"""The declared stage interfaces: every tools/<stage>/stage.yml, read and checked.
 
-The Makefile's stage list (stages.mk), the compose services, the stage images, the Slurm resources and the README's
-stage table are generated from or checked against these files, so adding a stage is one folder plus its stage.yml.
-`python -m chexbench_common.stages write` regenerates the generated files; tests/test_stages.py fails on drift.
+The files that follow from them (the Makefile's stage lists, the README's stage table, the compose services, the
+image build arguments and build context, the Slurm resources) are rendered by images/render.py, and images/lock.py
+locks one image per declared stage and variant; tests/test_stages.py checks each stage against its declaration.
+It sits with the scripts that use it, in no installed package: no stage reads a declaration at run time.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-
-from .errors import BadInputError
+from chexbench_common.errors import BadInputError
 
 GPU_CHOICES = ("none", "optional", "required")
 # stage: a pipeline stage (a run folder, `run`, the Makefile's stage rule, a Slurm row); tool: a declared helper that
@@ -129,32 +129,3 @@ def load_stage(path: str | Path) -> StageDecl:
 def load_stages(root: str | Path) -> list[StageDecl]:
     """Every tools/<stage>/stage.yml under the repository `root`, in pipeline order (`order`, then name)."""
     return sorted((load_stage(p) for p in Path(root).glob("tools/*/stage.yml")), key=lambda s: (s.order, s.name))
-
-
-def make_fragment(stages: list[StageDecl]) -> str:
-    """mk/stages.mk: the Makefile's stage lists."""
-
-    def names(keep) -> str:
-        return " ".join(s.name for s in stages if not s.is_tool and keep(s))
-
-    return (
-        "# Generated from tools/*/stage.yml by `python images/render.py write`; do not edit by hand.\n"
-        f"STAGES         := {names(lambda s: True)}\n"
-        f"GPU_STAGES     := {names(lambda s: s.uses_gpu)}\n"
-        f"SHARDED_STAGES := {names(lambda s: s.shards)}\n"
-        f"IMAGE_NAMES    := {' '.join(n for s in stages for n in s.image_names())}\n"
-    )
-
-
-def readme_table(stages: list[StageDecl]) -> str:
-    """The README's stage table (between its generated-block markers)."""
-    gpu = {"none": "no", "optional": "optional", "required": "yes"}
-    lines = ["| stage | GPU | shards | reads | writes | what it does |", "|---|---|---|---|---|---|"]
-    for s in (s for s in stages if not s.is_tool):
-        reads = ", ".join(f"`{t}` {v}.x" for t, v in s.inputs.items())
-        writes = ", ".join(f"`{t}` {v}" for t, v in s.outputs.items())
-        lines.append(
-            f"| [`{s.name}`]({s.package}/README.md) | {gpu[s.gpu]} | {'yes' if s.shards else 'no'} | {reads} | "
-            f"{writes} | {s.summary} |"
-        )
-    return "\n".join(lines) + "\n"
