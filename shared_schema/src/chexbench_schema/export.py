@@ -1,10 +1,11 @@
-"""Export the table contracts as JSON Schema files and as the Markdown tables of shared_schema/README.md."""
+"""Export the table contracts and the run manifest as JSON Schema files and as Markdown for shared_schema/README.md."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from .manifest import MANIFEST_VERSION, manifest_json_schema
 from .tables import TABLES, Column, TableSpec
 
 _JSON_TYPES = {
@@ -51,13 +52,22 @@ def schema_filename(spec: TableSpec) -> str:
     return f"{spec.name}-{spec.version}.schema.json"
 
 
+MANIFEST_SCHEMA_FILE = f"manifest-{MANIFEST_VERSION}.schema.json"
+
+
+def json_schemas() -> dict[str, dict]:
+    """Every exported file name -> its JSON Schema: one per table, and the run manifest's."""
+    schemas = {schema_filename(spec): table_json_schema(spec) for spec in TABLES.values()}
+    return schemas | {MANIFEST_SCHEMA_FILE: manifest_json_schema()}
+
+
 def export_json_schemas(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for spec in TABLES.values():
-        path = folder / schema_filename(spec)
-        path.write_text(json.dumps(table_json_schema(spec), indent=2) + "\n")
+    for name, schema in json_schemas().items():
+        path = folder / name
+        path.write_text(json.dumps(schema, indent=2) + "\n")
         written.append(path)
     return written
 

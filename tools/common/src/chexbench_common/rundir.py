@@ -18,11 +18,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from chexbench_schema.manifest import MANIFEST_VERSION
+
 from .atomic import write_json_atomic, write_text_atomic
 from .hashing import sha256_path
 
-MANIFEST_VERSION = "1.0.0"
-MANIFEST = "manifest.json"
+MANIFEST = "manifest.json"  # its fields: chexbench_schema.manifest (the contract), written below
 SUCCESS = "_SUCCESS"
 DEFAULT_LIBRARIES = (
     "chexbench-schema",
