@@ -1,5 +1,6 @@
 """The import structure of our packages: the contract (chexbench_schema) imports nothing of ours, the runtime
-(chexbench_common) only the contract, a stage or tool only those two, and no package imports back up into another.
+(chexbench_common) only the contract, a stage or tool only those two (and its own folder's other package, such as a
+backend for an isolated environment), never another stage, and no package imports back up into another.
 
 Drawn from every import in the sources (module top and function bodies alike, `importlib.import_module` with a
 literal name too), and for the contract also from what an import really loads, in a fresh interpreter."""
@@ -23,9 +24,10 @@ ABOVE_STAGES = {CONTRACT, RUNTIME}
 
 
 def _packages() -> dict[str, Path]:
-    """Import name -> source folder of every package of ours (shared_schema/src/*, tools/*/src/*)."""
+    """Import name -> source folder of every package of ours (shared_schema/src/*, and every src/* under tools/, a
+    stage's second package such as an isolated environment's included)."""
     found = {}
-    for src in [ROOT / "shared_schema" / "src", *sorted((ROOT / "tools").glob("*/src"))]:
+    for src in [ROOT / "shared_schema" / "src", *sorted((ROOT / "tools").glob("**/src"))]:
         for package in src.iterdir():
             if (package / "__init__.py").is_file():
                 found[package.name] = package
@@ -33,6 +35,12 @@ def _packages() -> dict[str, Path]:
 
 
 PACKAGES = _packages()
+
+
+def _same_stage(package: str) -> set[str]:
+    """The other packages of the tools/<name> folder `package` lives in (one stage, e.g. its legacy backend)."""
+    folder = PACKAGES[package].relative_to(ROOT).parts[:2]
+    return {other for other, path in PACKAGES.items() if path.relative_to(ROOT).parts[:2] == folder} - {package}
 
 
 def imported_modules(tree: ast.AST) -> set[str]:
@@ -69,7 +77,7 @@ def test_every_package_of_ours_is_seen():
 
 @pytest.mark.parametrize("package", sorted(PACKAGES))
 def test_each_package_imports_only_the_layers_below_it(package):
-    allowed = ALLOWED.get(package, ABOVE_STAGES)
+    allowed = ALLOWED.get(package, ABOVE_STAGES | _same_stage(package))
     wrong = {name: where for name, where in ours_imported_by(package).items() if name not in allowed}
     assert not wrong, f"{package} imports {wrong}; it may import only {sorted(allowed) or 'nothing of ours'}"
 
