@@ -71,13 +71,14 @@ def _pydicom_encode(src: Path, out: Path, syntax: str, **kwargs) -> None:
 LOSSLESS = [
     (uid.JPEGLosslessSV1, _gdcm_encode),  # 1.2.840.10008.1.2.4.70, the JPEG most PACS export
     (uid.JPEGLossless, _gdcm_encode),  # 1.2.840.10008.1.2.4.57
-    (uid.JPEGLSLossless, _gdcm_encode),
-    (uid.JPEG2000Lossless, _pydicom_encode),
+    (uid.JPEGLSLossless, _gdcm_encode),  # decoded by CharLS (pyjpegls): another codec than the encoder's
+    (uid.JPEGLSLossless, _pydicom_encode),  # encoded by CharLS
+    (uid.JPEG2000Lossless, _pydicom_encode),  # encoded by openjpeg
     (uid.RLELossless, _pydicom_encode),
 ]
 
 
-@pytest.mark.parametrize(("syntax", "encode"), LOSSLESS, ids=[s.name for s, _ in LOSSLESS])
+@pytest.mark.parametrize(("syntax", "encode"), LOSSLESS, ids=[f"{s.name} by {e.__name__}" for s, e in LOSSLESS])
 def test_lossless_transfer_syntaxes_decode_to_the_uncompressed_image(tmp_path, syntax, encode):
     write_dicom(tmp_path / "plain.dcm", _pixels())
     encode(tmp_path / "plain.dcm", tmp_path / "packed.dcm", syntax)

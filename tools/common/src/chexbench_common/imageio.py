@@ -17,11 +17,14 @@ Anything unreadable, truncated or refused raises ImageDecodeError naming the fil
 stage decodes images with, so no decoder's own exception reaches a user. That includes an image Pillow refuses as a
 decompression bomb (more than 2 x Image.MAX_IMAGE_PIXELS, about 179 M pixels; a chest X-ray has about 10 M) and
 DICOM pixel data no installed decoder can read. Compressed DICOM decodes through pydicom's plugins: python-gdcm
-(JPEG lossless, JPEG-LS, JPEG baseline/extended) and pylibjpeg + pylibjpeg-openjpeg (JPEG 2000, HTJ2K); RLE and
-deflate need none. JPEG 2000 goes to openjpeg even though gdcm could read it: gdcm aborts the whole process (an
-uncaught C++ exception) on some corrupt JPEG 2000 streams, where openjpeg raises an error we can report. Not read:
-JPEG extended with 12-bit samples (1.2.840.10008.1.2.4.51; pydicom reads it only through pylibjpeg-libjpeg, GPL-3.0),
-refused as one line naming the syntax.
+(JPEG lossless, JPEG baseline), pyjpegls (JPEG-LS) and pylibjpeg + pylibjpeg-openjpeg (JPEG 2000, HTJ2K); RLE and
+deflate need none. JPEG-LS and JPEG 2000 go to pyjpegls (CharLS) and openjpeg even though gdcm reads them too:
+gdcm aborts the whole process (an uncaught C++ exception) on some corrupt streams — a JPEG 2000 frame with a valid
+start and a garbled body, a JPEG lossless frame with a damaged header — where openjpeg and CharLS raised an error we
+can report on every corrupted frame tried (60 each: bytes flipped, cut short, garbled after the header). JPEG
+lossless has no permissive decoder but gdcm, so such a frame can still abort the process. Not read: JPEG extended
+with 12-bit samples (1.2.840.10008.1.2.4.51; pydicom reads it only through pylibjpeg-libjpeg, GPL-3.0), refused as
+one line naming the syntax.
 
 12-bit data in a 16-bit PNG without sBIT loads near-black under "auto" (max 4095/65535 = 0.06). load_grey cannot
 tell, so `load_grey_with_depth` returns each image's DepthInfo and `BitDepthAudit` (in the parent process, since
@@ -185,7 +188,7 @@ def _load_dicom(path: Path) -> tuple[np.ndarray, DepthInfo]:
     if "PixelData" not in ds:
         raise ImageDecodeError(f"{path}: DICOM file has no pixel data")
     try:
-        _prefer_openjpeg(ds)
+        _prefer_robust_decoder(ds)
         raw = ds.pixel_array
     except Exception as exc:  # pydicom raises RuntimeError, ValueError, NotImplementedError... per plugin and syntax
         syntax = ds.file_meta.get("TransferSyntaxUID")
@@ -216,14 +219,16 @@ def _plugin_failure(record: logging.LogRecord) -> bool:
 logging.getLogger("pydicom.pixels.decoders.base").addFilter(_plugin_failure)
 
 
-def _prefer_openjpeg(ds) -> None:
-    """JPEG 2000 through pylibjpeg-openjpeg where it is installed (see the module docstring: gdcm can abort)."""
+def _prefer_robust_decoder(ds) -> None:
+    """JPEG 2000 through pylibjpeg-openjpeg, JPEG-LS through pyjpegls, where installed (see the module docstring:
+    gdcm can abort the process on a corrupt stream of either)."""
     from pydicom.pixels import get_decoder
-    from pydicom.uid import JPEG2000TransferSyntaxes
+    from pydicom.uid import JPEG2000TransferSyntaxes, JPEGLSTransferSyntaxes
 
     syntax = ds.file_meta.get("TransferSyntaxUID")
-    if syntax in JPEG2000TransferSyntaxes and "pylibjpeg" in get_decoder(syntax).available_plugins:
-        ds.pixel_array_options(decoding_plugin="pylibjpeg")
+    for syntaxes, plugin in ((JPEG2000TransferSyntaxes, "pylibjpeg"), (JPEGLSTransferSyntaxes, "pyjpegls")):
+        if syntax in syntaxes and plugin in get_decoder(syntax).available_plugins:
+            ds.pixel_array_options(decoding_plugin=plugin)
 
 
 def load_grey_with_depth(path: str | Path, bit_depth: str | int = "auto") -> tuple[np.ndarray, DepthInfo]:
