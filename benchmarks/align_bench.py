@@ -1,4 +1,4 @@
-"""Alignment throughput (issue 12): CheXGenBench's per-image loop against our batched scorer, same device, same
+"""Alignment throughput: CheXGenBench's per-image loop against our batched scorer, same device, same
 full-size random-weight BioViL-T (ResNet-50 image tower at 448 px, BERT-base text tower), same 512 px PNGs.
 
 The loop, as the original: per image decode + preprocess, image forward at batch 1, its prompt tokenised and

@@ -1,4 +1,4 @@
-"""Classify data loading (issue 13): the one-time cache build rate, an epoch's reading from the cache against decoding
+"""Classify data loading: the one-time cache build rate, an epoch's reading from the cache against decoding
 MIMIC-sized JPEGs every time, and the training loop's images/s (full ResNet-50 at 224 px, forward + backward) on the
 same machine; the goal is loader throughput >= 3x the model's images/s.
 

@@ -1,4 +1,4 @@
-"""Embed benchmarks (issue 5, items c and d).
+"""Embed benchmarks: decoding and forward throughput, and the real-set cache.
 
 cpu mode: decode + preprocess images/s (single process and DataLoader workers) for three input kinds, Inception-v3
 forward images/s on the CPU, and the real-set cache: time of a second run on the same real set over the first.

@@ -1,4 +1,4 @@
-"""Fidelity benchmark (issue 5, parts a and b): time and peak memory of chexbench-fidelity against torchmetrics
+"""Fidelity benchmark: time and peak memory of chexbench-fidelity against torchmetrics
 FID + KID and the `prdc` package on identical synthetic features, and P/R/D/C against its compute bound (the time plain
 numpy takes for the three N x N x d float32 products any exact P/R/D/C needs), measured in the same run.
 
@@ -347,7 +347,7 @@ def _loads(run: dict) -> str:
 def markdown(results: dict) -> str:
     m = results["machine"]
     lines = [
-        "# Fidelity benchmark (issue 5, parts a and b)",
+        "# Fidelity benchmark: chexbench-fidelity against torchmetrics and prdc",
         "",
         f"Machine: {m['cpus']} cores shared with other jobs, {m['platform']}, numpy {m['numpy']}, BLAS "
         + ", ".join(

@@ -1,4 +1,4 @@
-"""Generate benchmark on a GPU (issue 4): the real Sana and PixArt-Σ settings (512 px, 20 steps, guidance 4.5)
+"""Generate benchmark on a GPU: the real Sana and PixArt-Σ settings (512 px, 20 steps, guidance 4.5)
 in fp16 and bf16 over batch sizes, through chexbench-generate's own loading and batch call.
 
 Per (model, dtype, batch size): images/s over --images images after one warm-up batch, peak GPU memory, and the

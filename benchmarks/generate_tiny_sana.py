@@ -1,4 +1,4 @@
-"""Generate benchmark on the CPU (issue 4): images/s of the tiny random-weight Sana pipeline at batch 1, 4 and 16.
+"""Generate benchmark on the CPU: images/s of the tiny random-weight Sana pipeline at batch 1, 4 and 16.
 
 Two figures per batch size, each the median of --repeats runs over --images images (64x64, 2 steps, fp32):
 - pipeline: the pipeline calls alone (one generator per image, padded last batch), as chexbench-generate makes them;

@@ -1,4 +1,4 @@
-"""llava-report fine-tuning and generation throughput (issue 14) on the CPU with the tiny random LLaVA
+"""llava-report fine-tuning and generation throughput on the CPU with the tiny random LLaVA
 (demo_model.write_tiny_llava: DINOv2 tower at 28 px, two-layer Llama with hidden size 64): samples/s of `finetune`
 and generated tokens/s of `generate`, each timed end to end through the stage (model loading included) and as the
 Trainer / generate loop alone. It measures our pipeline's overhead on a model too small to dominate; it says nothing

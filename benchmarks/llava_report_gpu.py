@@ -1,4 +1,4 @@
-"""llava-report at LLaVA-Rad's real size on a GPU (issue 14), random weights (no download): the converted
+"""llava-report at LLaVA-Rad's real size on a GPU, random weights (no download): the converted
 architecture (DINOv2 ViT-B/14 tower at 518 px, 1369 image tokens, the mlp2x_gelu projector, a Llama-7B language
 model) in bf16, with the stage's own LoRA placement (finetune.LORA_TARGETS, r 64 / α 128, projector trained) and
 gradient checkpointing.

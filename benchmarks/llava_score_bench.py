@@ -1,4 +1,4 @@
-"""Scoring throughput of `chexbench-llava-report score` (issue 14): 3,000 generated findings against their
+"""Scoring throughput of `chexbench-llava-report score`: 3,000 generated findings against their
 references, BLEU-1/4 (sacrebleu), ROUGE-L (rouge-score) and CheXbert F1 with a random CheXbert (tiny by default;
 `--full-size` for BERT-base dimensions), each metric with 500 bootstrap resamples over reports; per phase and end to
 end through the stage (`score.run`, which also writes the tables). F1-RadGraph is not included: it runs in

@@ -1,4 +1,4 @@
-"""Radiomics (FRD) benchmarks (issue 10, item 3).
+"""Radiomics (FRD) benchmarks: feature extraction throughput and its scaling over worker processes.
 
 cpu mode: images/s of `RadiomicsTransform.apply` (resize + pyradiomics, decoding excluded) on 512 px and on
 MIMIC-sized 2544×3056 grey images, in 1 and in N worker processes (scaling efficiency = rate_N / (N · rate_1)), and

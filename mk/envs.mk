@@ -57,7 +57,7 @@ test-vision: setup-vision ## the vision-stage tests and a torchvision ResNet-50 
 clean-vision: ## remove .venv-vision
 	rm -rf $(VISION_VENV)
 
-# The isolated original BioViL-T environment (issue 12): hi-ml-multimodal 0.2.2 on transformers < 5, with our
+# The isolated original BioViL-T environment: hi-ml-multimodal 0.2.2 on transformers < 5, with our
 # chexbench-align on top (--no-deps). `make align ALIGN_ENV=himl` (RUNNER=local) swaps it in; .ci/run proves it
 # equal to the native scorer with `make test-align-himl`, and runs the swap as documented with `make test-bench-himl`.
 HIML_VENV  ?= .venv-himl
@@ -99,7 +99,7 @@ test-bench-himl: setup setup-himl ## make bench ALIGN_ENV=himl on the demo; its 
 clean-himl: ## remove .venv-himl
 	rm -rf $(HIML_VENV)
 
-# The isolated report-scoring environment (issue 14): radgraph 0.1.18 and f1chexbert 0.0.2 on transformers < 5, with
+# The isolated report-scoring environment: radgraph 0.1.18 and f1chexbert 0.0.2 on transformers < 5, with
 # our chexbench-llava-report on top (--no-deps), so `.venv-radgraph/bin/chexbench-llava-report score --radgraph-model
 # DIR` computes F1-RadGraph with the same CLI. .ci/run runs `make test-radgraph`: a tiny random RadGraph built with
 # the package's own classes, scored through the CLI, and the native CheXbert against f1chexbert.

@@ -1,6 +1,5 @@
-# The report stage's targets (tools/report). Included by the top-level Makefile after mk/stages.mk, whose STAGES
-# holds `report` once `python images/render.py write` has run; it uses RESULTS, MODEL, RUN_ID, RUN_DIR, BIN and
-# stage_cmd from there.
+# The report stage's targets (tools/report). Included by the top-level Makefile, whose STAGES (from the generated
+# mk/stages.mk) holds `report`; it uses the Makefile's RESULTS, MODEL, RUN_ID, RUN_DIR, RUNNER and stage_cmd.
 #
 #   make report RUN=Results/<model>/<run_id>     one run's page: <run>/report/report.html (+ report.json)
 #   make report MODEL=demo RUN_ID=default        the same, by name

@@ -1,4 +1,4 @@
-"""Container definitions (issue 6): the one parametrised Dockerfile lints clean and follows the image rules, the hash
+"""Container definitions: the one parametrised Dockerfile lints clean and follows the image rules, the hash
 locks are current, the files generated from tools/<stage>/stage.yml (compose services, the CPU override, the build
 context ignore file, the Slurm resource table) match the declarations, the compose file validates with the compose
 v2 binary and agrees with the Makefile's runners, and the Apptainer build script builds the SIF the apptainer runner

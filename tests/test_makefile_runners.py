@@ -1,4 +1,4 @@
-"""The stage command line is the same under every RUNNER; only the prefix that runs it changes (issue 6).
+"""The stage command line is the same under every RUNNER; only the prefix that runs it changes.
 
 Reads what `make -n <stage> RUNNER=...` would run and checks, for every stage: the same `chexbench-<stage> <cmd>
 ARGS` tail under local, docker and apptainer; the docker prefix names the stage's compose service; the apptainer

@@ -4,7 +4,8 @@ import pytest
 from chexbench_common.errors import BadInputError
 from chexbench_generate.registry import REGISTRY, get_model
 
-# The original's constants, as listed in the issue (name: pipeline, steps, guidance, size, dtype, call arguments).
+# The original CheXGenBench's per-model constants, from its generation scripts (tools/generate/README.md, *Models*):
+# name: pipeline, steps, guidance, size, dtype, call arguments.
 EXPECTED = {
     "SD-V1-4": ("StableDiffusionPipeline", 50, 7.5, 512, "float32", {}),
     "SD-V1-5": ("StableDiffusionPipeline", 50, 7.5, 512, "float32", {}),

@@ -1,8 +1,5 @@
-"""Click plumbing shared by every chexbench command: expected errors become short messages and distinct exit codes.
-
-It lives here (not in chexbench_common) so `chexbench-splits`, which must not need the common runtime, uses the
-same implementation; `chexbench_common.cli` re-exports these names.
-"""
+"""Click plumbing shared by every chexbench command: expected errors become short messages and distinct exit codes,
+logs go to stderr, and the libraries' progress bars follow CHEXBENCH_PROGRESS."""
 
 from __future__ import annotations
 
