@@ -15,7 +15,7 @@ import pytest
 import torch
 from chexbench_common.imageio import save_grey_png
 from chexbench_common.testing import run_as_srun_tasks
-from chexbench_llava_report import prompting
+from chexbench_llava_report import pipeline, prompting
 from chexbench_llava_report.cli import main
 from chexbench_llava_report.data import PairDataset, image_token_count, sample_fraction, training_pairs
 from chexbench_llava_report.finetune import Options, Request, trainable_model
@@ -354,6 +354,36 @@ def test_torchrun_on_two_cpu_processes_trains_once_and_rank_0_alone_writes(tiny_
     assert manifest["optimiser_steps"] == 4  # 4 pairs, 2 ranks of batch 1: 2 steps per epoch, 2 epochs
     assert result.stderr.count("step 4/4, epoch 2.00, loss") == 1  # rank 0 logs, rank 1 does not
     assert result.stdout.count("adapter") == 1
+
+
+def test_run_calls_the_steps_library_functions_with_the_commands_defaults(tiny_llava, tmp_path):
+    """The stage in one call without Click: a fine-tuning made before by the `finetune` command with the same options
+    is up to date for `run` (its defaults are the command's), then generate and score run, each reported once."""
+    world = make_world(tmp_path)
+    assert invoke(finetune_args(world, tiny_llava, "--epochs", "1")).exit_code == 0
+    request = pipeline.Request(
+        results=world["results"],
+        model="m",
+        run_id="r",
+        model_dir=tiny_llava,
+        train_prompts=world["train"],
+        images=world["images"],
+        test_prompts=world["test"],
+        real_root=world["real"],
+        fractions=(100,),
+        zero_shot=False,
+        epochs=1.0,
+        batch_size=4,
+        workers=0,
+        logging_steps=5,
+        max_new_tokens=4,
+        bootstrap=0,
+        device="cpu",
+    )
+    steps = []
+    pipeline.run(request, done=lambda stage, did_work: steps.append((stage.dir.name, did_work)))
+    assert steps == [("finetune-p100", False), ("generate-p100", True), ("llava-report", True)]
+    assert (world["results"] / "m" / "r" / "llava-report" / "metrics.parquet").is_file()
 
 
 @pytest.mark.slow

@@ -1,20 +1,14 @@
-"""`run`: the stage in one call (what `make bench` and the Slurm template use): fine-tune on each fraction of the
-synthetic pairs, generate findings for the real TEST images with each (and zero-shot), score them all. Each step is
-the command of the same name with its defaults, so a finished step (e.g. a multi-GPU `finetune` launched before
-with accelerate) is found up to date and skipped."""
+"""`run`: the stage in one call; thin Click over pipeline.run, which calls the library functions of finetune,
+generate and score."""
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import click
-from chexbench_common.options import stage_run_options
-from chexbench_common.rundir import run_folder
+from chexbench_common.options import echo_outputs, stage_run_options
 
-from . import naming
-from .cli_score import score
-from .cli_train import finetune, generate, model_dir_option, pairs_options, test_options
+from .cli_train import model_dir_option, pairs_options, test_options
 
 _file = click.Path(path_type=Path, dir_okay=False)
 _dir = click.Path(path_type=Path, file_okay=False)
@@ -55,47 +49,13 @@ _dir = click.Path(path_type=Path, file_okay=False)
 @click.option("--chexbert", type=_file, help="CheXbert weights chexbert.pth (local); without it the rows say skipped.")
 @click.option("--chexbert-tokenizer", type=_dir, help="Local bert-base-uncased folder (vocab.txt, config.json).")
 @click.option("--bootstrap", type=click.IntRange(min=0), default=500, show_default=True, help="Resamples (0: no CI).")
-@click.pass_context
-def run(ctx, results, model, run_id, force, device, model_dir, train_prompts, images, images_root, **options):
+def run(**params):
     """Fine-tune on each fraction, generate for the real TEST images, score: the whole stage in one call. Under
     several ranks (torchrun, or one Slurm task per GPU) every rank fine-tunes; rank 0 alone generates and scores."""
-    from chexbench_common.distributed import torch_env_from_slurm
+    from .pipeline import Request
+    from .pipeline import run as run_stage
 
-    from .finetune import is_follower
-
-    torch_env_from_slurm()
-    where = {"results": results, "model": model, "run_id": run_id, "force": force, "device": device}
-    folder = run_folder(results, model, run_id) / "llava-report"
-    seeds = range(options["seed"], options["seed"] + options["seeds"])
-    for fraction, seed in itertools.product(options["fractions"], seeds):
-        ctx.invoke(
-            finetune,
-            **where,
-            model_dir=model_dir,
-            train_prompts=train_prompts,
-            images=images,
-            images_root=images_root,
-            fraction=fraction,
-            seed=seed,
-            epochs=options["epochs"],
-            lr=options["lr"],
-            batch_size=options["batch_size"],
-            workers=options["workers"],
-            logging_steps=options["logging_steps"],
-        )
-    if is_follower():  # its share of the training is done; generation and scoring are rank 0's
-        return
-    test = {"model_dir": model_dir, "test_prompts": options["test_prompts"], "real_root": options["real_root"]}
-    tuned = [folder / f"finetune-{naming.tuned(f, s)}" for f, s in itertools.product(options["fractions"], seeds)]
-    for finetuned in [*tuned, *([None] if options["zero_shot"] else [])]:
-        ctx.invoke(generate, **where, **test, finetuned=finetuned, max_new_tokens=options["max_new_tokens"])
-    ctx.invoke(
-        score,
-        **where,
-        chexbert=options["chexbert"],
-        chexbert_tokenizer=options["chexbert_tokenizer"],
-        bootstrap=options["bootstrap"],
-    )
+    run_stage(Request(**params), done=echo_outputs)
 
 
 COMMANDS = [run]
