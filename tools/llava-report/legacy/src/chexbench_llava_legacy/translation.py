@@ -1,11 +1,11 @@
 """The legacy environment: LLaVA-Rad's own training and inference code, run on our tables.
 
-The user builds it from their own LLaVA-Rad clone (images/llava-report-legacy/Dockerfile; research licence, never
+The user builds it from their own LLaVA-Rad clone (the Dockerfile beside this package; research licence, never
 shipped by us). Our side is only this translation: the pairs become records in the format of LLaVA-Rad's MIMIC
 loaders (`mimic_train_findings`, `mimic_test_findings`: LLaVA conversations plus `generate_method`, `view`,
-`reason`), its entry points get the recipe of issue 14 as arguments, and its prediction lines (`image`, `query`,
-`reference`, `prediction`) come back as our predictions table. No module of LLaVA-Rad is imported here: the commands
-run in the user's Python (`--llava-python`), so this file works with or without it installed.
+`reason`), its entry points get the native path's fine-tuning recipe as arguments, and its prediction lines
+(`image`, `query`, `reference`, `prediction`) come back as our predictions table. No module of LLaVA-Rad is imported
+here: the commands run in the user's Python (`--llava-python`), so this file works with or without it installed.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ FRONTAL_VIEWS = ("AP", "PA")
 
 @dataclass(frozen=True)
 class Recipe:
-    """LLaVA-Rad's fine-tuning recipe (issue 14): LoRA r 64 / alpha 128 / dropout 0.05, lr 1e-4 cosine, warmup 0.03."""
+    """LLaVA-Rad's fine-tuning recipe, as the native path trains: LoRA r 64 / alpha 128 / dropout 0.05, lr 1e-4
+    cosine, warmup 0.03."""
 
     epochs: int = 5
     batch_size: int = 16

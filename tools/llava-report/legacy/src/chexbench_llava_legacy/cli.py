@@ -1,5 +1,6 @@
 """`finetune` and `generate` of the legacy environment (CHEXBENCH_VARIANT=legacy, LLAVA_ENV=legacy in make): the
-same command names, stage folders and tables as the native ones, run by the user's LLaVA-Rad (legacy_run.py)."""
+same command names, stage folders and tables as the native ones, run by the user's LLaVA-Rad (steps.py).
+`chexbench-llava-report` takes them in place of its own through the package's entry point."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from pathlib import Path
 import click
 from chexbench_common.options import echo_outputs, stage_run_options
 from chexbench_common.rundir import generated_images
-
-from .cli_train import pairs_options, test_options
+from chexbench_llava_report.cli_train import pairs_options, test_options
 
 _file = click.Path(path_type=Path, dir_okay=False)
 _dir = click.Path(path_type=Path, file_okay=False)
@@ -51,8 +51,8 @@ vicuna_option = click.option("--vicuna", type=_dir, required=True, help="Vicuna-
 @llava_options
 def legacy_finetune(results, model, run_id, force, train_prompts, images, images_root, fraction, seed, vicuna, **rest):
     """Fine-tune with LLaVA-Rad's own train_mem.py (DeepSpeed ZeRO-2) on a seeded fraction of the synthetic pairs."""
-    from . import legacy
-    from .legacy_run import FinetuneRequest, LlavaRad, finetune
+    from .steps import FinetuneRequest, LlavaRad, finetune
+    from .translation import Recipe
 
     request = FinetuneRequest(
         results=results,
@@ -68,7 +68,7 @@ def legacy_finetune(results, model, run_id, force, train_prompts, images, images
         tower_checkpoint=rest["tower_checkpoint"],
         projector=rest["projector"],
         gpus=rest["gpus"],
-        recipe=legacy.Recipe(epochs=rest["epochs"], batch_size=rest["batch_size"]),
+        recipe=Recipe(epochs=rest["epochs"], batch_size=rest["batch_size"]),
         llava=LlavaRad(rest["llava_rad_root"], rest["llava_python"]),
         force=force,
     )
@@ -86,7 +86,7 @@ def legacy_generate(
     results, model, run_id, force, test_prompts, real_root, finetuned, vicuna, batch_size, llava_rad_root, llava_python
 ):
     """Findings for the real TEST images with LLaVA-Rad's own model_mimic_cxr (greedy, conv v1)."""
-    from .legacy_run import GenerateRequest, LlavaRad, generate
+    from .steps import GenerateRequest, LlavaRad, generate
 
     request = GenerateRequest(
         results=results,

@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from chexbench_common.errors import BadInputError
-from chexbench_llava_report import legacy
+from chexbench_llava_legacy import translation as legacy
 
-sys.path.insert(0, str(Path(__file__).parent))  # the tests' world builders
+sys.path.insert(0, str(Path(__file__).parents[2] / "tests"))  # the stage tests' world builders
 
 INSTRUCTION = "Describe the findings of the chest x-ray."
 
@@ -151,7 +151,7 @@ def test_missing_duplicate_or_malformed_predictions_are_refused(tmp_path):
 
 
 def test_the_legacy_dockerfile_lints_clean_and_builds_from_the_users_clone():
-    dockerfile = Path(__file__).parents[1] / "legacy" / "Dockerfile"
+    dockerfile = Path(__file__).parents[1] / "Dockerfile"
     lint = subprocess.run(
         [str(Path(sys.executable).parent / "hadolint"), str(dockerfile)], capture_output=True, text=True
     )
@@ -273,7 +273,7 @@ def test_the_legacy_compose_service_is_the_llava_report_service_on_the_users_ima
 
     import compose
 
-    root = Path(__file__).parents[3]
+    root = Path(__file__).parents[4]
     binary = Path(compose.__file__).parent / "docker-compose"
     files = ["-f", "compose/compose.yaml", "-f", "compose/compose.legacy.yaml"]
     config = subprocess.run(

@@ -1,5 +1,5 @@
 """`finetune` and `generate` in the legacy environment: the same stage folders, lifecycle and predictions table as
-the native path, the work done by LLaVA-Rad's own entry points (legacy.py builds their inputs and commands)."""
+the native path, the work done by LLaVA-Rad's own entry points (translation.py builds their inputs and commands)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from chexbench_common.atomic import atomic_path
 from chexbench_common.errors import BadInputError, ChexbenchError, MissingResourceError
 from chexbench_common.lifecycle import Lifecycle
 from chexbench_common.rundir import StageRun, is_finished
+from chexbench_llava_report import prompting
+from chexbench_llava_report.data import sample_fraction, test_images, training_pairs
 
-from . import __version__, legacy, prompting
-from .data import sample_fraction, test_images, training_pairs
+from . import __version__, translation
 
 log = logging.getLogger(__name__)
 PREDICTIONS, PREDICTIONS_CSV = "predictions.parquet", "predictions.csv"
@@ -56,7 +57,7 @@ class FinetuneRequest:
     tower_checkpoint: Path
     projector: Path | None
     gpus: int
-    recipe: legacy.Recipe
+    recipe: translation.Recipe
     llava: LlavaRad
     force: bool
 
@@ -94,11 +95,11 @@ def finetune(request: FinetuneRequest) -> tuple[StageRun, bool]:
             return stage, False
         life.start(params, inputs)
         frame = chosen.rename(columns={"image_id": "id"}).assign(image=[str(f) for f in chosen["file"]])
-        data = legacy.write_records(
-            legacy.records(frame, prompting.INSTRUCTION, source=str(request.images)), stage.dir / "train.json"
+        data = translation.write_records(
+            translation.records(frame, prompting.INSTRUCTION, source=str(request.images)), stage.dir / "train.json"
         )
-        output = stage.dir / f"{legacy.MODEL_NAME_PREFIX}-p{request.fraction}"
-        argv = legacy.finetune_command(
+        output = stage.dir / f"{translation.MODEL_NAME_PREFIX}-p{request.fraction}"
+        argv = translation.finetune_command(
             python=request.llava.python,
             gpus=request.gpus,
             data_json=data.resolve(),
@@ -154,10 +155,10 @@ def generate(request: GenerateRequest) -> tuple[StageRun, bool]:
         frame = tests.rename(columns={"prompt_id": "id", "reference": "findings"}).assign(
             image=[str(f) for f in tests["file"]]
         )
-        items = legacy.records(frame, prompting.INSTRUCTION, source=str(request.test_prompts))
-        query = legacy.write_records(items, stage.dir / "test.json")
+        items = translation.records(frame, prompting.INSTRUCTION, source=str(request.test_prompts))
+        query = translation.write_records(items, stage.dir / "test.json")
         answers = stage.dir / "llava_rad_predictions.jsonl"
-        argv = legacy.generate_command(
+        argv = translation.generate_command(
             python=request.llava.python,
             query_file=query.resolve(),
             image_folder=Path("/"),
@@ -168,7 +169,7 @@ def generate(request: GenerateRequest) -> tuple[StageRun, bool]:
         )
         life.update(command=argv)
         request.llava.call(argv, "inference")
-        table = legacy.read_predictions(answers, items)
+        table = translation.read_predictions(answers, items)
         table = table.drop(columns="image").assign(image_path=list(tests["image_path"]), n_tokens=None)
         table = table[["prompt_id", "image_path", "reference", "generated", "n_tokens"]]
         with atomic_path(stage.dir / PREDICTIONS) as tmp:
