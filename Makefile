@@ -21,7 +21,8 @@ CMD        ?= run
 SPLIT_CSV  ?= MIMIC_Splits/raw/LLAVARAD_ANNOTATIONS_TEST.csv
 # STAGES, GPU_STAGES, SHARDED_STAGES: generated from tools/*/stage.yml (python images/render.py write)
 include mk/stages.mk
-PACKAGES   := $(sort shared_schema $(patsubst %/,%,$(dir $(wildcard tools/*/pyproject.toml))))
+# every tools/<tool>/ and a backend package inside one (tools/llava-report/legacy: LLAVA_ENV=legacy's commands)
+PACKAGES   := $(sort shared_schema $(patsubst %/,%,$(dir $(wildcard tools/*/pyproject.toml tools/*/*/pyproject.toml))))
 STAMP      := $(VENV)/.setup-done
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
@@ -74,7 +75,7 @@ help: ## list targets and variables
 
 setup: $(STAMP) ## create .venv and install everything (offline from the package registries)
 
-$(STAMP): requirements/dev.txt requirements/assets.txt $(wildcard */pyproject.toml tools/*/pyproject.toml)
+$(STAMP): requirements/dev.txt requirements/assets.txt $(wildcard */pyproject.toml tools/*/pyproject.toml tools/*/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/assets.txt
