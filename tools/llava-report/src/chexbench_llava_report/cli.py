@@ -10,14 +10,14 @@ import os
 
 from chexbench_common.cli import stage_group
 
-from . import __version__, cli_convert, cli_demo, cli_run, cli_score, cli_train, cli_variant
+from . import __version__, cli_demo, cli_moved, cli_run, cli_score, cli_train, cli_variant
 
 main = stage_group(
     "llava-report",
     __version__,
-    "LLaVA-Rad report generation: convert a checkpoint, fine-tune on synthetic images, generate and score findings.",
+    "LLaVA-Rad report generation: fine-tune the converted LLaVA-Rad on synthetic images, generate and score findings.",
 )
 variant = os.environ.get("CHEXBENCH_VARIANT")
 train_commands = cli_variant.variant_commands(variant) if variant else (*cli_run.COMMANDS, *cli_train.COMMANDS)
-for command in (*cli_convert.COMMANDS, *train_commands, *cli_score.COMMANDS, *cli_demo.COMMANDS):
+for command in (*train_commands, *cli_score.COMMANDS, *cli_demo.COMMANDS, *cli_moved.COMMANDS):
     main.add_command(command)

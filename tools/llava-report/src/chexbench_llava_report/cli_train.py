@@ -14,8 +14,8 @@ model_dir_option = click.option(
     "--model-dir",
     type=_dir,
     required=True,
-    help="Converted LLaVA folder (`convert`). Its adapter/ (LLaVA-Rad's LoRA) is what a zero-shot generate applies "
-    "(and finetune --continue-adapter continues).",
+    help="Converted LLaVA folder (`chexbench-llava-convert convert`). Its adapter/ (LLaVA-Rad's LoRA) is what a "
+    "zero-shot generate applies (and finetune --continue-adapter continues).",
 )
 
 

@@ -19,7 +19,7 @@ def check_folder(folder: Path) -> dict:
     folder = Path(folder)
     if not folder.is_dir():
         raise MissingResourceError(
-            f"{folder}: model folder not found; pass the folder `chexbench-llava-report convert` wrote"
+            f"{folder}: model folder not found; pass the folder `chexbench-llava-convert convert` wrote"
         )
     config = folder / "config.json"
     try:
@@ -29,7 +29,7 @@ def check_folder(folder: Path) -> dict:
     if model_type != "llava":
         raise BadInputError(
             f"{folder}: not a transformers LLaVA folder ({config.name} has model_type {model_type!r}, not 'llava'); "
-            "convert the LLaVA-Rad checkpoint with `chexbench-llava-report convert` first"
+            "convert the LLaVA-Rad checkpoint with `chexbench-llava-convert convert` first"
         )
     return json.loads(config.read_text())
 

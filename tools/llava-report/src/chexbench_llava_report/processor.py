@@ -5,14 +5,19 @@ shortest side to S (long side truncated to int), centre crop S x S, RGB, /255, O
 `CLIPImageProcessorPil` with the same settings does the same resize, but its centre crop floors the offset where
 torchvision rounds it (half to even): for a leftover of 4k+3 pixels it crops one pixel earlier.
 `open_clip_resize_crop` does open_clip's resize and crop in PIL; the processor then sees an S x S image, for which
-its own resize and crop are identities, so the two paths agree exactly (tests/test_convert.py proves both facts).
+its own resize and crop are identities, so the two paths agree exactly.
+
+chexbench-llava-convert writes this processor into the folders it converts and proves both facts against its
+reference preprocessing; the stage keeps its own copy, since stages and tools never import each other: every image
+it fine-tunes on or asks about goes through `open_clip_resize_crop`, and the demo model is built with
+`build_processor`. tests/test_processor.py checks that the copy and the converter's agree.
 """
 
 from __future__ import annotations
 
 from PIL import Image
 
-from .layout import IMAGE_TOKEN
+from .prompting import IMAGE_TOKEN
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)

@@ -1,4 +1,5 @@
-"""Commands of the convert area: `convert` (LLaVA-Rad + Vicuna -> transformers folder) and `check-conversion`."""
+"""`chexbench-llava-convert`: thin Click layer over convert.py (`convert`), reference.py (`check-conversion`) and
+tiny.py (`tiny-llava-rad`, the demo's random stand-in in LLaVA-Rad's own layout)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,19 @@ import json
 from pathlib import Path
 
 import click
+from chexbench_common.cli import stage_group
 from chexbench_common.device import DTYPES
 from chexbench_common.errors import BadInputError, ImageDecodeError
 from chexbench_common.options import device_option, progress_option
+
+from . import __version__
+
+main = stage_group(
+    "llava-convert",
+    __version__,
+    "LLaVA-Rad -> transformers: convert your LLaVA-Rad checkpoint and Vicuna into the LLaVA folder llava-report reads, "
+    "and check the conversion against an independent reference forward.",
+)
 
 _dir = click.Path(path_type=Path, file_okay=False)
 # Largest allowed max|Δ| / max(1, max|reference|) per compute dtype. Measured here (CPU, random weights, ViT-B/14 at
@@ -17,7 +28,7 @@ _dir = click.Path(path_type=Path, file_okay=False)
 DEFAULT_TOLERANCE = {"float32": 1e-3, "bfloat16": 0.25, "float16": 0.25}
 
 
-@click.command()
+@main.command()
 @click.option("--llava-rad", type=_dir, required=True, help="LLaVA-Rad checkpoint folder (adapter, projector, tower).")
 @click.option("--vicuna", type=_dir, required=True, help="Vicuna-7B v1.5 folder (config, weights, tokenizer).")
 @click.option("--out", type=_dir, required=True, help="Output folder (written atomically; reused if up to date).")
@@ -36,7 +47,7 @@ def convert(llava_rad: Path, vicuna: Path, out: Path, merge: bool, dtype: str, v
     click.echo(f"{'up to date' if result.reused else 'converted'}: {result.out}")
 
 
-@click.command("check-conversion")
+@main.command("check-conversion")
 @click.option("--converted", type=_dir, required=True, help="Folder written by `convert`.")
 @click.option("--llava-rad", type=_dir, required=True, help="The LLaVA-Rad checkpoint folder it was converted from.")
 @click.option("--vicuna", type=_dir, required=True, help="The Vicuna folder it was converted from.")
@@ -89,4 +100,13 @@ def check_conversion(converted, llava_rad, vicuna, image, prompt, dtype, toleran
     click.echo(f"ok: {converted} matches the reference within {tol:g} (relative to max(1, max|ref|))")
 
 
-COMMANDS = [convert, check_conversion]
+@main.command("tiny-llava-rad")
+@click.argument("folder", type=_dir)
+@click.option("--seed", type=int, default=0, show_default=True)
+def tiny_llava_rad(folder: Path, seed: int) -> None:
+    """Write a tiny random LLaVA-Rad checkpoint (FOLDER/llava-rad) and Vicuna (FOLDER/vicuna) in their own layouts:
+    the demo's stand-in for `convert` (random weights, no download; it measures nothing)."""
+    from .tiny import write_tiny_llava_rad
+
+    tiny = write_tiny_llava_rad(folder, seed=seed)
+    click.echo(f"{tiny.llava_rad}\n{tiny.vicuna}")

@@ -2,7 +2,7 @@
 
 The reference is `reference.py`: a plain-torch re-implementation of timm's DINOv2 forward and of LLaVA-Rad's
 composition, reading the original files and sharing no code with layout/convert. The key-accounting test restates
-the map from models_wave2.md on its own, so a wrong or incomplete map fails it even where a forward would not look
+the map (README, "What is mapped") on its own, so a wrong or incomplete map fails it even where a forward would not look
 (the unused final norm, the zero rows).
 """
 
@@ -14,10 +14,10 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from chexbench_llava_report.cli import main
-from chexbench_llava_report.convert import RECORD, convert
-from chexbench_llava_report.processor import image_processor, open_clip_resize_crop
-from chexbench_llava_report.reference import check_conversion, load_trunk, preprocess
+from chexbench_llava_convert.cli import main
+from chexbench_llava_convert.convert import RECORD, convert
+from chexbench_llava_convert.processor import image_processor, open_clip_resize_crop
+from chexbench_llava_convert.reference import check_conversion, load_trunk, preprocess
 from click.testing import CliRunner
 from PIL import Image
 
@@ -30,7 +30,7 @@ def run_cli(*args):
 
 
 def error_lines(result) -> list[str]:
-    return [line for line in result.output.splitlines() if line.startswith("chexbench-llava-report: error:")]
+    return [line for line in result.output.splitlines() if line.startswith("chexbench-llava-convert: error:")]
 
 
 def test_converted_model_equals_the_reference_forward(tiny_llava_rad, converted_tiny_llava_rad):
@@ -46,7 +46,7 @@ def test_converted_model_equals_the_reference_forward(tiny_llava_rad, converted_
 @pytest.mark.slow
 def test_real_size_tower_equals_the_reference(tmp_path):
     """LLaVA-Rad's tower size (ViT-B/14 at 518 px: 12 layers, 12 heads, 1369 image tokens) with a small Llama."""
-    from chexbench_llava_report.tiny import write_tiny_llava_rad
+    from chexbench_llava_convert.tiny import write_tiny_llava_rad
 
     tiny = write_tiny_llava_rad(tmp_path, vision_hidden=768, vision_layers=12, image_size=518, text_hidden=128)
     result = convert(tiny.llava_rad, tiny.vicuna, tmp_path / "out", dtype="float32")
@@ -122,7 +122,7 @@ def test_merge_equals_the_adapter(tiny_llava_rad, converted_tiny_llava_rad, tmp_
 
 
 def _expected_tensors(tiny) -> dict:
-    """The converted model's tensors restated from models_wave2.md, one entry fed by every input tensor (the trunk,
+    """The converted model's tensors restated from the README's map, one entry fed by every input tensor (the trunk,
     the projector, Vicuna; only the open_clip keys LLaVA-Rad never uses are left out, and they are listed)."""
     clip = torch.load(tiny.llava_rad / "biomedclipcxr_518_checkpoint.pt", weights_only=True)["state_dict"]
     trunk = load_trunk(tiny.llava_rad / "biomedclipcxr_518_checkpoint.pt")

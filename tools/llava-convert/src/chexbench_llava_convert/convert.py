@@ -141,7 +141,7 @@ def input_record(inputs: Inputs, merge: bool, dtype: str, vision_heads: int | No
         for name, path in track(list(files.items()), desc="hashing inputs", unit="file", every_n=0)
     }
     return {
-        "tool": "chexbench-llava-report convert",
+        "tool": "chexbench-llava-convert convert",
         "tool_version": __version__,
         "mapping_version": L.MAPPING_VERSION,
         "merge": merge,

@@ -1,10 +1,10 @@
 """LLaVA-Rad's checkpoint layout and its key map onto transformers' `LlavaForConditionalGeneration` (Dinov2 tower).
 
-Pure renaming and splitting of tensors; no file I/O. The map (models_wave2.md, "Transformers-native mapping"):
-timm trunk -> `model.vision_tower.*` (qkv split in three -> attention.{q,k,v}_proj, attn.proj -> attention.o_proj
-(transformers 5 names), ls1/ls2.gamma -> layer_scale1/2.lambda1, norm ->
-layernorm), projector `mm_projector.{0,2}` -> `model.multi_modal_projector.linear_{1,2}`, Vicuna `model.*` ->
-`model.language_model.*`, `lm_head` unchanged. Every function raises BadInputError naming the file and the key.
+Pure renaming and splitting of tensors; no file I/O. The map (README, "What is mapped"): timm trunk ->
+`model.vision_tower.*` (qkv split in three -> attention.{q,k,v}_proj, attn.proj -> attention.o_proj (transformers 5
+names), ls1/ls2.gamma -> layer_scale1/2.lambda1, norm -> layernorm), projector `mm_projector.{0,2}` ->
+`model.multi_modal_projector.linear_{1,2}`, Vicuna `model.*` -> `model.language_model.*`, `lm_head` unchanged.
+Every function raises BadInputError naming the file and the key.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tiny random LLaVA-Rad written in LLaVA-Rad's own file layout (tests, demo, other stages' fixtures).
+"""Tiny random LLaVA-Rad written in LLaVA-Rad's own file layout (the tests, the demo, llava-report's fixture).
 
 `write_tiny_llava_rad(folder)` writes, with random weights and nothing downloaded:
 - `llava-rad/`: `adapter_model.bin` + `adapter_config.json` (a PEFT LoRA on q/k/v/o/gate/up/down of a tiny Llama,
