@@ -122,7 +122,7 @@ bench-inputs: setup
 	test -f $(RUN_DIR)/models/tiny-biovil/tiny.json || \
 	  $(call stage_cmd,align) tiny-biovil $(RUN_DIR)/models/tiny-biovil
 	test -f $(RUN_DIR)/models/tiny-llava-rad/llava-rad/config.json || \
-	  $(call stage_cmd,llava-report) tiny-llava-rad $(RUN_DIR)/models/tiny-llava-rad
+	  $(call stage_cmd,llava-convert) tiny-llava-rad $(RUN_DIR)/models/tiny-llava-rad
 	test -f $(RUN_DIR)/models/tiny-chexbert/chexbert.pth || \
 	  $(call stage_cmd,llava-report) tiny-chexbert $(RUN_DIR)/models/tiny-chexbert
 GENERATOR_ARGS = --generator sana --model $(MODEL) --model-path $(RUN_DIR)/models/tiny-sana --height 64 --width 64 \
@@ -227,10 +227,10 @@ bench-classify: bench-train-images
 	  --train-prompts $(CLASSIFY_TRAIN) --test-prompts $(CLASSIFY_TEST) --real-root $(BENCH_REAL_ROOT) \
 	  --images $(TRAIN_GEN)/images.parquet --images-root $(TRAIN_GEN)/images --bootstrap $(BOOTSTRAP) $(CLASSIFY_ARGS)
 
-# Report generation: LLaVA-Rad (converted) fine-tuned on the TRAIN prompts' generations per fraction, findings for
-# the real TEST images (and zero-shot), scored.
+# Report generation: LLaVA-Rad (converted by the llava-convert tool) fine-tuned on the TRAIN prompts' generations per
+# fraction, findings for the real TEST images (and zero-shot), scored.
 bench-llava-report: bench-train-images
-	$(if $(LLAVA_RAD),$(call stage_cmd,llava-report) convert --llava-rad $(LLAVA_RAD) --vicuna $(VICUNA) \
+	$(if $(LLAVA_RAD),$(call stage_cmd,llava-convert) convert --llava-rad $(LLAVA_RAD) --vicuna $(VICUNA) \
 	  --out $(LLAVA_DIR) $(LLAVA_CONVERT_ARGS),@test -f $(LLAVA_DIR)/config.json || { echo "make: $(LLAVA_DIR) is not a \
 	  converted LLaVA-Rad: pass LLAVA_RAD=<your checkpoint folder> VICUNA=<your Vicuna-7B v1.5> (or LLAVA_DIR)" >&2; exit 5; })
 	$(call stage_cmd,llava-report) run --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \
