@@ -168,8 +168,8 @@ EOF
 
   # --- a llava-report job on the same run: a tiny LLaVA-Rad converted on the "login node", fine-tuned by two srun
   # tasks (one torch rank each, from Slurm's variables), rank 0 alone generating and scoring --------------------------
-  local llava_bin=$root/.venv/bin/chexbench-llava-report llava
-  { "$llava_bin" tiny-llava-rad "$work/models/tiny-llava-rad" && "$llava_bin" convert --dtype float32 \
+  local convert_bin=$root/.venv/bin/chexbench-llava-convert llava
+  { "$convert_bin" tiny-llava-rad "$work/models/tiny-llava-rad" && "$convert_bin" convert --dtype float32 \
       --llava-rad "$work/models/tiny-llava-rad/llava-rad" --vicuna "$work/models/tiny-llava-rad/vicuna" \
       --out "$work/models/tiny-llava-hf"; } > "$work/tiny-llava.log" 2>&1 || { cat "$work/tiny-llava.log" >&2; fail "tiny llava"; }
   llava=$(MODEL=tiny-sana RUN_ID=r1 RESULTS=$results RUNNER=local STAGES=llava-report SBATCH_ARGS="--time=10 --cpus-per-task=1" \
