@@ -1,7 +1,7 @@
 """Privacy benchmarks (issue 11, "Scale and speed").
 
-knn mode: exact top-k (k = 5) of 20k synthetic x 200k training embeddings (d = 768, float32) with
-`chexbench_privacy.neighbours.exact_topk`, against the matrix-product bound measured in the same run (the same tiled
+knn mode: exact top-k (k = 5) of 20k synthetic x 200k training embeddings (d = 768, float32) with the stage's search
+(`chexbench_common.neighbours.nearest`), against the matrix-product bound measured in the same run (the same tiled
 float32 GEMMs and nothing else), peak memory of each in its own process, scikit-learn's brute-force
 NearestNeighbors on a 2k-query slice as a peer, and the projection to 75k x 370k (time scales with the product).
 reid mode: re-ID embedding throughput of the full-size Siamese ResNet-50 (random weights) at 224 px, CPU, and CUDA
@@ -46,12 +46,12 @@ def _gemm_bound(n_query: int, n_base: int, queue) -> None:
 
 
 def _ours(n_query: int, n_base: int, queue) -> None:
-    from chexbench_privacy.neighbours import exact_topk
+    from chexbench_common.neighbours import nearest
 
     query, base = data(n_query, n_base)
     ticks = []
     start = time.perf_counter()
-    exact_topk(query, base, K, tile=TILE, on_tile=lambda done, total: ticks.append(done))
+    nearest(query, base, K, batch=TILE, on_batch=ticks.append)
     queue.put((time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, len(ticks)))
 
 
@@ -145,7 +145,7 @@ def write(key: str, entry: dict) -> None:
             "| | seconds | peak RSS (GB) |",
             "|---|---|---|",
             f"| tiled float32 GEMMs only (bound) | {r['gemm_bound_s']} | {r['bound_peak_rss_gb']} |",
-            f"| `exact_topk` (ours) | {r['ours_s']} | {r['peak_rss_gb']} |",
+            f"| `nearest` (ours: faiss candidates, float64 certificate) | {r['ours_s']} | {r['peak_rss_gb']} |",
             f"| scikit-learn brute, {r['slice_queries']:,} queries | {r['sklearn_brute_slice_s']} "
             f"| {r['sklearn_peak_rss_gb']} |",
             f"| ours, same {r['slice_queries']:,} queries | {r['ours_slice_s']} | |",
