@@ -82,6 +82,15 @@ def test_each_package_imports_only_the_layers_below_it(package):
     assert not wrong, f"{package} imports {wrong}; it may import only {sorted(allowed) or 'nothing of ours'}"
 
 
+@pytest.mark.parametrize("package", sorted(PACKAGES))
+def test_each_package_declares_the_packages_of_ours_it_imports(package):
+    """pip and the images install what the pyproject declares: an import of ours it does not declare breaks there."""
+    project = tomllib.loads((PACKAGES[package].parents[1] / "pyproject.toml").read_text())["project"]
+    declared = {dep.split(">")[0].split("=")[0].strip().lower().replace("-", "_") for dep in project["dependencies"]}
+    missing = {name: where for name, where in ours_imported_by(package).items() if name not in declared}
+    assert not missing, f"{package} imports {missing} but its pyproject.toml does not declare them"
+
+
 def test_the_package_graph_has_no_cycle():
     graph = {package: set(ours_imported_by(package)) & set(PACKAGES) for package in PACKAGES}
     done: set[str] = set()
