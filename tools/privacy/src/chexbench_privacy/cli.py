@@ -123,7 +123,7 @@ def sample(results, model, run_id, force, prompts, real_root, n, controls, size,
 )
 @click.option("--seed", default=Settings.seed, help="Seed of the bootstrap and the holdout folds.")
 @click.option("--evidence-pairs", type=click.IntRange(min=1), default=Settings.evidence_pairs, help="Pairs shown.")
-@click.option("--tile", type=click.IntRange(min=64), default=Settings.tile, help="Tile edge of the exact search.")
+@click.option("--tile", type=click.IntRange(min=64), default=Settings.tile, help="Query batch / self-search tile edge.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, help="Images per re-ID forward pass.")
 @click.option("--workers", type=click.IntRange(min=0), help="Decoding processes [default: min(8, CPUs)].")
 @click.option("--cache-dir", type=_dir, help="Re-ID embedding cache [default: $CHEXBENCH_CACHE_DIR/privacy].")
