@@ -17,7 +17,7 @@ from chexbench_schema import read_table
 from click.testing import CliRunner
 from sklearn.metrics import classification_report
 
-# the original's main_*.csv columns (research note chexgenbench.md section 10), written out independently
+# the original's main_*.csv columns (README, "Outputs": the original's 12 columns), written out independently
 ORIGINAL_MAIN = [
     "Micro-F1-14",
     "Micro-F1-5",
