@@ -1,4 +1,4 @@
-"""Privacy benchmarks (issue 11, "Scale and speed").
+"""Privacy benchmarks: the exact nearest-neighbour search at the stage's scale, and re-ID embedding throughput.
 
 knn mode: exact top-k (k = 5) of 20k synthetic x 200k training embeddings (d = 768, float32) with the stage's search
 (`chexbench_common.neighbours.nearest`), against the matrix-product bound measured in the same run (the same tiled
