@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 from chexbench_common import progress
 
 
