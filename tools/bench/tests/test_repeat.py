@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from chexbench_bench.cli import main
-from chexbench_bench.repeat import EXCLUDED_FIELDS, compare_frames, same
+from chexbench_bench.repeat import EXCLUDED_FIELDS, compare_frames, compare_json, same
 from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -47,7 +47,8 @@ def roots(tmp_path):
     pd.DataFrame({"Model": ["demo"], "FID": [12.5], "Extra Info": ["x"]}).to_csv(run / "fidelity" / "leaderboard.csv")
     vectors = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
     pd.DataFrame({"id": ["a", "b", "c"], "vector": list(vectors)}).to_parquet(run / "embed" / "synthetic.parquet")
-    report = {"headline": {"FID": 12.5}, "provenance": [{"stage": "fidelity", "started": "t0", "seconds": 1.5}]}
+    stages = [{"stage": "fidelity", "started": "t0", "seconds": 1.5, "inputs": {"real": "aa"}}]
+    report = {"headline": {"FID": 12.5}, "provenance": {"stages": stages}}
     (run / "report" / "report.json").write_text(json.dumps(report))
     second = tmp_path / "second"
     shutil.copytree(first, second)
@@ -64,7 +65,7 @@ def test_equal_runs_pass_with_one_line_per_stage_and_provenance_left_out(roots):
     # what legitimately changes between identical runs: manifests, wall-clock times, durations, host
     (run / "fidelity" / "manifest.json").write_text(json.dumps({"status": "success", "started": "t9", "host": "b"}))
     report = json.loads((run / "report" / "report.json").read_text())
-    report["provenance"][0].update(started="t9", seconds=7.25)
+    report["provenance"]["stages"][0].update(started="t9", seconds=7.25, inputs={"real": "bb"})
     (run / "report" / "report.json").write_text(json.dumps(report))
     result = _compare(first, second)
     assert result.exit_code == 0, result.output + result.stderr
@@ -96,7 +97,7 @@ def test_vectors_report_values_missing_tables_and_row_order_are_differences(root
     frame.at[1, "vector"] = frame.at[1, "vector"] + np.float32(0.5)
     frame.to_parquet(run / "embed" / "synthetic.parquet")
     (run / "report" / "report.json").write_text(
-        json.dumps({"headline": {"FID": 13.0}, "provenance": [{"stage": "fidelity"}]})
+        json.dumps({"headline": {"FID": 13.0}, "provenance": {"stages": [{"stage": "fidelity"}]}})
     )
     (run / "fidelity" / "leaderboard.csv").unlink()
     _metrics({"KID": 0.25, "FID": 12.5}).to_parquet(run / "fidelity" / "metrics.parquet")
@@ -130,6 +131,11 @@ def test_exact_equality_rules():
     assert compare_frames(a, a.assign(seconds=9.0), "t.csv") == (2, [])
     assert "seconds" in EXCLUDED_FIELDS
     assert len(compare_frames(a, a.assign(value=1.5), "t.csv")[1]) == 1
+    # an excluded path is excluded only in its own file and place
+    one, two = ({"provenance": {"stages": [{"inputs": {"real": h}}]}} for h in ("aa", "bb"))
+    assert compare_json(one, two, "run/report/report.json") == (0, [])
+    assert len(compare_json(one, two, "run/other.json")[1]) == 1
+    assert len(compare_json({"inputs": {"real": "aa"}}, {"inputs": {"real": "bb"}}, "report.json")[1]) == 1
 
 
 def test_make_bench_repeat_runs_bench_twice_into_fresh_roots_and_caches_then_compares(tmp_path):

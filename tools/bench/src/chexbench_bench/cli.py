@@ -24,7 +24,7 @@ from .assets import CHEST_CR, CHEST_CT, packaged_file
 from .drr import demo_poses, load_attenuation, render
 from .prompts import CR_PROMPT, demo_prompts, label_row, prompt_id
 from .registry import check, generate_args, load_registry, pin, resolve_path, shown_path
-from .repeat import EXCLUDED_FIELDS, EXCLUDED_FILES, RunsDifferError, compare_roots
+from .repeat import EXCLUDED_FIELDS, EXCLUDED_FILES, EXCLUDED_PATHS, RunsDifferError, compare_roots
 
 main = stage_group(
     "bench",
@@ -241,8 +241,9 @@ def _show_fidelity(fidelity_dir: Path) -> None:
 def compare_runs(first: Path, second: Path, model: str) -> None:
     """Compare two results roots made by the same commands with the same seeds (make bench-repeat): every table of
     every stage folder (.parquet, .csv, .json) must be equal, exactly. Prints one line per stage folder, equal or
-    which value differs and by how much; exits 4 when any differs. Left out: manifest.json (provenance) and the
-    fields started, ended, created, seconds, duration, host (wall-clock times, durations, machine)."""
+    which value differs and by how much; exits 4 when any differs. Left out, as they differ between identical runs
+    by design: manifest.json (provenance), the fields started, ended, seconds and host (the report's provenance),
+    the report's copy of its stages' input file hashes; a path under either root reads as <results>."""
     comparisons = compare_roots(first, second, model)
     if not comparisons:
         raise BadInputError(
@@ -257,5 +258,5 @@ def compare_runs(first: Path, second: Path, model: str) -> None:
             f"{len(differing)} of {len(comparisons)} stage folders differ between {first} and {second}: "
             + ", ".join(differing)
         )
-    left_out = ", ".join([*EXCLUDED_FILES, *EXCLUDED_FIELDS])
+    left_out = ", ".join([*EXCLUDED_FILES, *EXCLUDED_FIELDS, *(f"{f}: {p}" for f, p in EXCLUDED_PATHS)])
     click.echo(f"all {len(comparisons)} stage folders equal (left out: {left_out})", err=True)

@@ -30,14 +30,20 @@ EXCLUDED_FILES = {
 # What a manifest records about how its stage ran: differing there, the two runs did not run the same thing.
 RUN_DEFINITION = ("tool_version", "params", "weights")
 
-# Fields (table columns or JSON keys, at any depth) that legitimately differ between identical runs.
+# Fields (table columns or JSON keys, at any depth) that legitimately differ between identical runs: the report's
+# provenance section repeats them from the manifests.
 EXCLUDED_FIELDS = {
     "started": "wall-clock time a stage started",
     "ended": "wall-clock time a stage ended",
-    "created": "wall-clock time a table was written",
-    "seconds": "duration",
-    "duration": "duration",
+    "seconds": "how long a stage took",
     "host": "machine name",
+}
+
+# JSON paths (list positions written []) of one file that legitimately differ between identical runs.
+EXCLUDED_PATHS = {
+    ("report.json", "provenance.stages[].inputs"): "sha256 of each stage's input files, repeated from the manifests: "
+    "a file that records its run folder (an embeddings table records its weights' path) hashes differently under "
+    "another results root; the tables themselves are compared value by value",
 }
 
 # What a path under either results root is read as, so that tables recording paths compare equal across the roots.
@@ -234,12 +240,12 @@ def _row_names(frame: pd.DataFrame, keys: list[str]) -> list[str]:
 
 
 def compare_json(a, b, rel: str, where: str = "") -> tuple[int, list[Difference]]:
-    """Leaf-by-leaf comparison of two JSON documents; excluded keys are skipped at any depth."""
+    """Leaf-by-leaf comparison of two JSON documents; excluded keys are skipped at any depth, excluded paths where
+    they are."""
     if isinstance(a, dict) and isinstance(b, dict):
-        keys = [k for k in {**a, **b} if k not in EXCLUDED_FIELDS]
-        found = [
-            compare_json(a.get(k, _MISSING), b.get(k, _MISSING), rel, f"{where}.{k}" if where else k) for k in keys
-        ]
+        paths = {k: f"{where}.{k}" if where else k for k in {**a, **b} if k not in EXCLUDED_FIELDS}
+        paths = {k: p for k, p in paths.items() if (Path(rel).name, re.sub(r"\[\d+\]", "[]", p)) not in EXCLUDED_PATHS}
+        found = [compare_json(a.get(k, _MISSING), b.get(k, _MISSING), rel, p) for k, p in paths.items()]
         return sum(n for n, _ in found), [d for _, ds in found for d in ds]
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         found = [compare_json(x, y, rel, f"{where}[{i}]") for i, (x, y) in enumerate(zip(a, b, strict=True))]
