@@ -95,9 +95,9 @@ def _bpe_tokenizer(model_max_length: int = _TOKENS, add_eos: bool = False):
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(
-        CORPUS, trainers.BpeTrainer(vocab_size=200, special_tokens=["<pad>", "<unk>", "<s>", "</s>"])
-    )
+    special = ["<pad>", "<unk>", "<s>", "</s>"]
+    # no progress: the trainer's bar is instant here and leaves blank lines in a batch log
+    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=200, special_tokens=special, show_progress=False))
     if add_eos:  # CLIP pools at the end-of-text token
         tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 3)])
     return PreTrainedTokenizerFast(
