@@ -47,7 +47,10 @@ def build_tokenizer(vocab_size: int = 600):
     core.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
     core.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first")
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=list(SPECIAL), initial_alphabet=list(string.printable.strip() + "\n▁")
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL),
+        initial_alphabet=list(string.printable.strip() + "\n▁"),
+        show_progress=False,  # it wrote blank lines into batch logs
     )
     core.train_from_iterator([SYSTEM, INSTRUCTION, "USER: ASSISTANT:", *CORPUS] * 4, trainer)
     core.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])  # BOS as Llama
