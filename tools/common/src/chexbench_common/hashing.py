@@ -19,9 +19,14 @@ def sha256_file(path: str | Path) -> str:
 def sha256_tree(folder: str | Path) -> str:
     """sha256 over the sorted (relative path, file sha256) list of a folder: a model folder's identity."""
     folder = Path(folder)
+    return tree_digest({p.relative_to(folder).as_posix(): sha256_file(p) for p in folder.rglob("*") if p.is_file()})
+
+
+def tree_digest(file_digests: dict[str, str]) -> str:
+    """sha256_tree from already known file digests ({relative posix path: sha256}), e.g. of files just verified."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(f"{path.relative_to(folder).as_posix()}\0{sha256_file(path)}\n".encode())
+    for relative in sorted(file_digests, key=lambda r: r.split("/")):  # path order: part by part
+        digest.update(f"{relative}\0{file_digests[relative]}\n".encode())
     return digest.hexdigest()
 
 
