@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import shutil
 from pathlib import Path
@@ -20,8 +21,10 @@ from chexbench_common.rundir import StageRun, is_finished
 from chexbench_schema import CHEXPERT_LABELS, read_table, write_table
 
 from . import __version__
+from . import plan as asset_plan
 from .assets import CHEST_CR, CHEST_CT, packaged_file
 from .drr import demo_poses, load_attenuation, render
+from .fetch import fetch_all
 from .prompts import CR_PROMPT, demo_prompts, label_row, prompt_id
 from .registry import check, generate_args, load_registry, pin, resolve_path, shown_path
 from .repeat import EXCLUDED_FIELDS, EXCLUDED_FILES, EXCLUDED_PATHS, RunsDifferError, compare_roots
@@ -127,13 +130,62 @@ def _row(prompt: tuple[str, dict[str, int]], image: str, view: str) -> dict:
 
 
 REGISTRY_OPTION = click.option(
-    "--registry", type=click.Path(path_type=Path), default=Path("assets/models.yml"), help="Model registry file."
+    "--registry",
+    type=click.Path(path_type=Path),
+    default=Path("assets/models.yml"),
+    envvar="CHEXBENCH_ASSETS_REGISTRY",
+    help="Model registry file.",
 )
 
 
 @main.group()
 def assets() -> None:
-    """Check or pin the local weights listed in assets/models.yml."""
+    """Plan, fetch, check or pin the local weights listed in assets/models.yml."""
+
+
+@assets.command("plan")
+@click.argument("model")
+@REGISTRY_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON instead of a table.")
+def assets_plan(model: str, registry: Path, as_json: bool) -> None:
+    """Every asset `make bench MODEL=…` loads, stage by stage: size, licence, gate, status (present, missing, hash
+    mismatch, unpinned) and the command that fetches what is missing."""
+    rows = asset_plan.build_plan(load_registry(registry), model, Path.cwd())
+    click.echo(
+        json.dumps(asset_plan.as_dict(model, registry, rows), indent=2)
+        if as_json
+        else asset_plan.render(model, registry, rows)
+    )
+
+
+@assets.command("fetch")
+@click.argument("asset_ids", nargs=-1)
+@click.option("--model", help="Also fetch every missing asset `make bench MODEL=…` loads (see `assets plan`).")
+@REGISTRY_OPTION
+def assets_fetch(asset_ids: tuple[str, ...], model: str | None, registry: Path) -> None:
+    """Download ASSET_IDS into their local_path (hub files at the pinned revision, only those the stage loads; other
+    files over https), verify them, and pin what the registry did not (sha256, size, commit). Gated models need
+    their terms accepted on the model page and HF_TOKEN set; HF_ENDPOINT and the hub cache are honoured."""
+    assets_ = load_registry(registry)
+    unknown = [i for i in asset_ids if i not in assets_]
+    if unknown or not (asset_ids or model):
+        raise BadInputError(
+            f"unknown asset(s) {', '.join(unknown)}; known: {', '.join(sorted(assets_))}"
+            if unknown
+            else "name the assets to fetch, or --model MODEL for everything its run loads"
+        )
+    wanted = [assets_[i] for i in asset_ids]
+    if model:
+        rows = asset_plan.build_plan(assets_, model, Path.cwd())
+        wanted += [r.asset for r in rows if r.needs_fetch and r.asset not in wanted]
+        for row in rows:
+            if row.status == "missing" and not row.asset.fetchable:
+                click.echo(f"by hand: {row.asset.id}: {row.asset.source}", err=True)
+    failures = fetch_all(wanted, registry, Path.cwd(), lambda line: click.echo(line, err=True))
+    if failures:
+        raise type(failures[0])(
+            f"{len(failures)} of {len(wanted)} asset(s) not fetched; see the lines above, fix, and fetch again"
+        )
 
 
 @assets.command("check")
