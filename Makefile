@@ -60,7 +60,7 @@ else
 $(error RUNNER must be local, docker or apptainer, not '$(RUNNER)')
 endif
 
-.PHONY: help setup test lint splits bench collect clean $(STAGES)
+.PHONY: help setup test lint splits bench weights collect clean $(STAGES)
 
 help: ## list targets and variables
 	@echo "chexbench make targets:"
@@ -157,6 +157,7 @@ else
 BENCH_PROMPTS   := $(PROMPTS)
 BENCH_REAL_ROOT := $(REAL_ROOT)
 bench-inputs: setup
+	$(BENCH) assets plan $(MODEL)
 	$(BENCH) assets check $(MODEL)
 	$(BENCH) assets check raddino
 	@test -f $(PROMPTS) || { echo "make: $(PROMPTS) is missing: convert the split first (make splits, see MIMIC_Splits/README.md)" >&2; exit 3; }
@@ -176,12 +177,15 @@ CLASSIFY_TRAIN ?= MIMIC_Splits/prompts_train20k.parquet
 CLASSIFY_TEST ?= $(PROMPTS)
 CLASSIFY_ARGS ?= --backbone-weights $$($(BENCH) assets path resnet50-imagenet)
 # llava-report on MIMIC: your converted LLaVA-Rad (LLAVA_DIR; or LLAVA_RAD + VICUNA, your own copies, converted here
-# once) and CheXbert (LLAVA_ARGS="--chexbert ... --chexbert-tokenizer ..."); nothing of LLaVA-Rad is downloaded
+# once) and CheXbert: the registry's chexbert and bert-base-uncased when `assets check` passes (make weights fetches
+# them), else the rows say skipped (or LLAVA_ARGS="--chexbert ... --chexbert-tokenizer ..."); nothing is downloaded
 LLAVA_RAD ?=
 VICUNA    ?=
 LLAVA_DIR ?= assets/checkpoints/llava-rad-hf
 LLAVA_CONVERT_ARGS ?=
-LLAVA_ARGS ?=
+CHEXBERT_ARGS = $$(c=$$($(BENCH) assets path chexbert 2>/dev/null) && t=$$($(BENCH) assets path bert-base-uncased \
+  2>/dev/null) && echo "--chexbert $$c --chexbert-tokenizer $$t")
+LLAVA_ARGS ?= $(CHEXBERT_ARGS)
 # the FID Inception state_dict when `chexbench-bench assets check inception-fid` passes (pool3 + logits: IS), else
 # the packaged TorchScript (pool3 only: IS unavailable)
 INCEPTION_WEIGHTS = $$(p=$$($(BENCH) assets path inception-fid 2>/dev/null) && echo "=$$p")
@@ -264,6 +268,9 @@ bench-privacy: bench-embed
 	$(call stage_cmd,privacy) run --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \
 	  --train-prompts $(PRIVACY_TRAIN) --holdout-prompts $(PRIVACY_HOLDOUT) --real-root $(BENCH_REAL_ROOT) \
 	  --reid-weights $(REID_WEIGHTS) $(PRIVACY_SPACES) $(PRIVACY_WEIGHTS) --device $(DEVICE)
+
+weights: setup ## fetch every asset `make bench MODEL=...` loads into assets/ (hub: HF_TOKEN for gated models)
+	$(BENCH) assets fetch --model $(MODEL)
 
 bench: bench-report ## the whole benchmark for MODEL (default: the embedded demo, CPU only), ending with its report
 	$(BENCH) show $(RUN_DIR)/fidelity

@@ -27,6 +27,10 @@ def test_demo_chain_runs_every_stage_in_order_under_each_runner():
 def test_registry_model_without_weights_names_what_is_missing(tmp_path):
     out = make("bench", "MODEL=sana", f"RESULTS={tmp_path}")
     assert out.returncode != 0
+    # first the plan: every asset of the run, its status, and the command that fetches what is missing
+    assert (
+        "make bench MODEL=sana loads" in out.stdout and "fetch what is missing: make weights MODEL=sana" in out.stdout
+    )
     assert "sana: expected at" in out.stderr and "assets/checkpoints/sana" in out.stderr
     assert "Traceback" not in out.stderr
     assert not list(tmp_path.iterdir())  # nothing started
