@@ -99,6 +99,19 @@ def test_the_seed_moves_the_floor_and_the_intervals(world, done):
     assert "seed 42" in one["note"] and "seed 7" in two["note"] and "percentile bootstrap" in two["note"]
 
 
+@pytest.mark.parametrize(("device", "code"), [("cdua", 2), ("cuda", 5)])
+def test_a_bad_device_leaves_the_finished_run_untouched(world, done, monkeypatch, device, code):
+    """--device is checked while the command line is parsed: a forced re-run of the finished run with a misspelt
+    device (a usage error) or a GPU this machine does not show (a missing resource) never reaches its folder."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    files = sorted(p for p in out(world).iterdir() if p.is_file())
+    before = [p.read_bytes() for p in files]
+    result = invoke(world.args("--force", "--device", device))
+    assert result.exit_code == code, result.output
+    assert sorted(p for p in out(world).iterdir() if p.is_file()) == files
+    assert [p.read_bytes() for p in files] == before and (out(world) / "_SUCCESS") in files
+
+
 def test_batch_size_and_workers_change_nothing(fresh):
     assert invoke(fresh.args("--batch-size", "1")).exit_code == 0
     one = pd.read_csv(out(fresh) / "scores.csv")

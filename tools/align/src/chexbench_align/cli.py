@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import click
 from chexbench_common.cli import stage_group
-from chexbench_common.options import echo_outputs, stage_run_options
+from chexbench_common.options import DIR, FILE, builds_request, echo_outputs, stage_run_options
 
 from . import __version__
 
 main = stage_group("align", __version__, "Image-text alignment of synthetic chest X-rays (BioViL-T), batched.")
 
-_file = click.Path(path_type=Path, dir_okay=False)
-_dir = click.Path(path_type=Path, file_okay=False)
-
 
 @main.command()
 @stage_run_options(device=True)
-@click.option("--prompts", type=_file, required=True, help="prompts table the images were generated from.")
-@click.option("--images", type=_file, help="images table [default: <run>/generate/images.parquet].")
+@click.option("--prompts", type=FILE, required=True, help="prompts table the images were generated from.")
+@click.option("--images", type=FILE, help="images table [default: <run>/generate/images.parquet].")
 @click.option(
-    "--images-root", type=_dir, help="Folder the images table's paths are relative to [default: its metadata]."
+    "--images-root", type=DIR, help="Folder the images table's paths are relative to [default: its metadata]."
 )
-@click.option("--real-root", type=_dir, help="Real images' folder: adds the ceiling (each real image vs its report).")
+@click.option("--real-root", type=DIR, help="Real images' folder: adds the ceiling (each real image vs its report).")
 @click.option("--scorer", type=click.Choice(["biovil-t"]), default="biovil-t", show_default=True)
 @click.option(
     "--engine",
@@ -33,8 +29,8 @@ _dir = click.Path(path_type=Path, file_okay=False)
     show_default="$CHEXBENCH_ALIGN_ENGINE, else the image variant, else native",
     help="BioViL-T implementation: native (main stack) or himl (hi-ml-multimodal 0.2.2, isolated environment).",
 )
-@click.option("--image-weights", type=_file, required=True, help="biovil_t_image_model_proj_size_128.pt (local).")
-@click.option("--text-model", type=_dir, required=True, help="CXR-BERT folder: config.json, vocab.txt, weights.")
+@click.option("--image-weights", type=FILE, required=True, help="biovil_t_image_model_proj_size_128.pt (local).")
+@click.option("--text-model", type=DIR, required=True, help="CXR-BERT folder: config.json, vocab.txt, weights.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
 @click.option("--conditional/--no-conditional", default=True, show_default=True, help="Also per CheXpert label.")
 @click.option(
@@ -47,61 +43,16 @@ _dir = click.Path(path_type=Path, file_okay=False)
 @click.option(
     "--workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader decoding workers."
 )
-def run(
-    results,
-    model,
-    run_id,
-    force,
-    device,
-    prompts,
-    images,
-    images_root,
-    real_root,
-    scorer,
-    engine,
-    image_weights,
-    text_model,
-    precision,
-    conditional,
-    bootstrap,
-    ci_level,
-    seed,
-    extra_info,
-    batch_size,
-    workers,
-):
+@builds_request(".run:Request")
+def run(request):
     """Score each generation against its prompt; floor, ceiling, per pathology, with CIs."""
-    from .run import Request
     from .run import run as run_stage
 
-    request = Request(
-        results=results,
-        model=model,
-        run_id=run_id,
-        prompts=prompts,
-        image_weights=image_weights,
-        text_model=text_model,
-        images=images,
-        images_root=images_root,
-        real_root=real_root,
-        scorer=scorer,
-        engine=engine,
-        precision=precision,
-        conditional=conditional,
-        bootstrap=bootstrap,
-        ci_level=ci_level,
-        seed=seed,
-        extra_info=extra_info,
-        device=device,
-        batch_size=batch_size,
-        workers=workers,
-        force=force,
-    )
     echo_outputs(*run_stage(request))
 
 
 @main.command("tiny-biovil")
-@click.argument("out_dir", type=_dir)
+@click.argument("out_dir", type=DIR)
 @click.option("--seed", default=0, help="Seed of the random weights.")
 def tiny_biovil(out_dir, seed):
     """Write a random-weight BioViL-T in the published layouts: <OUT_DIR>/biovil_t_image_model_proj_size_128.pt and
