@@ -40,6 +40,7 @@ class Repo:
     files: dict[str, bytes]
     commit: str
     gated: bool = False
+    refs: tuple[str, ...] = ("main",)  # branch and tag names that resolve to the commit
     served: dict[str, bytes] = field(default_factory=dict)  # bytes served instead of the listed ones (corruption)
 
     def is_lfs(self, path: str) -> bool:
@@ -77,9 +78,16 @@ class LoopbackHub:
     def cdn(self) -> str:
         return f"http://127.0.0.1:{self._servers[1].server_address[1]}"
 
-    def add_repo(self, repo_id: str, files: dict[str, bytes], gated: bool = False) -> str:
-        commit = hashlib.sha1(repo_id.encode() + b"".join(sorted(files.values()))).hexdigest()
-        self.repos[repo_id] = Repo(dict(files), commit, gated)
+    def add_repo(
+        self,
+        repo_id: str,
+        files: dict[str, bytes],
+        gated: bool = False,
+        commit: str | None = None,
+        refs: tuple[str, ...] = ("main",),
+    ) -> str:
+        commit = commit or hashlib.sha1(repo_id.encode() + b"".join(sorted(files.values()))).hexdigest()
+        self.repos[repo_id] = Repo(dict(files), commit, gated, refs)
         for content in files.values():
             self.blobs[sha256(content)] = content
         return commit
@@ -174,7 +182,7 @@ class LoopbackHub:
         repo = self.repos.get(repo_id)
         if repo is None:
             self._error(handler, 401, "RepoNotFound", "Repository not found", body)
-        elif revision not in ("main", repo.commit):
+        elif revision not in (*repo.refs, repo.commit):
             self._error(handler, 404, "RevisionNotFound", f"Invalid rev id: {revision}", body)
         else:
             return repo

@@ -5,6 +5,7 @@ HF_HOME at import, and the tests set HF_HUB_OFFLINE=1 as `make test` does (fetch
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import subprocess
@@ -320,3 +321,91 @@ def test_make_weights_fetches_every_asset_of_the_run_and_continues_past_a_failur
     )
     assert plan.returncode == 0 and "nothing to fetch" in plan.stdout
     assert all(line.split()[-1] == "present" for line in plan.stdout.splitlines()[2:6])
+
+
+# The repositories `make bench MODEL=sana` loads from, as the registry declares them (ids, revisions, tags), holding
+# small stand-ins under the file names the registry's patterns expect, plus files no stage loads.
+def _stand_ins(names: str, seed: int) -> dict[str, bytes]:
+    return {name: _bytes(seed + i, 64 + 97 * i) for i, name in enumerate(names.split())}
+
+
+REAL_REPOS = {
+    "raman07/CheXGenBench-Models-Sana-e20": (
+        "model_index.json scheduler/scheduler_config.json text_encoder/config.json "
+        "text_encoder/model-00001-of-00002.safetensors text_encoder/model-00002-of-00002.safetensors "
+        "text_encoder/model.safetensors.index.json tokenizer/tokenizer.json tokenizer/tokenizer_config.json "
+        "transformer/config.json transformer/diffusion_pytorch_model.safetensors vae/config.json "
+        "vae/diffusion_pytorch_model.safetensors README.md transformer/diffusion_pytorch_model.fp16.safetensors",
+        {"commit": "6c8989d92e75fbcfc91a82c3570389293867ad6a"},
+    ),
+    "microsoft/rad-dino": (
+        "config.json preprocessor_config.json model.safetensors backbone_compatible.safetensors "
+        "dino_head.safetensors README.md",
+        {},
+    ),
+    "microsoft/BiomedVLP-BioViL-T": (
+        "biovil_t_image_model_proj_size_128.pt config.json vocab.txt tokenizer_config.json pytorch_model.bin "
+        "modeling_cxrbert.py configuration_cxrbert.py special_tokens_map.json tokenizer.json README.md",
+        {"refs": ("main", "v1.0")},
+    ),
+    "raman07/Patient_ReIdentification_MIMIC": ("ResNet-50_epoch11_data_handling_RPN.pth", {}),
+    "microsoft/llava-rad": (
+        "config.json adapter_config.json adapter_model.bin non_lora_trainables.bin biomedclipcxr_518_checkpoint.pt "
+        "biomedclipcxr_518.json",
+        {},
+    ),
+    "lmsys/vicuna-7b-v1.5": (
+        "config.json generation_config.json tokenizer.model tokenizer_config.json special_tokens_map.json "
+        "pytorch_model-00001-of-00002.bin pytorch_model-00002-of-00002.bin pytorch_model.bin.index.json",
+        {},
+    ),
+    "StanfordAIMI/RRG_scorers": ("chexbert.pth radgraph.tar.gz radgraph-xl.tar.gz", {}),
+    "google-bert/bert-base-uncased": (
+        "vocab.txt config.json tokenizer_config.json tokenizer.json model.safetensors",
+        {},
+    ),
+}
+UNLOADED = {"README.md", "diffusion_pytorch_model.fp16.safetensors", "backbone_compatible.safetensors"}
+UNLOADED |= {"dino_head.safetensors", "biomedclipcxr_518.json", "radgraph-xl.tar.gz"}
+
+
+def test_make_weights_sana_fetches_verifies_and_pins_what_the_repository_registry_declares(hub, tmp_path):
+    text = (REPO_ROOT / "assets" / "models.yml").read_text()
+    for seed, (repo_id, (names, extra)) in enumerate(REAL_REPOS.items()):
+        hub.add_repo(repo_id, _stand_ins(names, 100 * seed), **extra)
+    raw = yaml.safe_load(text)
+    for asset_id in ("inception-fid", "resnet50-imagenet"):  # not on the hub: the https files, served here
+        url = next(section[asset_id]["url"] for section in raw.values() if asset_id in section)
+        content = _bytes(len(url), 2048)
+        text = text.replace(url, hub.add_plain(url.rsplit("/", 1)[1], content))
+        prefix = next(section[asset_id]["sha256_prefix"] for section in raw.values() if asset_id in section)
+        text = text.replace(f"sha256_prefix: {prefix}", f"sha256_prefix: {sha256(content)[:8]}")
+    text = text.replace("local_path: assets/", f"local_path: {tmp_path}/assets/")
+    registry = tmp_path / "models.yml"
+    registry.write_text(text)
+    env = hub_env(hub, tmp_path) | {"CHEXBENCH_ASSETS_REGISTRY": str(registry)}
+
+    make = ["make", "--no-print-directory", "-o", "setup", "weights", "MODEL=sana"]
+    result = subprocess.run(make, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    plan = subprocess.run(
+        [str(BENCH), "assets", "plan", "sana", "--json"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+    rows = json.loads(plan.stdout)["assets"]
+    assert {r["id"]: r["status"] for r in rows} == {r["id"]: "present" for r in rows}  # all fetched and pinned
+    assert len(rows) == 12
+    pinned = yaml.safe_load(registry.read_text())
+    biovil = pinned["bases"]["biovil-t"]
+    assert biovil["revision"] == hub.repos["microsoft/BiomedVLP-BioViL-T"].commit  # the tag, pinned to its commit
+    assert pinned["generators"]["sana"]["revision"] == "6c8989d92e75fbcfc91a82c3570389293867ad6a"
+    fetched = {p.name for p in (tmp_path / "assets").rglob("*") if p.is_file()}
+    assert not fetched & UNLOADED
+    assert not (tmp_path / "assets/checkpoints/bert-base-uncased/model.safetensors").exists()
+    assert sorted(p.name for p in (tmp_path / "assets/checkpoints/sana/transformer").iterdir()) == [
+        "config.json",
+        "diffusion_pytorch_model.safetensors",
+    ]
+    check = subprocess.run(
+        [str(BENCH), "assets", "check", "sana"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+    assert check.returncode == 0 and "sana: all assets present" in check.stderr
