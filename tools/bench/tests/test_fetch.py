@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -409,3 +410,23 @@ def test_make_weights_sana_fetches_verifies_and_pins_what_the_repository_registr
         [str(BENCH), "assets", "check", "sana"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
     )
     assert check.returncode == 0 and "sana: all assets present" in check.stderr
+
+
+def test_an_unreachable_hub_is_one_line_naming_the_endpoint(hub, tmp_path):
+    registry = write_registry(tmp_path, hub)
+    with socket.socket() as closed:  # a loopback port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    env = hub_env(hub, tmp_path) | {"HF_ENDPOINT": f"http://127.0.0.1:{port}"}
+    result = subprocess.run(
+        [str(BENCH), "assets", "fetch", "reid", "--registry", str(registry)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 5
+    (line,) = errors(result)
+    assert f"reid: cannot download from http://127.0.0.1:{port}" in line and "HF_ENDPOINT" in line
+    assert leftovers(tmp_path) == []

@@ -147,6 +147,8 @@ def _hub_error(asset: Asset, exc: Exception, endpoint: str) -> ChexbenchError:
         return MissingResourceError(f"{asset.id}: a file is missing from {where}: {_first_line(exc)}")
     if isinstance(exc, errors.HfHubHTTPError) and exc.response is not None:
         return MissingResourceError(f"{asset.id}: HTTP {exc.response.status_code} from {where}: {_first_line(exc)}")
+    if isinstance(exc, OSError) and not isinstance(exc, errors.LocalEntryNotFoundError):  # short body, full disk
+        return MissingResourceError(f"{asset.id}: download from {endpoint} failed ({_first_line(exc)}); fetch again")
     return MissingResourceError(
         f"{asset.id}: cannot download from {endpoint} ({_first_line(exc)}); check the network, a proxy or HF_ENDPOINT"
     )
@@ -175,7 +177,7 @@ def _stage_hub(asset: Asset, data: Path, say: Say) -> Staged:
         for number, remote in enumerate(chosen, 1):
             say(f"{asset.id}: [{number}/{len(chosen)}] {remote.path} ({human(remote.size)})")
             hf_hub_download(asset.repo, remote.path, revision=commit, local_dir=data, endpoint=endpoint)
-    except (errors.HfHubHTTPError, errors.LocalEntryNotFoundError, httpx2.HTTPError, ValueError) as exc:
+    except (errors.HfHubHTTPError, errors.LocalEntryNotFoundError, httpx2.HTTPError, OSError, ValueError) as exc:
         raise _hub_error(asset, exc, endpoint) from None
     shutil.rmtree(data / _HUB_METADATA, ignore_errors=True)
     digests = {f.path: _verify(asset, data / f.path, f) for f in chosen}
