@@ -434,7 +434,7 @@ def assert_refused(args, code, expect):
     assert len(lines) == 1 and expect in lines[0], result.output
 
 
-def test_bad_inputs_are_refused_in_one_line(tiny_llava, tmp_path):
+def test_bad_inputs_are_refused_in_one_line(tiny_llava, tmp_path, monkeypatch):
     world = make_world(tmp_path)
     not_llava = tmp_path / "not-llava"
     not_llava.mkdir()
@@ -442,7 +442,12 @@ def test_bad_inputs_are_refused_in_one_line(tiny_llava, tmp_path):
     assert_refused(finetune_args(world, not_llava), 3, "not a transformers LLaVA folder")
     assert_refused(generate_args(world, not_llava), 3, "not a transformers LLaVA folder")
     assert_refused(generate_args(world, tmp_path / "nowhere"), 5, "model folder not found")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert_refused(finetune_args(world, tiny_llava, "--device", "cuda"), 5, "no CUDA GPU is visible")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a machine with two GPUs: the index is refused
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert_refused(finetune_args(world, tiny_llava, "--device", "cuda:1"), 3, "use CUDA_VISIBLE_DEVICES=1")
+    monkeypatch.undo()
     assert_refused(generate_args(world, tiny_llava, "--finetuned", str(tmp_path)), 5, "not a finished finetune folder")
     (tmp_path / "gen" / f"{prompt_id(DARK)}-1.png").unlink()
     assert_refused(finetune_args(world, tiny_llava), 3, f"row 4: synthetic image {tmp_path / 'gen'}")
