@@ -103,6 +103,12 @@ DEVICE      ?= auto
 PROMPTS     ?= MIMIC_Splits/prompts_$(SPLIT).parquet
 BOOTSTRAP   ?= 100
 BENCH_ARGS_GENERATE ?=
+# extra options of the classify and llava-report runs (e.g. BENCH_ARGS_CLASSIFY="--devices 4 --strategy ddp")
+BENCH_ARGS_CLASSIFY ?=
+BENCH_ARGS_LLAVA_REPORT ?=
+# SHARD=auto: the generate and embed runs take their shard from a Slurm array (compose/hpc/submit.sh STAGES=all)
+SHARD ?=
+SHARD_ARGS = $(if $(SHARD),--shard $(SHARD))
 BENCH       := $(BIN)/chexbench-bench
 GEN_DIR     := $(RUN_DIR)/generate
 # inside containers the MIMIC root is mounted at /data/mimic; paths under the repository are the same everywhere
@@ -197,14 +203,14 @@ RADIOMICS_EXTRACTOR ?= $(if $(filter local,$(RUNNER)),--extractor radiomics,)
 
 bench-generate: bench-inputs
 	$(call stage_cmd,generate) run $(GENERATOR_ARGS) --prompts $(BENCH_PROMPTS) --results $(RESULTS) \
-	  --run-id $(RUN_ID) --device $(DEVICE) $(BENCH_ARGS_GENERATE)
+	  --run-id $(RUN_ID) --device $(DEVICE) $(BENCH_ARGS_GENERATE) $(SHARD_ARGS)
 
 bench-embed: bench-generate
 	$(call stage_cmd,embed) run --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \
 	  --images $(GEN_DIR)/images.parquet --images-root $(GEN_DIR)/images \
 	  --prompts $(BENCH_PROMPTS) --real-root $(BENCH_REAL_ROOT) \
 	  --extractor inception$(INCEPTION_WEIGHTS) --extractor raddino=$(RADDINO_PATH) $(RADIOMICS_EXTRACTOR) \
-	  --device $(DEVICE)
+	  --device $(DEVICE) $(SHARD_ARGS)
 
 bench-fidelity: bench-embed
 	$(call stage_cmd,fidelity) run --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \
@@ -223,24 +229,28 @@ CLASSIFY_RUN := $(RUN_ID).classify
 TRAIN_GEN    := $(RESULTS)/$(MODEL)/$(CLASSIFY_RUN)/generate
 bench-train-images: bench-inputs
 	$(call stage_cmd,generate) run $(GENERATOR_ARGS) --prompts $(CLASSIFY_TRAIN) --results $(RESULTS) \
-	  --run-id $(CLASSIFY_RUN) --device $(DEVICE) $(BENCH_ARGS_GENERATE)
+	  --run-id $(CLASSIFY_RUN) --device $(DEVICE) $(BENCH_ARGS_GENERATE) $(SHARD_ARGS)
 
 # Classification: train every setting on real, synthetic and both, test on the real TEST images.
 bench-classify: bench-train-images
 	$(call stage_cmd,classify) run --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \
 	  --train-prompts $(CLASSIFY_TRAIN) --test-prompts $(CLASSIFY_TEST) --real-root $(BENCH_REAL_ROOT) \
-	  --images $(TRAIN_GEN)/images.parquet --images-root $(TRAIN_GEN)/images --bootstrap $(BOOTSTRAP) $(CLASSIFY_ARGS)
+	  --images $(TRAIN_GEN)/images.parquet --images-root $(TRAIN_GEN)/images --bootstrap $(BOOTSTRAP) $(CLASSIFY_ARGS) \
+	  $(BENCH_ARGS_CLASSIFY)
 
 # Report generation: LLaVA-Rad (converted by the llava-convert tool) fine-tuned on the TRAIN prompts' generations per
-# fraction, findings for the real TEST images (and zero-shot), scored.
-bench-llava-report: bench-train-images
+# fraction, findings for the real TEST images (and zero-shot), scored. The conversion (or the check that LLAVA_DIR
+# holds one) is its own step: a Slurm job with several tasks runs only the fine-tuning on every rank.
+bench-llava-convert: bench-inputs
 	$(if $(LLAVA_RAD),$(call stage_cmd,llava-convert) convert --llava-rad $(LLAVA_RAD) --vicuna $(VICUNA) \
 	  --out $(LLAVA_DIR) $(LLAVA_CONVERT_ARGS),@test -f $(LLAVA_DIR)/config.json || { echo "make: $(LLAVA_DIR) is not a \
 	  converted LLaVA-Rad: pass LLAVA_RAD=<your checkpoint folder> VICUNA=<your Vicuna-7B v1.5> (or LLAVA_DIR)" >&2; exit 5; })
+
+bench-llava-report: bench-llava-convert bench-train-images
 	$(call stage_cmd,llava-report) run --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \
 	  --model-dir $(LLAVA_DIR) --train-prompts $(CLASSIFY_TRAIN) --images $(TRAIN_GEN)/images.parquet \
 	  --images-root $(TRAIN_GEN)/images --test-prompts $(CLASSIFY_TEST) --real-root $(BENCH_REAL_ROOT) \
-	  --device $(DEVICE) $(LLAVA_ARGS)
+	  --device $(DEVICE) $(LLAVA_ARGS) $(BENCH_ARGS_LLAVA_REPORT)
 
 # Privacy: sample TRAIN prompts -> 10 generations each (run <RUN_ID>.privacy) -> embed them with the TRAIN pool ->
 # embed the positive-control ladder (run <RUN_ID>.privacy-control) -> the audit, in <RUN_DIR>/privacy, in every space
@@ -253,18 +263,23 @@ PRIVACY_EMBED  := --extractor inception$(INCEPTION_WEIGHTS) --extractor raddino=
 PRIVACY_SPACES ?= --extractor raddino --extractor inception
 # where a space's weights come from when neither a pinned sha256 nor the network's shape tells (tools/privacy/README.md)
 PRIVACY_WEIGHTS ?=
-bench-privacy: bench-embed
+# Each step is its own target (one Slurm job each under compose/hpc/submit.sh STAGES=all).
+bench-privacy-sample: bench-inputs
 	$(call stage_cmd,privacy) sample --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \
 	  --prompts $(PRIVACY_TRAIN) --real-root $(BENCH_REAL_ROOT) -n $(PRIVACY_N) --controls $(PRIVACY_CONTROLS) \
 	  --size $(PRIVACY_SIZE)
+bench-privacy-generate: bench-privacy-sample
 	$(call stage_cmd,generate) run $(GENERATOR_ARGS) --prompts $(SAMPLE_DIR)/prompts.parquet --results $(RESULTS) \
-	  --run-id $(PRIVACY_RUN) --num-images-per-prompt 10 --device $(DEVICE) $(BENCH_ARGS_GENERATE)
+	  --run-id $(PRIVACY_RUN) --num-images-per-prompt 10 --device $(DEVICE) $(BENCH_ARGS_GENERATE) $(SHARD_ARGS)
+bench-privacy-embed: bench-privacy-generate
 	$(call stage_cmd,embed) run --results $(RESULTS) --model $(MODEL) --run-id $(PRIVACY_RUN) \
 	  --images $(PRIVACY_DIR)/generate/images.parquet --images-root $(PRIVACY_DIR)/generate/images \
 	  --prompts $(PRIVACY_TRAIN) --real-root $(BENCH_REAL_ROOT) $(PRIVACY_EMBED) --device $(DEVICE)
+bench-privacy-control: bench-privacy-sample
 	$(call stage_cmd,embed) run --results $(RESULTS) --model $(MODEL) --run-id $(PRIVACY_RUN)-control \
 	  --images $(SAMPLE_DIR)/control/images.parquet --images-root $(SAMPLE_DIR)/control/images \
 	  $(PRIVACY_EMBED) --device $(DEVICE)
+bench-privacy: bench-embed bench-privacy-embed bench-privacy-control
 	$(call stage_cmd,privacy) run --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \
 	  --train-prompts $(PRIVACY_TRAIN) --holdout-prompts $(PRIVACY_HOLDOUT) --real-root $(BENCH_REAL_ROOT) \
 	  --reid-weights $(REID_WEIGHTS) $(PRIVACY_SPACES) $(PRIVACY_WEIGHTS) --device $(DEVICE)
@@ -281,7 +296,8 @@ bench: bench-report ## the whole benchmark for MODEL (default: the embedded demo
 	@echo "report: $(REPORT_HTML)"
 
 .PHONY: bench-inputs bench-generate bench-embed bench-fidelity bench-align bench-privacy bench-train-images \
-  bench-classify bench-llava-report
+  bench-classify bench-llava-report bench-privacy-sample bench-privacy-generate bench-privacy-embed \
+  bench-privacy-control bench-llava-convert
 
 clean: ## remove the environment and caches (Results/ is kept)
 	rm -rf $(VENV) .pytest_cache .ruff_cache $(CACHE_DIR)
