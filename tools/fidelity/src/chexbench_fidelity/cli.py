@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 from chexbench_common.cli import stage_group
-from chexbench_common.options import echo_outputs, stage_run_options
+from chexbench_common.options import (
+    FILE,
+    KEEP_DEFAULT,
+    PATH,
+    builds_request,
+    echo_outputs,
+    group,
+    results_option,
+    stage_run_options,
+)
 
 from . import __version__
 from .settings import Settings
 
 main = stage_group("fidelity", __version__, "FID, KID, IS, precision/recall/density/coverage from embeddings tables.")
-
-_path = click.Path(path_type=Path)
-_file = click.Path(path_type=Path, dir_okay=False)
 
 
 @main.command()
@@ -22,27 +26,27 @@ _file = click.Path(path_type=Path, dir_okay=False)
 @click.option(
     "--real",
     "real",
-    type=_file,
+    type=FILE,
     multiple=True,
     help="Real embeddings table (repeat, one per extractor) [default: <run>/embed/real-*.parquet].",
 )
 @click.option(
     "--synth",
     "synth",
-    type=_file,
+    type=FILE,
     multiple=True,
     help="Synthetic embeddings table (repeat) [default: <run>/embed/synthetic-*.parquet].",
 )
 @click.option(
     "--synth-logits",
-    type=_file,
+    type=FILE,
     help="Synthetic classifier logits (embeddings table, extractor "
     "inception-logits) for the Inception Score; IS is reported unavailable without it.",
 )
-@click.option("--prompts", type=_file, help="prompts table: labels of the real images (conditional mode).")
+@click.option("--prompts", type=FILE, help="prompts table: labels of the real images (conditional mode).")
 @click.option(
     "--images",
-    type=_file,
+    type=FILE,
     help="images table: the prompt of every synthetic image (conditional mode, prompt-paired bootstrap).",
 )
 @click.option("--conditional/--no-conditional", default=False, help="Also evaluate each CheXpert label group.")
@@ -93,83 +97,27 @@ _file = click.Path(path_type=Path, dir_okay=False)
     help="The leaderboard's Caption Type column (the caption column the prompts came from) "
     "[default: the prompts table's caption_column metadata, else empty].",
 )
-@click.option("--cache-dir", type=_path, help="Real-statistics cache [default: $CHEXBENCH_CACHE_DIR/fidelity].")
+@click.option("--cache-dir", type=PATH, help="Real-statistics cache [default: $CHEXBENCH_CACHE_DIR/fidelity].")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the real-statistics cache.")
-def run(
-    results,
-    model,
-    run_id,
-    real,
-    synth,
-    synth_logits,
-    prompts,
-    images,
-    conditional,
-    unconditional,
-    pathologies,
-    prdc_extractors,
-    k,
-    kid_subsets,
-    kid_subset_size,
-    is_splits,
-    seed,
-    equal_n,
-    fd_inf,
-    bootstrap,
-    ci_level,
-    tile,
-    extra_info,
-    caption_type,
-    cache_dir,
-    no_cache,
-    force,
-):
+@builds_request(
+    ".run:Request",
+    settings=group(prdc_extractors=KEEP_DEFAULT),  # run() sets it: the request's, else the first extractor present
+    use_cache=lambda no_cache: not no_cache,
+)
+def run(request):
     """Compute fidelity metrics of one run; writes metrics.parquet and leaderboard CSV(s)."""
-    from .run import Request
     from .run import run as run_stage
 
-    if pathologies and not conditional:
+    if request.pathologies and not request.conditional:
         raise click.UsageError("--pathology needs --conditional")
-    if not (conditional or unconditional):
+    if not (request.conditional or request.unconditional):
         raise click.UsageError("--no-unconditional needs --conditional")
-    settings = Settings(
-        k=k,
-        kid_subsets=kid_subsets,
-        kid_subset_size=kid_subset_size,
-        is_splits=is_splits,
-        seed=seed,
-        equal_n=equal_n,
-        fd_inf=fd_inf,
-        bootstrap=bootstrap,
-        ci_level=ci_level,
-        tile=tile,
-    )
-    request = Request(
-        results=results,
-        model=model,
-        run_id=run_id,
-        real=list(real),
-        synth=list(synth),
-        synth_logits=synth_logits,
-        prompts=prompts,
-        images=images,
-        conditional=conditional,
-        unconditional=unconditional,
-        pathologies=tuple(pathologies),
-        prdc_extractors=tuple(prdc_extractors),
-        settings=settings,
-        extra_info=extra_info,
-        caption_type=caption_type,
-        cache_dir=cache_dir,
-        use_cache=not no_cache,
-        force=force,
-    )
     echo_outputs(*run_stage(request))
 
 
 @main.command()
-@click.option("--results", type=_path, default=Path("Results"), help="Results root folder.")
-@click.option("--out", type=_file, required=True, help="Merged leaderboard CSV to write.")
+@results_option
+@click.option("--out", type=FILE, required=True, help="Merged leaderboard CSV to write.")
 @click.option("--conditional", is_flag=True, help="Merge the per-pathology leaderboards instead.")
 def collect(results, out, conditional):
     """Merge the leaderboard CSVs of every finished run under RESULTS into one file."""
