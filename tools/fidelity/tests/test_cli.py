@@ -398,13 +398,13 @@ def test_failed_rerun_removes_the_previous_outputs(dataset):
     def explode(*args, **kwargs):
         raise MemoryError
 
-    import chexbench_fidelity.evaluate as evaluate
+    import chexbench_fidelity.kid as kid
 
-    original = evaluate.kernel_inception_distance
-    evaluate.kernel_inception_distance = explode
+    original = kid.kernel_inception_distance
+    kid.kernel_inception_distance = explode
     try:
         result = invoke(dataset, *dataset.args(), "--force")
     finally:
-        evaluate.kernel_inception_distance = original
+        kid.kernel_inception_distance = original
     assert_refused(dataset, result, 6, "out of host memory")
     assert json.loads((stage_dir(dataset) / "manifest.json").read_text())["status"] == "failed"

@@ -38,12 +38,12 @@ def test_failed_rerun_with_bad_inputs_leaves_nothing_collectable(dataset):
 
 
 def test_a_bug_marks_the_run_failed(dataset, monkeypatch):
-    import chexbench_fidelity.evaluate as evaluate
+    import chexbench_fidelity.kid as kid
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(evaluate, "kernel_inception_distance", broken)
+    monkeypatch.setattr(kid, "kernel_inception_distance", broken)
     result = invoke(dataset, *dataset.args())
     assert result.exit_code == 1
     manifest = _manifest(dataset)

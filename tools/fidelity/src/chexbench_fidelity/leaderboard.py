@@ -14,18 +14,12 @@ from chexbench_common.errors import BadInputError
 from chexbench_common.rundir import SUCCESS, is_finished
 from chexbench_schema import ORIGINAL_LEADERBOARD_COLUMNS
 
-from .evaluate import PRDC_METRICS, Row
+from .metric_registry import leaderboard_column
+from .registry import Row
 
-ALPHA_BETA_COLUMNS = {"alpha_precision": "alpha-Precision", "beta_recall": "beta-Recall"}
-
-SUFFIX = {"inception": "", "raddino": " (RadDino)", "dinov2": " (DINOv2)"}
 LEADERBOARD = "leaderboard.csv"
 LEADERBOARD_CONDITIONAL = "leaderboard_conditional.csv"
 STAGE = "fidelity"
-
-
-def _suffix(extractor: str) -> str:
-    return SUFFIX.get(extractor, f" ({extractor})")
 
 
 def metrics_frame(rows: list[Row], model: str, run_id: str) -> pd.DataFrame:
@@ -48,26 +42,6 @@ def metrics_frame(rows: list[Row], model: str, run_id: str) -> pd.DataFrame:
     )
 
 
-def _column(row: Row, prdc_primary: str | None) -> str | None:
-    """Leaderboard column of a metrics row (None: not shown)."""
-    if row.metric in ("IS", "IS_std"):
-        return "Inception Score" + (" std" if row.metric == "IS_std" else "")
-    suffix = _suffix(row.extractor)
-    if row.metric in ("FID", "KID"):
-        return row.metric + suffix
-    if row.metric == "KID_std":
-        return f"KID{suffix} std"
-    if row.metric == "FD_inf":
-        return f"FD-infinity{suffix}"
-    if row.metric == "FRD":
-        return "FRD"
-    if row.metric in PRDC_METRICS:
-        return row.metric.capitalize() + ("" if row.extractor == prdc_primary else suffix)
-    if row.metric in ALPHA_BETA_COLUMNS:
-        return ALPHA_BETA_COLUMNS[row.metric] + suffix
-    return None
-
-
 def leaderboard_frame(
     rows: list[Row],
     *,
@@ -83,7 +57,7 @@ def leaderboard_frame(
     first = {"Extra Info": extra_info, "Caption Type": caption_type, "Model": model, "Run ID": run_id}
     for row in rows:
         rec = records.setdefault(row.subset, dict(first))
-        column = _column(row, prdc_primary)
+        column = leaderboard_column(row, prdc_primary)
         if column is None:
             continue
         rec[column] = np.nan if row.value is None else row.value

@@ -1,0 +1,29 @@
+"""Every metric the fidelity stage computes, in output order: the one place a metric is registered."""
+
+from __future__ import annotations
+
+from . import (
+    metric_alpha_beta,
+    metric_fid,
+    metric_frd,
+    metric_inception_score,
+    metric_kid,
+    metric_prdc,
+)
+from .registry import Metric, Row
+
+REGISTRY: tuple[Metric, ...] = (
+    metric_fid.METRIC,
+    metric_kid.METRIC,
+    metric_prdc.METRIC,
+    metric_alpha_beta.METRIC,
+    metric_frd.METRIC,
+    metric_inception_score.METRIC,
+)
+BY_OUTPUT = {output: metric for metric in REGISTRY for output in metric.outputs}
+
+
+def leaderboard_column(row: Row, prdc_primary: str | None) -> str | None:
+    """The leaderboard column of a metrics row (None: a metric no module declares)."""
+    metric = BY_OUTPUT.get(row.metric)
+    return None if metric is None else metric.column(row, prdc_primary)
