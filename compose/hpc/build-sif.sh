@@ -16,11 +16,21 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 die() { echo "build-sif.sh: $*" >&2; exit 1; }
 
-STAGE=${STAGE:?set STAGE (generate, embed, fidelity, ...)}
+STAGE=${STAGE:?set STAGE (generate, embed, fidelity, ..., or a variant image: align-himl, llava-report-legacy)}
 IMAGE_TAG=${IMAGE_TAG:-0.1.0}
 IMAGE_REPO=${IMAGE_REPO:-chexbench}
 SIF_DIR=${SIF_DIR:-$HOME/.cache/chexbench/sif}
-[[ -f $root/tools/$STAGE/stage.yml ]] || die "no tools/$STAGE/stage.yml: unknown stage '$STAGE'"
+# the console script the image runs: a stage's own, or for a variant image <stage>-<variant> (declared under
+# `variants:` in tools/<stage>/stage.yml, or llava-report-legacy, built from tools/llava-report/legacy/Dockerfile)
+# its stage's
+command_stage=$STAGE
+if [[ ! -f $root/tools/$STAGE/stage.yml ]]; then
+  command_stage=${STAGE%-*} variant=${STAGE##*-}
+  declared() { sed -n '/^variants:/,/^[^ #]/p' "$root/tools/$command_stage/stage.yml" | grep -q "^  $variant:"; }
+  [[ $STAGE != "$command_stage" && -f $root/tools/$command_stage/stage.yml ]] \
+    && { declared || [[ $STAGE == llava-report-legacy && -f $root/tools/llava-report/legacy/Dockerfile ]]; } \
+    || die "no tools/$STAGE/stage.yml and no declared variant '$STAGE': unknown stage or image"
+fi
 sif=$SIF_DIR/chexbench-${STAGE}_${IMAGE_TAG}.sif
 
 source=${SIF_SOURCE:-}
@@ -63,8 +73,8 @@ trap 'rm -f "$tmp"' EXIT
 echo "building $sif from $source"
 "$apptainer" build --force "$tmp" "$source"
 # Smoke test before publishing the file: the console script starts with a clean environment and no home.
-"$apptainer" exec --cleanenv --no-home "$tmp" "chexbench-$STAGE" --help > /dev/null \
-  || die "chexbench-$STAGE --help failed inside the new image; $sif left unchanged"
+"$apptainer" exec --cleanenv --no-home "$tmp" "chexbench-$command_stage" --help > /dev/null \
+  || die "chexbench-$command_stage --help failed inside the new image; $sif left unchanged"
 mv -f "$tmp" "$sif"
 trap - EXIT
 sha256sum "$sif" > "$sif.sha256"
