@@ -1,0 +1,109 @@
+"""chexbench-validate: thin Click layer over splits, the axes' set builders and the judge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from chexbench_common.cli import stage_group
+from chexbench_common.errors import ChexbenchError
+from chexbench_common.options import (
+    echo_outputs,
+    folder_name,
+    force_option,
+    model_option,
+    progress_option,
+    results_option,
+)
+
+from . import __version__
+from .axes import fidelity, reports
+
+main = stage_group(
+    "validate",
+    __version__,
+    "Known-answer sets built from a real pool, run through the ordinary stages, and the relations every verdict "
+    "must show on them, judged with their uncertainty (make validate).",
+)
+_path = click.Path(path_type=Path)
+EXIT_RELATION_FAILED = 8
+
+
+class RelationsFailed(ChexbenchError):
+    """--strict: a relation failed (or stayed underpowered where it must pass)."""
+
+    exit_code = EXIT_RELATION_FAILED
+
+
+@main.command()
+@click.option("--pool-prompts", type=_path, required=True, help="prompts table of the real pool.")
+@click.option("--out", type=_path, required=True, help="Folder of splits.csv and the per-split prompts tables.")
+@click.option("--seed", type=int, default=0, help="Seed of the patients' shuffle.")
+@click.option(
+    "--split",
+    "fractions",
+    multiple=True,
+    metavar="NAME=FRACTION",
+    help="A split and its share of the images (repeat; the shares sum to 1) [default: reference=0.5 holdout=0.5].",
+)
+def split(pool_prompts, out, seed, fractions):
+    """Split the pool patient-disjointly once, for every axis: OUT/splits.csv and OUT/prompts_<split>.parquet."""
+    from .splits import parse_fractions, split_pool
+
+    table = split_pool(pool_prompts, out, parse_fractions(fractions), seed)
+    for name, count in table["split"].value_counts().sort_index().items():
+        click.echo(f"{name}\t{count}")
+
+
+@main.group()
+def build():
+    """Write one axis's known-answer sets under OUT/<set_id>/ and their rows into OUT/plan.csv."""
+
+
+for axis in (fidelity, reports):
+    build.add_command(axis.command)
+
+
+@main.command()
+@results_option
+@model_option
+@click.option("--run-id", default="validate", callback=folder_name, help="Run id of the judgement's folder.")
+@click.option("--plan", type=_path, required=True, help="plan.csv of the sets (written by build).")
+@click.option("--relations", type=_path, help="Relations file [default: the packaged relations.yml].")
+@click.option(
+    "--weights",
+    "declarations",
+    multiple=True,
+    metavar="NAME=real|stand-in",
+    help="Declare where an extractor's or chexbert's weights come from when no pinned sha256 or shape tells.",
+)
+@click.option("--registry", type=_path, help="Model registry whose pinned sha256s count as real weights.")
+@click.option("--strict", is_flag=True, help=f"Exit {EXIT_RELATION_FAILED} when a judged relation fails.")
+@force_option
+@progress_option
+def judge(results, model, run_id, plan, relations, declarations, registry, strict, force):
+    """Judge every relation that applies to the plan's sets: <results>/<model>/<run-id>/validate/validation.csv."""
+    from .judge import Request, gate_failures, summary_lines
+    from .judge import judge as run_judge
+    from .weights import parse_declarations
+
+    request = Request(
+        results=results,
+        model=model,
+        plan=plan,
+        relations=relations,
+        run_id=run_id,
+        declared=parse_declarations(declarations),
+        registry=registry,
+        force=force,
+    )
+    stage, did_work, table = run_judge(request)
+    for line in summary_lines(table):
+        click.echo(line, err=True)
+    echo_outputs(stage, did_work)
+    failed = gate_failures(table)
+    if strict and len(failed):
+        raise RelationsFailed(
+            f"{len(failed)} relation(s) did not pass: {', '.join(failed['relation'])} "
+            f"(see {stage.dir / 'validation.csv'})"
+        )
