@@ -67,7 +67,7 @@ def centred_interval(
     return float(lo), float(hi)
 
 
-def _replicates(units: Units, reps: int, seed: int, tick: Callable[[], None], statistic) -> np.ndarray:
+def replicates(units: Units, reps: int, seed: int, tick: Callable[[], None], statistic) -> np.ndarray:
     """`statistic(w_real, w_synth)` of `reps` prompt-bootstrap draws; a draw it cannot use (None) is skipped."""
     rng = np.random.default_rng(seed)
     out = []
@@ -92,7 +92,7 @@ def fid_replicates(
         g_real = fit_gaussian(real, w_real)
         return frechet_distance(g_real, fit_gaussian(synth, w_synth), psd_sqrt(g_real.cov))
 
-    return _replicates(units, reps, seed, tick, fid)
+    return replicates(units, reps, seed, tick, fid)
 
 
 def frd_replicates(
@@ -108,7 +108,7 @@ def frd_replicates(
             return None
         return value if np.isfinite(value) else None
 
-    return _replicates(units, reps, seed, tick, frd)
+    return replicates(units, reps, seed, tick, frd)
 
 
 def prdc_replicates(

@@ -9,6 +9,7 @@ from . import (
     metric_inception_score,
     metric_kid,
     metric_prdc,
+    metric_vendi,
 )
 from .registry import Metric, Row
 
@@ -17,6 +18,7 @@ REGISTRY: tuple[Metric, ...] = (
     metric_kid.METRIC,
     metric_prdc.METRIC,
     metric_alpha_beta.METRIC,
+    metric_vendi.METRIC,
     metric_frd.METRIC,
     metric_inception_score.METRIC,
 )
