@@ -83,16 +83,17 @@ def fid_replicates(
     real: np.ndarray, synth: np.ndarray, units: Units, reps: int, seed: int, tick: Callable[[], None] = lambda: None
 ) -> np.ndarray:
     """FID of `reps` prompt-bootstrap replicates (weighted float64 covariances, √Σ_real per replicate)."""
+    return replicates(units, reps, seed, tick, lambda w_real, w_synth: weighted_fid(real, synth, w_real, w_synth))
 
-    def fid(w_real, w_synth):
-        if w_real.sum() < 2 or w_synth.sum() < 2:
-            return None
-        if min(np.count_nonzero(w_real), np.count_nonzero(w_synth)) < real.shape[1]:
-            return frechet_distance_low_rank(real, synth, w_real, w_synth)
-        g_real = fit_gaussian(real, w_real)
-        return frechet_distance(g_real, fit_gaussian(synth, w_synth), psd_sqrt(g_real.cov))
 
-    return replicates(units, reps, seed, tick, fid)
+def weighted_fid(real: np.ndarray, synth: np.ndarray, w_real: np.ndarray, w_synth: np.ndarray) -> float | None:
+    """FID of one bootstrap draw (rows weighted by their multiplicities); None when a side has fewer than 2 rows."""
+    if w_real.sum() < 2 or w_synth.sum() < 2:
+        return None
+    if min(np.count_nonzero(w_real), np.count_nonzero(w_synth)) < real.shape[1]:
+        return frechet_distance_low_rank(real, synth, w_real, w_synth)
+    g_real = fit_gaussian(real, w_real)
+    return frechet_distance(g_real, fit_gaussian(synth, w_synth), psd_sqrt(g_real.cov))
 
 
 def frd_replicates(

@@ -35,6 +35,7 @@ def compute(ctx: Context) -> list[Row]:
         row = Row("FID", ctx.group.name, name, frechet_distance(g_real, fit_gaussian(x_synth), sqrt_real), **n)
     if unstable:
         row.notes.append(f"unstable: n < d (n_real={len(x_real)}, n_synth={len(x_synth)}, d={ctx.real.dim})")
+    ctx.shared["FID"] = row  # MiFID divides it
     ctx.evaluator.bootstrap_ci(row, ctx, bootstrap.fid_replicates, (0.0, np.inf))
     out = [row]
     if s.fd_inf:

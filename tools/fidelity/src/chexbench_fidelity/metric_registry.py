@@ -8,6 +8,7 @@ from . import (
     metric_frd,
     metric_inception_score,
     metric_kid,
+    metric_mifid,
     metric_prdc,
     metric_vendi,
 )
@@ -19,6 +20,7 @@ REGISTRY: tuple[Metric, ...] = (
     metric_prdc.METRIC,
     metric_alpha_beta.METRIC,
     metric_vendi.METRIC,
+    metric_mifid.METRIC,
     metric_frd.METRIC,
     metric_inception_score.METRIC,
 )
