@@ -44,10 +44,28 @@ chexbench_stage() {
   if [[ -f "$marker/_SUCCESS" ]]; then
     echo "[chexbench] $marker/_SUCCESS exists: $stage re-checks its inputs and skips if they are unchanged" >&2
   fi
-  local args rc=0
+  local args
   args=$(printf '%q ' "$@")
   args=${args//\$/\$\$}  # make would expand a lone $
-  # `make <stage>`: the Makefile's runner prefix and environment. -o setup: compute nodes never (re)install anything.
+  chexbench_make "$stage" "$subcmd" "$stage" CMD="$subcmd" ARGS="$args"
+}
+
+# chexbench_bench_step TARGET SHARD: one step of `make bench` (compose/hpc/bench.tsv) with the Makefile's arguments,
+# its prerequisites held back with -o (the jobs they belong to ran before this one); SHARD=auto in an array task.
+chexbench_bench_step() {
+  local target=$1 shard=$2 t
+  local -a hold=()
+  for t in $(awk -F'\t' '!/^#/ && $1 != "step" {print $2}' compose/hpc/bench.tsv); do
+    [[ $t == "$target" ]] || hold+=(-o "$t")
+  done
+  chexbench_make "$STAGE" "$target" "${hold[@]}" "$target" MODEL="$MODEL" RUN_ID="$RUN_ID" SHARD="$shard"
+}
+
+# chexbench_make STAGE LABEL [make arguments...]: make with the job's runner, recording the exit code (jobs.tsv)
+chexbench_make() {
+  local stage=$1 label=$2 rc=0
+  shift 2
+  # `make`: the Makefile's runner prefix and environment. -o setup: compute nodes never (re)install anything.
   # rc-shell.sh records each recipe line's exit status, so the stage's own exit code (3 bad input, 4 contract,
   # 5 missing resource, 6 out of memory) reaches Slurm and jobs.tsv instead of make's generic 2.
   local rc_file
@@ -59,14 +77,14 @@ chexbench_stage() {
   local -a launcher=()
   if ((${SLURM_NTASKS:-1} > 1)); then
     launcher=(srun --kill-on-bad-exit=1 --ntasks="$SLURM_NTASKS")
-    echo "[chexbench] $stage $subcmd: ${SLURM_NTASKS} tasks through srun (one DDP rank each)" >&2
+    echo "[chexbench] $stage $label: ${SLURM_NTASKS} tasks through srun (one DDP rank each)" >&2
   fi
   # shellcheck disable=SC2086  # MAKE_VARS is a list of VAR=value words
-  CHEXBENCH_RC_FILE=$rc_file "${launcher[@]}" make --no-print-directory -o setup "$stage" CMD="$subcmd" RUNNER="$RUNNER" \
-    RESULTS="$RESULTS" ARGS="$args" SHELL="$PWD/compose/hpc/rc-shell.sh" ${MAKE_VARS:-} || rc=$?
+  CHEXBENCH_RC_FILE=$rc_file "${launcher[@]}" make --no-print-directory -o setup "$@" RUNNER="$RUNNER" \
+    RESULTS="$RESULTS" SHELL="$PWD/compose/hpc/rc-shell.sh" ${MAKE_VARS:-} || rc=$?
   if ((rc != 0)) && [[ -s $rc_file ]] && (($(cat "$rc_file") != 0)); then rc=$(cat "$rc_file"); fi
   rm -f "$rc_file"
-  chexbench_record "$stage" "$subcmd" "$rc"
+  chexbench_record "$stage" "$label" "$rc"
   return "$rc"
 }
 

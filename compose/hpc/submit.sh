@@ -14,7 +14,16 @@
 # script needs only bash and awk on the login node. A stage declared `shards: true` runs as a job array with
 # `--shard auto` followed by a merge job when NUM_SHARDS > 1; every other job is a single, unsharded job.
 #
+# STAGES=all submits the whole benchmark instead: one job per step of `make bench` (compose/hpc/bench.tsv: inputs,
+# generate array, embed array, fidelity, align, privacy's sample -> generate array -> embed (+ the control ladder's)
+# -> run, the TRAIN prompts' generate array, classify, llava-report's conversion and training, the report), each
+# running that step's make target alone with the Makefile's arguments for MODEL, after the steps it needs. A step is
+# skipped when its folder's _SUCCESS exists and none of the steps it waits for is submitted; a preparation step
+# (inputs, llava-convert) is submitted whenever a step after it is. The <STAGE>_ARGS variables do not apply there:
+# BENCH_ARGS_GENERATE, BENCH_ARGS_CLASSIFY, BENCH_ARGS_LLAVA_REPORT (in the environment) and MAKE_VARS do.
+#
 # Usage: MODEL=sana RUN_ID=r1 NUM_SHARDS=8 GENERATE_ARGS="..." EMBED_ARGS="..." compose/hpc/submit.sh [--dry-run]
+#        MODEL=sana RUN_ID=r1 STAGES=all compose/hpc/submit.sh [--dry-run]   (or make slurm-submit MODEL=sana STAGES=all)
 #   (or `make slurm-submit MODEL=...`). Environment:
 #   MODEL (required: the output folder name), GENERATOR (generate's registry model, default MODEL),
 #   RUN_ID (default), RESULTS (Results), RUNNER (apptainer | local | docker), NUM_SHARDS (4),
@@ -23,7 +32,9 @@
 #   e.g. "SIF_DIR=/scratch/$USER/sif MIMIC_ROOT=/data/mimic-cxr-jpg/2.0.0"),
 #   SBATCH_ARGS (sbatch options for every job, after the stage's resources, e.g. "--partition=gpu --account=proj"),
 #   GENERATE_SBATCH EMBED_SBATCH MERGE_SBATCH FIDELITY_SBATCH (per-job sbatch options, last, e.g. "--gres=gpu:a100:1";
-#   "--gres=none" runs a gpu: optional stage on CPU).
+#   "--gres=none" runs a gpu: optional stage on CPU); with STAGES=all <STAGE>_SBATCH applies to every job of that
+#   stage, then <STEP>_SBATCH to one step (e.g. TRAIN_IMAGES_SBATCH, PRIVACY_GENERATE_SBATCH), INPUTS_SBATCH to the
+#   inputs job and MERGE_SBATCH to every merge.
 # Prints one line per submitted job ("<job name> <job id>") and writes them to $LOG_DIR/submitted.tsv.
 set -euo pipefail
 
@@ -44,7 +55,8 @@ export LOG_DIR=${LOG_DIR:-$RESULTS/$MODEL/$RUN_ID/slurm-logs}
 export GENERATE_ARGS=${GENERATE_ARGS:-} EMBED_ARGS=${EMBED_ARGS:-} FIDELITY_ARGS=${FIDELITY_ARGS:-}
 export MAKE_VARS=${MAKE_VARS:-}
 TABLE=compose/hpc/stages.tsv
-# The merge job of a sharded stage: small and CPU only.
+BENCH_TABLE=compose/hpc/bench.tsv
+# The merge job of a sharded stage and the inputs job of STAGES=all: small and CPU only.
 MERGE_RESOURCES=(--cpus-per-task=2 --mem=8G --time=01:00:00)
 
 cd "$root"
@@ -55,6 +67,12 @@ stage_row() { awk -F'\t' -v s="$1" '$1 == s && !/^#/ {print $2, $3, $4, $5, $6}'
 declared=$(awk -F'\t' 'NR > 1 && !/^#/ && $1 != "stage" {printf "%s ", $1}' "$TABLE")
 chain=$(awk -F'\t' 'NR > 1 && !/^#/ && $1 != "stage" && $7 == "true" {printf "%s ", $1}' "$TABLE")
 STAGES=${STAGES:-$chain}  # default: every declared stage of the chain (column `chain`), in pipeline order
+whole=0
+if [[ $STAGES == all ]]; then
+  whole=1
+  [[ -f $BENCH_TABLE ]] || die "$BENCH_TABLE is missing"
+  STAGES=$(awk -F'\t' '!/^#/ && $1 != "step" && $3 != "-" {print $3}' "$BENCH_TABLE" | awk '!seen[$0]++' | tr '\n' ' ')
+fi
 [[ $NUM_SHARDS =~ ^[1-9][0-9]*$ ]] || die "NUM_SHARDS must be a positive integer, not '$NUM_SHARDS'"
 case $RUNNER in local | docker | apptainer) ;; *) die "RUNNER must be local, docker or apptainer, not '$RUNNER'" ;; esac
 command -v make > /dev/null || die "make is not on PATH"
@@ -74,6 +92,14 @@ for stage in $STAGES; do
     docker) command -v docker > /dev/null || die "docker is not on PATH" ;;
   esac
 done
+if ((whole)); then
+  # make bench's own steps call chexbench-bench (demo inputs, the registry's paths) from the .venv under every runner
+  # shellcheck disable=SC2086
+  bench=$(make --no-print-directory -s -n -o setup bench-inputs RUNNER="$RUNNER" RESULTS="$RESULTS" $MAKE_VARS \
+    | awk '{for (i = 1; i <= NF; i++) if ($i ~ /chexbench-bench$/) {print $i; exit}}') \
+    || die "make -n bench-inputs failed"
+  [[ -x $bench ]] || die "$bench is missing: run 'make setup' on the login node first (make bench's steps use it)"
+fi
 
 ((dry_run)) || mkdir -p "$LOG_DIR"
 log_dir_abs=$(realpath -m "$LOG_DIR")
@@ -104,6 +130,95 @@ submit() {
   echo "$name $dep"
   ((dry_run)) || printf '%s\t%s\t%s\n' "$(date -Is)" "$name" "$dep" >> "$LOG_DIR/submitted.tsv"
 }
+
+# submit_bench: the whole benchmark, one job per row of $BENCH_TABLE (see the header), waiting (afterok) for the
+# nearest submitted steps before it; skips the steps that are done.
+submit_bench() {
+  local -A target=() stage=() kind=() gpu=() after=() folder=() submit_it=() job=()
+  local -a order=()
+  local step t st k g a r f
+  while IFS=$'\t' read -r step t st k g a r f; do
+    [[ $step == \#* || $step == step || -z $step ]] && continue
+    order+=("$step")
+    target[$step]=$t stage[$step]=$st kind[$step]=$k gpu[$step]=$g after[$step]=${a//,/ } folder[$step]=$f
+    [[ $r == - ]] && r=""
+    [[ $f == - ]] || folder[$step]=$RESULTS/$MODEL/$RUN_ID$r/$f
+  done < "$BENCH_TABLE"
+  # 1. the steps with outputs: submitted unless done and nothing they wait for is submitted
+  local d forced
+  for step in "${order[@]}"; do
+    [[ ${folder[$step]} == - ]] && continue
+    forced=0
+    for d in ${after[$step]}; do [[ -n ${submit_it[$d]:-} ]] && forced=1; done
+    if ((!forced)) && [[ -f ${folder[$step]}/_SUCCESS ]]; then
+      echo "skip $step: ${folder[$step]}/_SUCCESS exists" >&2
+    else
+      submit_it[$step]=1
+    fi
+  done
+  # 2. a preparation step: whenever a submitted step waits for it (a rerun of a later step alone, e.g. fidelity,
+  # needs none: the preparation it relied on was done by its first run)
+  local i
+  for ((i = ${#order[@]} - 1; i >= 0; i--)); do
+    step=${order[i]}
+    [[ -n ${submit_it[$step]:-} ]] || continue
+    for d in ${after[$step]}; do if [[ $d != - && ${folder[$d]} == - ]]; then submit_it[$d]=1; fi; done
+  done
+  # 3. submit in table order; each job waits for the nearest submitted steps before it
+  local -a resources
+  local deps name per_stage per_step
+  for step in "${order[@]}"; do
+    [[ -n ${submit_it[$step]:-} ]] || continue
+    deps=$(nearest_submitted "$step" | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ':')
+    dep=${deps%:}
+    if [[ ${stage[$step]} == - ]]; then
+      resources=("${MERGE_RESOURCES[@]}")
+      per_stage=""
+    else
+      read -r g _ cpus mem time <<< "$(stage_row "${stage[$step]}")"
+      resources=(--cpus-per-task="$cpus" --mem="$mem" --time="$time")
+      [[ $g == none || ${gpu[$step]} == none ]] || resources+=(--gres=gpu:1)
+      per_stage=${stage[$step]^^}_SBATCH
+      per_stage=${per_stage//-/_}
+    fi
+    per_step=${step^^}_SBATCH
+    per_step=${per_step//-/_}
+    [[ $per_step == "$per_stage" ]] && per_step=""
+    local -a extra=()
+    # shellcheck disable=SC2206  # lists of sbatch options
+    [[ -n $per_stage ]] && extra+=(${!per_stage:-})
+    # shellcheck disable=SC2206
+    [[ -n $per_step ]] && extra+=(${!per_step:-})
+    local exports="ALL,STAGE=$step,CHEXBENCH_SUBCMD=bench,BENCH_TARGET=${target[$step]}"
+    name=chexbench-$step
+    if [[ ${kind[$step]} == array ]]; then
+      submit "$name" '%x-%A_%a.out' "${resources[@]}" --array="0-$((NUM_SHARDS - 1))" --export="$exports" \
+        -- "${extra[@]}"
+      local run=${folder[$step]%/*}
+      # shellcheck disable=SC2086
+      submit "$name-merge" '%x-%j.out' "${MERGE_RESOURCES[@]}" \
+        --export="ALL,STAGE=${stage[$step]},CHEXBENCH_SUBCMD=merge,RUN_ID=${run##*/}" -- ${MERGE_SBATCH:-}
+    else
+      submit "$name" '%x-%j.out' "${resources[@]}" --export="$exports" -- "${extra[@]}"
+    fi
+    job[$step]=$dep
+  done
+  [[ ${#job[@]} -gt 0 ]] || echo "nothing to submit: every step of $run_dir has _SUCCESS" >&2
+}
+
+# nearest_submitted STEP: the job ids of the steps STEP waits for, a skipped one replaced by the steps it waits for
+nearest_submitted() {
+  local d
+  for d in ${after[$1]}; do
+    [[ $d == - ]] && continue
+    if [[ -n ${job[$d]:-} ]]; then echo -n "${job[$d]} "; else nearest_submitted "$d"; fi
+  done
+}
+
+if ((whole)); then
+  submit_bench
+  exit 0
+fi
 
 for stage in $STAGES; do
   upper=${stage^^}

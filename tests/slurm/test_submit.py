@@ -292,7 +292,7 @@ def test_a_single_job_is_never_sharded_implicitly(tmp_path, fake_venv):
 
 @pytest.mark.parametrize(
     ("env", "message"),
-    [({"STAGE": None}, "STAGE is not set"), ({"CHEXBENCH_SUBCMD": "frobnicate"}, "must be run or merge")],
+    [({"STAGE": None}, "STAGE is not set"), ({"CHEXBENCH_SUBCMD": "frobnicate"}, "must be run, merge or bench")],
 )
 def test_the_template_refuses_a_missing_stage_or_subcommand(tmp_path, fake_venv, env, message):
     result, calls = run_job(tmp_path, fake_venv, "embed", **env)
@@ -310,3 +310,169 @@ def test_one_template_declares_the_slurm_conventions():
     # resources come from stage.yml through submit.sh, never from the template
     assert not {"gres", "mem", "time", "cpus-per-task"} & set(directives)
     subprocess.run(["bash", "-n", str(ROOT / TEMPLATE)], check=True)
+
+
+# --- STAGES=all: the whole benchmark, one job per step of make bench (compose/hpc/bench.tsv) -------------------------
+
+
+def bench_table() -> list[dict[str, str]]:
+    lines = [ln for ln in (HPC / "bench.tsv").read_text().splitlines() if not ln.startswith("#")]
+    header = lines[0].split("\t")
+    return [dict(zip(header, ln.split("\t"), strict=True)) for ln in lines[1:]]
+
+
+@pytest.fixture
+def whole_venv(tmp_path):
+    """Stand-ins for every stage's console script and chexbench-bench (make bench's own steps call it)."""
+    bindir = tmp_path / "venv" / "bin"
+    bindir.mkdir(parents=True)
+    for name in [*stage_table(), "bench", "llava-convert"]:
+        script = bindir / f"chexbench-{name}"
+        script.write_text(FAKE_SCRIPT)
+        script.chmod(0o755)
+    return tmp_path / "venv"
+
+
+def whole(tmp_path: Path, venv: Path, **env: str) -> list[dict]:
+    result = submit(tmp_path, venv, STAGES="all", NUM_SHARDS="2", MODEL="demo", **env)
+    ids = dict(line.split() for line in result.stdout.splitlines())
+    calls = sbatch_calls(result)
+    for call in calls:
+        call["id"] = ids[call["name"]]
+        dependency = call["opts"].get("--dependency", "afterok:")
+        call["after"] = set(dependency.removeprefix("afterok:").split(":")) - {""}
+    return calls
+
+
+def test_whole_benchmark_jobs_resources_and_order(tmp_path, whole_venv):
+    calls = whole(tmp_path, whole_venv, CLASSIFY_SBATCH="--ntasks-per-node=4 --gres=gpu:4")
+    rows, table = bench_table(), stage_table()
+    expected = [
+        n for r in rows for n in [f"chexbench-{r['step']}"] + [f"chexbench-{r['step']}-merge"] * (r["kind"] == "array")
+    ]
+    assert [c["name"] for c in calls] == expected
+    by_name = {c["name"]: c for c in calls}
+    last_job = {
+        r["step"]: by_name[f"chexbench-{r['step']}" + ("-merge" if r["kind"] == "array" else "")]["id"] for r in rows
+    }
+    for row in rows:
+        call = by_name[f"chexbench-{row['step']}"]
+        # afterok on exactly the steps bench.tsv names (an array's merge stands for the array)
+        assert call["after"] == {last_job[s] for s in row["after"].split(",") if s != "-"}, row["step"]
+        assert call["opts"]["--export"] == (
+            f"ALL,STAGE={row['step']},CHEXBENCH_SUBCMD=bench,BENCH_TARGET={row['target']}"
+        )
+        assert call["opts"].get("--array") == ("0-1" if row["kind"] == "array" else None)
+        if row["stage"] == "-":
+            assert (call["opts"]["--cpus-per-task"], call["opts"]["--mem"]) == ("2", "8G")
+            continue
+        stage = table[row["stage"]]
+        for key, option in (("cpus", "--cpus-per-task"), ("mem", "--mem"), ("time", "--time")):
+            assert call["opts"][option] == stage[key], (row["step"], option)
+        gres = None if "none" in (stage["gpu"], row["gpu"]) else "gpu:1"
+        assert call["opts"].get("--gres") == ("gpu:4" if row["step"] == "classify" else gres), row["step"]
+        if row["kind"] == "array":
+            merge = by_name[f"chexbench-{row['step']}-merge"]
+            assert merge["after"] == {call["id"]} and "--gres" not in merge["opts"]
+            run = "r" + ("" if row["run"] == "-" else row["run"])
+            assert merge["opts"]["--export"] == f"ALL,STAGE={row['stage']},CHEXBENCH_SUBCMD=merge,RUN_ID={run}"
+    assert by_name["chexbench-classify"]["opts"]["--ntasks-per-node"] == "4"
+    # sampling and the conversion are CPU work: no GPU even though their stage may use one
+    assert "--gres" not in by_name["chexbench-privacy-sample"]["opts"]
+    assert "--gres" not in by_name["chexbench-llava-convert"]["opts"]
+
+
+def test_whole_benchmark_steps_follow_the_makefile(tmp_path):
+    """bench.tsv's `after` is the Makefile's prerequisites of each step's target (bench-inputs waits for none)."""
+    database = subprocess.run(
+        ["make", "-pnq", "-f", "Makefile", "MODEL=demo", "RESULTS=" + str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    rows = bench_table()
+    step_of = {r["target"]: r["step"] for r in rows}
+    for row in rows:
+        match = re.search(rf"^{row['target']}:(.*)$", database, re.M)
+        assert match, row["target"]
+        prerequisites = set(match.group(1).split()) - {"setup"}
+        assert prerequisites <= set(step_of), (row["target"], prerequisites)
+        assert {step_of[t] for t in prerequisites} == set(row["after"].split(",")) - {"-"}, row["target"]
+    # the last step's target is make bench's own last step
+    assert re.search(r"^bench:.*\bbench-report\b", database, re.M) and rows[-1]["target"] == "bench-report"
+
+
+def done(tmp_path: Path, *folders: str) -> None:
+    for folder in folders:
+        (tmp_path / "Results" / "demo" / folder).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "Results" / "demo" / folder / "_SUCCESS").write_text("")
+
+
+ALL_DONE = [
+    "r/generate",
+    "r/embed",
+    "r/fidelity",
+    "r/align",
+    "r/privacy-sample",
+    "r.privacy/generate",
+    "r.privacy/embed",
+    "r.privacy-control/embed",
+    "r/privacy",
+    "r.classify/generate",
+    "r/classify",
+    "r/llava-report",
+    "r/report",
+]
+
+
+def test_whole_benchmark_resubmits_only_what_is_missing(tmp_path, whole_venv):
+    done(tmp_path, *ALL_DONE)
+    result = submit(tmp_path, whole_venv, STAGES="all", MODEL="demo")
+    assert sbatch_calls(result) == [] and "nothing to submit" in result.stderr
+
+    # the privacy run's embeddings lost: they, the audit and the report; nothing waits for a skipped step
+    (tmp_path / "Results/demo/r.privacy/embed/_SUCCESS").unlink()
+    calls = whole(tmp_path, whole_venv)
+    assert [c["name"] for c in calls] == ["chexbench-privacy-embed", "chexbench-privacy", "chexbench-report"]
+    assert [c["after"] for c in calls] == [set(), {calls[0]["id"]}, {calls[1]["id"]}]
+
+    # llava-report lost: its preparation steps (the conversion, the inputs) run again before it
+    (tmp_path / "Results/demo/r.privacy/embed/_SUCCESS").write_text("")
+    (tmp_path / "Results/demo/r/llava-report/_SUCCESS").unlink()
+    calls = whole(tmp_path, whole_venv)
+    assert [c["name"] for c in calls] == [
+        "chexbench-inputs",
+        "chexbench-llava-convert",
+        "chexbench-llava-report",
+        "chexbench-report",
+    ]
+    # a skipped step's place is taken by the submitted steps it waits for: here the inputs
+    first, convert, llava = (c["id"] for c in calls[:3])
+    assert [c["after"] for c in calls] == [set(), {first}, {first, convert}, {first, llava}]
+
+
+def test_whole_benchmark_preflight_needs_chexbench_bench(tmp_path, whole_venv):
+    (whole_venv / "bin" / "chexbench-bench").unlink()
+    result = submit(tmp_path, whole_venv, check=False, STAGES="all", MODEL="demo")
+    assert result.returncode != 0 and "chexbench-bench is missing: run 'make setup'" in result.stderr
+    assert sbatch_calls(result) == []
+
+
+def test_a_bench_step_runs_its_target_alone(tmp_path, whole_venv):
+    """An array task of the embed step: make bench-embed's one command with --shard auto, no earlier step's."""
+    bench = {"CHEXBENCH_SUBCMD": "bench", "BENCH_TARGET": "bench-embed", "MODEL": "demo"}
+    result, calls = run_job(tmp_path, whole_venv, "embed", SLURM_ARRAY_JOB_ID="40", SLURM_ARRAY_TASK_ID="1", **bench)
+    assert result.returncode == 0, result.stderr
+    assert [Path(c["argv"][0]).name for c in calls] == ["chexbench-embed"]
+    argv = calls[0]["argv"]
+    assert argv[1] == "run" and argv[argv.index("--run-id") + 1] == "r" and argv[-2:] == ["--shard", "auto"]
+    row = (tmp_path / "Results/demo/r/slurm-logs/jobs.tsv").read_text().splitlines()[1].split("\t")
+    assert row[5:7] == ["embed bench-embed", "0"]
+
+    # a single job: no shard; the report step alone (none of the stages it waits for), its exit code recorded
+    (tmp_path / "calls.jsonl").unlink()
+    bench["BENCH_TARGET"] = "bench-report"
+    result, calls = run_job(tmp_path, whole_venv, "report", FAKE_EXIT="4", **bench)
+    assert result.returncode == 4
+    assert [Path(c["argv"][0]).name for c in calls] == ["chexbench-report"] and "--shard" not in calls[0]["argv"]
