@@ -44,7 +44,7 @@ $(UV):
 images-lock: setup $(UV) ## re-lock images/<stage>/requirements.lock from the pyproject files (needs PyPI)
 	@for s in $(IMAGE_STAGES); do $(BIN)/python images/lock.py $$s --uv $(UV) || exit 1; done
 
-container-test: setup $(UV) ## build stage images (CONTAINER_TEST_STAGES="fidelity embed") with podman on a local Debian base, run them via RUNNER=docker, compare with RUNNER=local (exit 77: skipped)
+container-test: setup $(UV) ## build every stage image with podman on a local Debian base, run the whole make bench RUNNER=docker as UID 4242, compare with RUNNER=local (exit 77: skipped)
 	UV=$(UV) bash tests/containers/run_podman.sh
 
 # The legacy llava-report image (LLAVA_ENV=legacy), built from YOUR LLaVA-Rad clone (research licence: never pushed

@@ -2,7 +2,8 @@
 
 One recipe (images/Dockerfile) builds every stage; what differs per stage comes from its stage.yml:
 
-- the build arguments of `make image STAGE=...` (STAGE, GPU, DESCRIPTION): `build-args <stage>`;
+- the build arguments of `make image STAGE=...` (STAGE, GPU, DESCRIPTION, and TORCH_LAYER from the stage's lock:
+  `torch` when it has torch, so the image starts from the shared torch layer): `build-args <stage>`;
 - images/Dockerfile.dockerignore: only the lock files and sources a stage image installs reach the build (buildah
   does not re-include files through a wildcard folder such as `!tools/*/src`, so every stage is listed);
 - the services of compose/compose.yaml (between the generated-block markers): one per stage, GPU reservation iff
@@ -37,6 +38,14 @@ END = "  # --- end of the generated services ---"
 README_BLOCK = re.compile(r"(<!-- stage table:[^\n]*-->\n)(.*?)(<!-- end of the stage table -->)", re.S)
 TSV_COLUMNS = ("stage", "gpu", "shards", "cpus", "mem", "time", "chain")
 LOCAL_PACKAGES = ("shared_schema", "tools/common")
+SHARED_LAYERS = ("torch",)  # images/layers/<layer>.lock, written by images/lock.py
+
+
+def torch_layer(lock_dir: str, root: Path = ROOT) -> str:
+    """The shared layer an image installs first (images/Dockerfile TORCH_LAYER): `torch` when its lock has torch."""
+    lock = root / "images" / lock_dir / "requirements.lock"
+    has_torch = lock.is_file() and re.search(r"^torch\s*(==|@)", lock.read_text(), re.M)
+    return "torch" if has_torch else "none"
 
 
 def build_args(stage: StageDecl, variant: str | None = None) -> dict[str, str]:
@@ -45,6 +54,7 @@ def build_args(stage: StageDecl, variant: str | None = None) -> dict[str, str]:
     if variant:
         args |= {"VARIANT": variant, "LOCK_DIR": f"{stage.name}-{variant}"}
         args["DESCRIPTION"] += f" ({variant} variant)"
+    args["TORCH_LAYER"] = torch_layer(args.get("LOCK_DIR", stage.name), stage.folder.parents[1])
     return args
 
 
@@ -64,6 +74,7 @@ def dockerignore(stages: list[StageDecl]) -> str:
         "# installs reach the build (the Dockerfile COPYs those of --build-arg STAGE only).",
         "*",
     ]
+    lines += [f"!images/layers/{layer}.lock" for layer in SHARED_LAYERS]
     for name in images(stages):
         lines += [f"!images/{name}/requirements.lock", f"!images/{name}/nodeps.lock"]
     for package in (*LOCAL_PACKAGES, *(stage.package for stage in stages)):

@@ -111,7 +111,10 @@ def test_every_declared_stage_has_an_image(stage):
 
 def test_no_image_folder_without_a_stage_declaration():
     folders = {p.name for p in IMAGES.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))}
-    assert folders == set(IMAGE_NAMES), "images/<name>/ without a stage or variant declaration (or the reverse)"
+    # images/layers/ holds the shared layers' locks (images/lock.py), not an image
+    assert folders - {lock.LAYER_DIR.name} == set(IMAGE_NAMES), (
+        "images/<name>/ without a stage or variant declaration (or the reverse)"
+    )
     assert not list(IMAGES.glob("*/Dockerfile")), "one recipe: images/Dockerfile builds every stage"
 
 
@@ -149,7 +152,12 @@ def test_build_args_come_from_stage_yml():
         [sys.executable, str(IMAGES / "render.py"), "build-args", "embed"], capture_output=True, text=True, check=True
     ).stdout
     args = dict(tok.split("=", 1) for tok in shlex.split(out) if tok != "--build-arg")
-    assert args == {"STAGE": "embed", "GPU": STAGES["embed"].gpu, "DESCRIPTION": STAGES["embed"].image_description}
+    assert args == {
+        "STAGE": "embed",
+        "GPU": STAGES["embed"].gpu,
+        "DESCRIPTION": STAGES["embed"].image_description,
+        "TORCH_LAYER": "torch",
+    }
     bad = subprocess.run(
         [sys.executable, str(IMAGES / "render.py"), "build-args", "nope"], capture_output=True, text=True
     )
@@ -265,7 +273,11 @@ def test_image_installs_only_its_stage_from_the_hash_lock():
     copied = [src for kind, args in steps if kind == "COPY" for src in args.split()[:-1]]
     locks = ["images/${LOCK_DIR}/requirements.lock", "images/${LOCK_DIR}/nodeps.lock"]
     assert ("ARG", "LOCK_DIR=${STAGE}") in steps  # a stage's own lock unless a variant names another
-    assert copied == [*locks, *LOCAL_PACKAGES, "tools/${STAGE}"]
+    # 0. the shared layers' locks (images/layers/), then the stage's own
+    assert copied == ["images/layers/", *locks, *LOCAL_PACKAGES, "tools/${STAGE}"]
+    layer_run = next(args for kind, args in steps if kind == "RUN" and "/opt/chexbench/layers/" in args)
+    layer_pip = shlex.split(layer_run[layer_run.index("pip install") :].split(";")[0])
+    assert {"--require-hashes", "--no-deps", "--no-cache-dir"} <= set(layer_pip)
     commands = [cmd.strip() for kind, args in steps if kind == "RUN" for cmd in args.split("&&")]
     pip = [shlex.split(cmd.removeprefix("pip install ")) for cmd in commands if cmd.startswith("pip install ")]
     # 1. the full lock, 2. the three local packages, `pip check`, 3. the no-deps extras
@@ -599,8 +611,61 @@ def test_build_sif_refuses_unpinned_or_missing_sources(fake_apptainer):
     assert not fake_apptainer.log.exists()
 
 
+@pytest.mark.parametrize(("image", "command"), [("align-himl", "align"), ("llava-report-legacy", "llava-report")])
+def test_build_sif_builds_the_variant_images(fake_apptainer, image, command):
+    """`make sif` builds every IMAGE_NAMES entry, variants included; their smoke test runs the stage's command."""
+    result = fake_apptainer(image, SIF_SOURCE="docker-archive:///scratch/chexbench-{stage}.tar")
+    assert result.returncode == 0, result.stderr
+    sif = fake_apptainer.sif_dir / f"chexbench-{image}_9.9.9.sif"
+    assert sif.read_text() == f"SIF from docker-archive:///scratch/chexbench-{image}.tar\n"
+    assert fake_apptainer.log.read_text().splitlines()[1].split()[-2:] == [f"chexbench-{command}", "--help"]
+
+
+def test_build_sif_refuses_an_undeclared_variant(fake_apptainer):
+    for image in ("align-nope", "fidelity-himl"):
+        result = fake_apptainer(image, SIF_SOURCE="docker-archive:///x.tar")
+        assert result.returncode != 0 and "unknown stage or image" in result.stderr, image
+    assert not fake_apptainer.log.exists()
+
+
 def test_build_sif_keeps_no_broken_sif_when_the_smoke_test_fails(fake_apptainer):
     archive = "docker-archive:///scratch/chexbench-{stage}.tar"
     result = fake_apptainer("fidelity", SIF_SOURCE=archive, FAKE_EXEC_FAIL="1")
     assert result.returncode != 0 and "--help failed" in result.stderr
     assert not list(fake_apptainer.sif_dir.iterdir())
+
+
+def test_torch_images_share_one_torch_layer():
+    """Every image whose lock has torch installs images/layers/torch.lock first (TORCH_LAYER=torch) and holds the
+    layer's pins and hashes, so the heavy layer is the same in all of them; the others install no layer."""
+    layer = lock._entries((lock.LAYER_DIR / "torch.lock").read_text())
+    assert "torch" in layer and any(name.startswith("nvidia-") for name in layer)
+    assert not {"numpy", "transformers", "diffusers"} & set(layer), "only torch's closure goes into the layer"
+    with_torch = []
+    for name in IMAGE_NAMES:
+        text = (IMAGES / name / "requirements.lock").read_text()
+        args = render.build_args(*render.images(list(STAGES.values()))[name])
+        assert args["TORCH_LAYER"] == lock.layer_of(text), name
+        assert lock.check_layer(name, text) == [], name
+        if args["TORCH_LAYER"] == "torch":
+            with_torch.append(name)
+    assert {"generate", "embed", "align", "align-himl", "privacy", "classify"} <= set(with_torch)
+    assert not {"fidelity", "report", "splits"} & set(with_torch)
+
+
+def test_check_layer_refuses_a_stage_lock_that_disagrees_with_the_layer():
+    text = (IMAGES / "embed" / "requirements.lock").read_text()
+    sympy = re.search(r"^sympy==(\S+)", text, re.M).group(1)
+    changed = text.replace(f"sympy=={sympy}", "sympy==0.0.1")
+    assert any("sympy differs" in p for p in lock.check_layer("embed", changed))
+    dropped = re.sub(r"^filelock==.*?(?=^\S)", "", text, flags=re.M | re.S)
+    assert any("lacks filelock" in p for p in lock.check_layer("embed", dropped))
+
+
+def test_stage_arguments_come_after_the_shared_layers():
+    """A build argument is part of every later RUN's cache key: STAGE (different per image) must be declared after
+    the torch layer's RUN, or no two images would share it."""
+    text = (ROOT / "images" / "Dockerfile").read_text()
+    layer_run = text.index('-r "/opt/chexbench/layers/${TORCH_LAYER}.lock"')
+    assert text.index("\nARG STAGE") > layer_run
+    assert text.index("\nARG TORCH_LAYER") < layer_run
