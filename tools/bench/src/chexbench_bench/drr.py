@@ -31,8 +31,8 @@ def demo_poses(n: int) -> list[Pose]:
     ]
 
 
-def load_attenuation(ct_path: Path) -> np.ndarray:
-    """Linear attenuation relative to water on a 2 mm isotropic grid, axes (x: R→L, y: P→A, z: I→S)."""
+def load_attenuation(ct_path: Path, voxel_mm: float = VOXEL_MM) -> np.ndarray:
+    """Linear attenuation relative to water on an isotropic grid (2 mm by default), axes (x: R→L, y: P→A, z: I→S)."""
     import nibabel as nib
     from scipy import ndimage
 
@@ -40,7 +40,7 @@ def load_attenuation(ct_path: Path) -> np.ndarray:
     hu = ct.get_fdata(dtype=np.float32)
     mu = np.clip((hu + 1000.0) / 1000.0, 0.0, None)
     mu[hu > 300] *= 1.5  # bone attenuates more than its water-equivalent density suggests
-    return ndimage.zoom(mu, [z / VOXEL_MM for z in ct.header.get_zooms()[:3]], order=1)
+    return ndimage.zoom(mu, [z / voxel_mm for z in ct.header.get_zooms()[:3]], order=1)
 
 
 def _rotation_about_centre(shape: tuple[int, ...], pose: Pose) -> tuple[np.ndarray, np.ndarray]:
@@ -53,16 +53,22 @@ def _rotation_about_centre(shape: tuple[int, ...], pose: Pose) -> tuple[np.ndarr
     return matrix, centre - matrix @ centre
 
 
-def render(mu: np.ndarray, pose: Pose, size: int) -> np.ndarray:
-    """One frontal radiograph as uint16 (size × size): bone bright, air dark, patient's left on image right."""
-    from PIL import Image
+def path_length(mu: np.ndarray, pose: Pose, voxel_mm: float = VOXEL_MM) -> np.ndarray:
+    """Water-equivalent path length (mm) along anterior-posterior through the posed volume, as the image is shown:
+    rows head to feet, the patient's left on the image right."""
     from scipy import ndimage
 
     volume = (
         ndimage.affine_transform(mu, *_rotation_about_centre(mu.shape, pose), order=1) if pose != Pose(0, 0) else mu
     )
-    path_length = volume.sum(axis=1) * VOXEL_MM  # along anterior-posterior
-    image = np.fliplr(np.rot90(1.0 - np.exp(-WATER_MU_PER_MM * path_length)))
+    return np.fliplr(np.rot90(volume.sum(axis=1) * voxel_mm))
+
+
+def render(mu: np.ndarray, pose: Pose, size: int) -> np.ndarray:
+    """One frontal radiograph as uint16 (size × size): bone bright, air dark, patient's left on image right."""
+    from PIL import Image
+
+    image = 1.0 - np.exp(-WATER_MU_PER_MM * path_length(mu, pose))
     margin = int(round(image.shape[0] * 0.06))  # tilting leaves empty bands at the top and bottom
     image = image[margin : image.shape[0] - margin]
     lo, hi = np.percentile(image, [0.5, 99.5])

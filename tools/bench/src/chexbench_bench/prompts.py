@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 from chexbench_schema import CHEXPERT_LABELS
 from chexbench_schema.tables import prompt_id
 
-__all__ = ["demo_prompts", "label_row", "prompt_id"]
+__all__ = ["demo_prompts", "label_row", "pool_prompts", "prompt_id"]
 
 # (sentence, {label: value}); -1 marks an uncertain finding
 FINDINGS: tuple[tuple[str, dict[str, int]], ...] = (
@@ -59,3 +60,29 @@ def label_row(labels: dict[str, int]) -> dict[str, int | None]:
     if unknown:
         raise ValueError(f"unknown labels {sorted(unknown)}")
     return {label: labels.get(label) for label in CHEXPERT_LABELS}
+
+
+# how the film was taken: no CheXpert label, they only make each pool prompt (and so its prompt_id) distinct
+TECHNIQUES = (
+    "",
+    "Portable AP view.",
+    "Low lung volumes.",
+    "Patient is slightly rotated.",
+    "No change from the prior study.",
+    "Limited inspiratory effort.",
+    "Upright frontal view.",
+)
+MAX_POOL_PROMPTS = len(FINDINGS) * len(QUALIFIERS) * len(TECHNIQUES)
+
+
+def pool_prompts(n: int, seed: int) -> list[tuple[str, dict[str, int]]]:
+    """n distinct prompts for the validation pool: every finding, qualifier and technique sentence combined, in a
+    seeded order (at most MAX_POOL_PROMPTS)."""
+    combos = [
+        (" ".join(part for part in (finding, qualifier, technique) if part), _consistent({**labels, **extra}))
+        for (finding, labels), (qualifier, extra), technique in itertools.product(FINDINGS, QUALIFIERS, TECHNIQUES)
+    ]
+    if n > MAX_POOL_PROMPTS:
+        raise ValueError(f"at most {MAX_POOL_PROMPTS} pool prompts exist, {n} were asked for")
+    order = np.random.default_rng(seed).permutation(len(combos))[:n]
+    return [combos[i] for i in order]
