@@ -10,8 +10,13 @@ change of meaning a major bump (and a readers' check).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
+from .errors import BadInputError
+
+MANIFEST = "manifest.json"
 MANIFEST_VERSION = "1.0.0"
 MANIFEST_MAJOR = int(MANIFEST_VERSION.split(".")[0])
 STATUSES = ("running", "success", "failed", "superseded")
@@ -123,6 +128,24 @@ MANIFEST_FIELDS = (
         required=False,
     ),
 )
+
+
+def read_manifest(folder: str | Path, *, missing_ok: bool = False) -> dict:
+    """The manifest of a stage folder, as a dict. A folder without one gives {} with `missing_ok`; otherwise a missing,
+    unreadable or non-object manifest is a BadInputError naming the file. Whether the run finished is not checked
+    here (a finished run also has _SUCCESS: `chexbench_common.rundir.is_finished`)."""
+    path = Path(folder) / MANIFEST
+    if missing_ok and not path.exists():
+        return {}
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: no manifest (not a stage folder, or its run never started)") from None
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"{path}: cannot be read as JSON ({exc}); delete it and rerun that stage") from None
+    if not isinstance(manifest, dict):
+        raise BadInputError(f"{path}: not a manifest (a JSON object is expected); delete it and rerun that stage")
+    return manifest
 
 
 def manifest_json_schema() -> dict:
