@@ -191,11 +191,11 @@ submit_bench() {
     [[ -n $per_step ]] && extra+=(${!per_step:-})
     local exports="ALL,STAGE=$step,CHEXBENCH_SUBCMD=bench,BENCH_TARGET=${target[$step]}"
     name=chexbench-$step
-    if [[ ${kind[$step]} == array ]]; then
+    if [[ ${kind[$step]} == array ]] && ((NUM_SHARDS > 1)); then  # one shard: a plain job, never an implicit shard
       submit "$name" '%x-%A_%a.out' "${resources[@]}" --array="0-$((NUM_SHARDS - 1))" --export="$exports" \
         -- "${extra[@]}"
       local run=${folder[$step]%/*}
-      # shellcheck disable=SC2086
+      # shellcheck disable=SC2086  # a list of sbatch options
       submit "$name-merge" '%x-%j.out' "${MERGE_RESOURCES[@]}" \
         --export="ALL,STAGE=${stage[$step]},CHEXBENCH_SUBCMD=merge,RUN_ID=${run##*/}" -- ${MERGE_SBATCH:-}
     else

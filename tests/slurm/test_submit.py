@@ -334,7 +334,7 @@ def whole_venv(tmp_path):
 
 
 def whole(tmp_path: Path, venv: Path, **env: str) -> list[dict]:
-    result = submit(tmp_path, venv, STAGES="all", NUM_SHARDS="2", MODEL="demo", **env)
+    result = submit(tmp_path, venv, **({"STAGES": "all", "NUM_SHARDS": "2", "MODEL": "demo"} | env))
     ids = dict(line.split() for line in result.stdout.splitlines())
     calls = sbatch_calls(result)
     for call in calls:
@@ -450,6 +450,12 @@ def test_whole_benchmark_resubmits_only_what_is_missing(tmp_path, whole_venv):
     # a skipped step's place is taken by the submitted steps it waits for: here the inputs
     first, convert, llava = (c["id"] for c in calls[:3])
     assert [c["after"] for c in calls] == [set(), {first}, {first, convert}, {first, llava}]
+
+
+def test_whole_benchmark_with_one_shard_has_no_arrays(tmp_path, whole_venv):
+    calls = whole(tmp_path, whole_venv, NUM_SHARDS="1")
+    assert [c["name"] for c in calls] == [f"chexbench-{r['step']}" for r in bench_table()]
+    assert not any("--array" in c["opts"] for c in calls)
 
 
 def test_whole_benchmark_preflight_needs_chexbench_bench(tmp_path, whole_venv):
