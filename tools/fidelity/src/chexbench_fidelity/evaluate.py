@@ -72,9 +72,11 @@ class Evaluator:
         cache: StatsCache,
         logits: FeatureSet | None = None,
         logits_note: str | None = None,
+        train: dict[str, FeatureSet] | None = None,
     ):
         self.pairs, self.catalogue, self.settings, self.cache = pairs, catalogue, settings, cache
         self.logits, self.logits_note = logits, logits_note
+        self.train = train or {}  # the training images' embeddings by extractor (the data-copying test)
         self.per_image: list = []  # per-image frames of subset `all` (α-precision / β-recall)
 
     def group(self, group: Group, strict: bool) -> list[Row]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import (
     metric_alpha_beta,
+    metric_data_copying,
     metric_fid,
     metric_frd,
     metric_inception_score,
@@ -21,6 +22,7 @@ REGISTRY: tuple[Metric, ...] = (
     metric_alpha_beta.METRIC,
     metric_vendi.METRIC,
     metric_mifid.METRIC,
+    metric_data_copying.METRIC,
     metric_frd.METRIC,
     metric_inception_score.METRIC,
 )
