@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import (
     metric_alpha_beta,
+    metric_cmmd,
     metric_data_copying,
     metric_fid,
     metric_frd,
@@ -20,6 +21,7 @@ REGISTRY: tuple[Metric, ...] = (
     metric_kid.METRIC,
     metric_prdc.METRIC,
     metric_alpha_beta.METRIC,
+    metric_cmmd.METRIC,
     metric_vendi.METRIC,
     metric_mifid.METRIC,
     metric_data_copying.METRIC,
