@@ -15,7 +15,17 @@ from PIL import Image
 from report_world import POSITIVE, build_run, run_args
 
 CHROMIUM = Path(os.environ.get("CHEXBENCH_CHROMIUM", "/usr/bin/chromium"))
-SECTIONS = ("headline", "stages", "pathology", "samples", "privacy", "classification", "embedding", "provenance")
+SECTIONS = (
+    "headline",
+    "published",
+    "stages",
+    "pathology",
+    "samples",
+    "privacy",
+    "classification",
+    "embedding",
+    "provenance",
+)
 VIEWPORTS = {"desktop": (1440, 900), "laptop": (1280, 800)}
 
 
@@ -89,8 +99,8 @@ def _expected_series(metrics: pd.DataFrame, metric: str, extractor: str) -> pd.D
 
 
 def test_full_report_in_chromium(browser, results, report_cli, tmp_path):
-    run = build_run(results)
-    assert report_cli(*run_args(results)).exit_code == 0
+    run = build_run(results, model="sana")  # a registry model: its published values are on the page
+    assert report_cli(*run_args(results, "sana")).exit_code == 0
     page_file = run.dir / "report" / "report.html"
     prompts = pd.read_parquet(run.prompts)
     positives = {label: int((prompts[label] == 1).sum()) for label in POSITIVE}
@@ -113,6 +123,9 @@ def test_full_report_in_chromium(browser, results, report_cli, tmp_path):
         assert all(complete and natural > 0 for complete, natural, _ in images), images
         if name == "desktop":
             _assert_chart_marks(visit, run)
+            published = visit.page.locator('table.published[data-table="fidelity"] tr[data-subset="all"]')
+            fid = published.filter(has_text="FID (RadDino)").first.inner_text()
+            assert "54.225" in fid and "in the run's CI" in fid  # the run's FID 50 [45, 55] holds Sana's 54.225
         visit.assert_offline_and_clean()
         visit.close()
 
@@ -204,5 +217,6 @@ def test_leaderboard_of_two_seeds_in_chromium(browser, results, report_cli, tmp_
     table.locator("thead th", has_text="FID (RadDino)").click()
     second = table.locator(f"tbody tr td:nth-child({fid + 1})").all_inner_texts()
     assert [t.split()[0] for t in first] == ["50", "53", "90"] and second == first[::-1]
+    assert "No run here is of a model CheXGenBench published values for" in visit.page.inner_text("section#published")
     assert visit.errors == []
     visit.close()

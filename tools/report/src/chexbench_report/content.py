@@ -8,10 +8,11 @@ from .collect import Run
 from .embedding import embedding_section
 from .panels import classification_panel, privacy_panel, sample_grid
 from .provenance import provenance
+from .published import comparison
 from .sources import run_pictures
 from .summary import headline, pathology_series, records, stage_statuses
 
-REPORT_VERSION = "1.0.0"
+REPORT_VERSION = "1.1.0"  # 1.1: the published-comparison block
 
 
 def build(run: Run, embedding_map: str = "pca") -> dict:
@@ -25,6 +26,7 @@ def build(run: Run, embedding_map: str = "pca") -> dict:
         "run_dir": str(run.dir),
         "stages": stage_statuses(run),
         "headline": {s.name: headline(s) for s in finished},
+        "published": comparison(run),
         "pathology": pathology_series(run),
         "samples": None if pictures is None else {"rows": sample_grid(pictures), "notes": pictures.notes},
         "privacy": privacy_panel(run),

@@ -7,6 +7,10 @@ interval share rank 1 ("tied with best"); a run without an interval counts as th
 remaining runs are ranked after them in value order (k+1, k+2, ... where k runs share rank 1). Runs without a value
 of the ranking column are not ranked.
 
+Runs of a model CheXGenBench published values for (or of an alias of one, or the demo, marked not comparable) get
+their published values beside theirs in leaderboard_published.csv and the page's last section: the difference (run
+minus published) and whether the published value lies in the run's CI.
+
 A run whose folder cannot be read (a malformed metrics table or manifest) is left out with one warning line naming it
 and why; the others make the leaderboard. Only when no run can be read is it an error.
 """
@@ -25,6 +29,7 @@ from chexbench_schema import CHEXPERT_LABELS, ORIGINAL_LEADERBOARD_COLUMNS, read
 
 from .collect import Run, find_runs, load_run
 from .provenance import seeds
+from .published import comparison, sources
 from .render import fmt, render_page
 from .summary import UTILITY_SETTING, classify_setting_rows
 
@@ -64,6 +69,24 @@ BY_NAME = {c.name: c for c in COLUMNS}
 DEFAULT_RANK = ("FID (RadDino)", "FID", "Alignment_score", "AUROC (trained on synthetic)")
 IDENTITY = ("Model", "Run ID", "Seed", "Rank", "Rank note")
 CSV, CSV_CONDITIONAL, HTML = "leaderboard.csv", "leaderboard_conditional.csv", "leaderboard.html"
+CSV_PUBLISHED = "leaderboard_published.csv"
+PUBLISHED_COLUMNS = (
+    "Model",
+    "Run ID",
+    "Published model",
+    "Mark",
+    "Comparable",
+    "Table",
+    "Metric",
+    "Pathology",
+    "Published",
+    "Value",
+    "CI low",
+    "CI high",
+    "Difference",
+    "Published in CI",
+    "Verdict",
+)
 
 
 def _finite(x) -> bool:
@@ -159,15 +182,42 @@ def _frame(rows: list[dict], conditional: bool) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=leading + added + intervals)
 
 
-def collect(results: Path, rank_by: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, Column]:
-    """The overall and per-pathology leaderboards of every finished run under `results`, ranked."""
+def _published_rows(run: Run) -> list[dict]:
+    """The run's values beside CheXGenBench's published ones (none when it published nothing for the model)."""
+    block = comparison(run)
+    return [
+        {
+            "Model": run.model,
+            "Run ID": run.run_id,
+            "Published model": block["published_model"],
+            "Mark": block["mark"] or "",
+            "Comparable": block["comparable"],
+            "Table": table["name"],
+            "Metric": row["metric"],
+            "Pathology": "" if row["subset"] == "all" else row["subset"],
+            "Published": float(row["published"]),
+            "Value": row["value"],
+            "CI low": row["ci_low"],
+            "CI high": row["ci_high"],
+            "Difference": row["difference"],
+            "Published in CI": row["in_ci"],
+            "Verdict": row["verdict"],
+        }
+        for table in block["tables"]
+        for row in table["rows"]
+    ]
+
+
+def collect(results: Path, rank_by: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, Column]:
+    """The overall and per-pathology leaderboards of every finished run under `results`, ranked, and the runs'
+    values beside the published ones."""
     runs = find_runs(results)
     if not runs:
         raise BadInputError(
             f"{results}: no finished run with a metrics table (looked for <model>/<run_id>/<stage>/metrics.parquet "
             "next to _SUCCESS); run make bench first"
         )
-    overall, conditional, unreadable = [], [], []
+    overall, conditional, published, unreadable = [], [], [], []
     for model, run_id in runs:
         try:
             run = load_run(results, model, run_id)
@@ -177,6 +227,7 @@ def collect(results: Path, rank_by: str | None = None) -> tuple[pd.DataFrame, pd
             log.warning("leaderboard: left out run %s/%s: %s", model, run_id, exc.lines()[0])
             continue
         overall.append(_row(run, metrics, facts, "all"))
+        published += _published_rows(run)
         labelled = set(metrics["subset"]) | {m.removeprefix("auc_") for m in metrics["metric"]}
         conditional += [_row(run, metrics, facts, label) for label in CHEXPERT_LABELS if label in labelled]
     if not overall:
@@ -194,7 +245,8 @@ def collect(results: Path, rank_by: str | None = None) -> tuple[pd.DataFrame, pd
 
     overall.sort(key=order)
     conditional.sort(key=lambda r: (CHEXPERT_LABELS.index(r["Pathology"]), order(r)))
-    return _frame(overall, False), _frame(conditional, True), column
+    published_frame = pd.DataFrame(published, columns=list(PUBLISHED_COLUMNS)).astype({"Published in CI": object})
+    return _frame(overall, False), _frame(conditional, True), published_frame, column
 
 
 def _cells(frame: pd.DataFrame, conditional: bool) -> tuple[list[str], list[list[dict]]]:
@@ -218,13 +270,34 @@ def _cells(frame: pd.DataFrame, conditional: bool) -> tuple[list[str], list[list
     return header, body
 
 
+def _published_cells(published: pd.DataFrame) -> list[dict]:
+    """The published-comparison rows as the page shows them."""
+    shown = []
+    for rec in published.to_dict("records"):
+        value, low, high = (None if not _finite(rec[k]) else rec[k] for k in ("Value", "CI low", "CI high"))
+        ci = f"[{fmt(low)}, {fmt(high)}]" if low is not None and high is not None else ""
+        shown.append(
+            rec
+            | {
+                "value_text": fmt(value),
+                "value_sort": "" if value is None else value,
+                "difference_sort": rec["Difference"] if _finite(rec["Difference"]) else "",
+                "ci_text": ci,
+                "difference_text": fmt(rec["Difference"] if _finite(rec["Difference"]) else None),
+                "published_text": f"{rec['Published']:g}",  # as printed: at most 3 decimals, 6 digits
+            }
+        )
+    return shown
+
+
 def write_leaderboard(results: Path, out: Path, rank_by: str | None = None) -> list[Path]:
     """Write leaderboard.csv, leaderboard_conditional.csv and leaderboard.html into `out`."""
-    overall, conditional, column = collect(results, rank_by)
+    overall, conditional, published, column = collect(results, rank_by)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / CSV, out / CSV_CONDITIONAL, out / HTML]
+    paths = [out / CSV, out / CSV_CONDITIONAL, out / CSV_PUBLISHED, out / HTML]
     write_text_atomic(paths[0], overall.to_csv(index=False))
     write_text_atomic(paths[1], conditional.to_csv(index=False))
+    write_text_atomic(paths[2], published.to_csv(index=False))
     tables = [("overall", "Overall", *_cells(overall, False))]
     if len(conditional):
         tables.append(("conditional", "Per pathology", *_cells(conditional, True)))
@@ -235,6 +308,9 @@ def write_leaderboard(results: Path, out: Path, rank_by: str | None = None) -> l
         column=column,
         rule=__doc__.split("\n\n")[1],
         tables=tables,
+        published=_published_cells(published),
+        source=sources()["source"],
+        protocols=[(t["title"], t["protocol"]) for t in sources()["tables"].values()],
     )
-    write_text_atomic(paths[2], page)
+    write_text_atomic(paths[3], page)
     return paths
