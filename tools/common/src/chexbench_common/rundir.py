@@ -18,12 +18,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from chexbench_schema.manifest import MANIFEST_VERSION
+from chexbench_schema.errors import BadInputError
+from chexbench_schema.manifest import MANIFEST, MANIFEST_VERSION, read_manifest
 
 from .atomic import write_json_atomic, write_text_atomic
 from .hashing import sha256_path
 
-MANIFEST = "manifest.json"  # its fields: chexbench_schema.manifest (the contract), written below
 SUCCESS = "_SUCCESS"
 DEFAULT_LIBRARIES = (
     "chexbench-schema",
@@ -104,8 +104,8 @@ def is_finished(folder: str | Path) -> bool:
     if not (folder / SUCCESS).exists():
         return False
     try:
-        return json.loads((folder / MANIFEST).read_text()).get("status") == "success"
-    except (OSError, ValueError):
+        return read_manifest(folder).get("status") == "success"
+    except BadInputError:
         return False
 
 
@@ -130,7 +130,8 @@ class StageRun:
         return self.dir / SUCCESS
 
     def read_manifest(self) -> dict:
-        return json.loads(self.manifest_path.read_text()) if self.manifest_path.exists() else {}
+        """This folder's manifest; {} before its first run."""
+        return read_manifest(self.dir, missing_ok=True)
 
     def is_finished(self) -> bool:
         """_SUCCESS exists and the manifest says success: the folder's outputs may be used and collected."""

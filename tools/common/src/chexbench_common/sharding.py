@@ -14,7 +14,6 @@ check with one set of exit codes.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -22,8 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from chexbench_schema.manifest import read_manifest
+
 from .errors import BadInputError, IncompleteShardsError
-from .rundir import MANIFEST, is_finished
+from .rundir import is_finished
 
 log = logging.getLogger(__name__)
 PARTS = "parts"
@@ -100,7 +101,7 @@ def resolve(mode: str | None, num_shards: int | None, shard_index: int | None, e
 
 
 def _finished(folder: Path) -> dict | None:
-    return json.loads((folder / MANIFEST).read_text()) if is_finished(folder) else None
+    return read_manifest(folder) if is_finished(folder) else None
 
 
 def shard_counts(stage_dir: str | Path) -> dict[int, dict[int, Path]]:
