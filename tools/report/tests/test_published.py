@@ -164,3 +164,25 @@ def test_the_leaderboard_lists_each_registry_run_beside_the_published_values(rep
     assert set(board[board["Table"] == "conditional"]["Pathology"]) == set(CHEXPERT_LABELS)
     html = (out / "leaderboard.html").read_text()
     assert '<section id="published">' in html and "54.225" in html and "one run per model, no CI" in html
+
+
+def test_the_report_is_made_again_when_the_published_data_changes(report_cli, results, tmp_path, monkeypatch):
+    build_run(results, model="sana")
+    assert _report(report_cli, results, "sana")["published"]["tables"][0]["rows"][0]["published"] == SANA_FID
+    again = report_cli(*run_args(results, "sana"))
+    assert again.exit_code == 0 and "up to date" in again.stderr
+    # the same package data with one cell corrected: the report is redone and shows the new value
+    data = tmp_path / "published"
+    data.mkdir()
+    for name in ["sources.json", *(published.sources()["tables"][t]["file"] for t in published.TABLES)]:
+        text = published._data(name).read_text()
+        (data / name).write_text(text.replace("54.225", "54.226") if name.endswith("fidelity_v1.csv") else text)
+    monkeypatch.setattr(published, "_data", lambda name: data / name)
+    published.sources.cache_clear()
+    published.table.cache_clear()
+    try:
+        redo = _report(report_cli, results, "sana")
+    finally:
+        published.sources.cache_clear()
+        published.table.cache_clear()
+    assert redo["published"]["tables"][0]["rows"][0]["published"] == 54.226

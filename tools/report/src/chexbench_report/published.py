@@ -9,6 +9,7 @@ the tables (the registry ids), or an alias of one (SynthCheX-75K: Sana's release
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -64,6 +65,13 @@ def sources() -> dict:
 
 def _data(name: str):
     return resources.files("chexbench_report") / "published" / name
+
+
+def digest() -> str:
+    """sha256 over the package data (sources.json and the tables): a report made with other published values is
+    made again."""
+    names = ["sources.json", *(sources()["tables"][name]["file"] for name in TABLES)]
+    return hashlib.sha256(b"".join(_data(name).read_bytes() for name in names)).hexdigest()
 
 
 @cache

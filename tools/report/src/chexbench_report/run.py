@@ -17,6 +17,7 @@ from chexbench_common.rundir import MANIFEST, StageRun, run_folder
 from . import __version__
 from .collect import METRICS, REPORT, Run, check_run_folder, load_run
 from .content import REPORT_VERSION, build
+from .published import digest as published_digest
 from .render import render_html
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ def run(
     stage = StageRun(results, model, run_id, REPORT, tool_version=__version__)
     with Lifecycle(stage, force=force) as life:
         run_data = load_run(results, model, run_id)
-        params, inputs = {"report_version": REPORT_VERSION, "embedding_map": embedding_map}, _inputs(run_data)
+        params = {"report_version": REPORT_VERSION, "embedding_map": embedding_map, "published": published_digest()}
+        inputs = _inputs(run_data)
         if life.up_to_date(params, inputs):
             _copy(stage, out)
             return stage, False
