@@ -8,7 +8,8 @@ and of the FID Inception in fp32/bf16/fp16, their agreement with fp32, and an en
     .venv/bin/python benchmarks/embed_bench.py cpu
     .venv/bin/python benchmarks/embed_bench.py gpu [--raddino /models/rad-dino]
 
-Results go to benchmarks/results/embed.json (one entry per mode, the other mode's entry kept) and embed.md.
+Results go to benchmarks/results/embed.json (one entry per mode, the other mode's entry kept) and embed.md
+(--out: another folder).
 """
 
 from __future__ import annotations
@@ -380,18 +381,19 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=10, help="gpu: timed batches per precision")
     parser.add_argument("--e2e-images", type=int, default=512, help="gpu: images for the end-to-end run")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="Folder for embed.json and embed.md.")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("CHEXBENCH_PROGRESS", "none")
     env = environment()
     result = (cpu_mode if args.mode == "cpu" else gpu_mode)(args) | {"environment": env}
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "embed.json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "embed.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     results[args.mode] = result
     path.write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "embed.md").write_text(markdown(results))
-    print(f"wrote {path} and {RESULTS / 'embed.md'}")
+    (args.out / "embed.md").write_text(markdown(results))
+    print(f"wrote {path} and {args.out / 'embed.md'}")
 
 
 if __name__ == "__main__":

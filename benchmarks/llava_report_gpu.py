@@ -14,7 +14,7 @@ Measured in one run, so the ratios need no outside figure:
     .venv/bin/python benchmarks/llava_report_gpu.py                 # on a GPU (about 3 minutes on one H100-class GPU)
     .venv/bin/python benchmarks/llava_report_gpu.py --tiny --device cpu   # smoke test of the code path
 
-Results: benchmarks/results/llava_report_gpu.json and .md (not with --tiny).
+Results: benchmarks/results/llava_report_gpu.json and .md (not with --tiny, unless --out is given).
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="Fine-tuning steps timed.")
     parser.add_argument("--batch", type=int, default=4, help="Fine-tuning samples per step.")
     parser.add_argument("--new-tokens", type=int, default=256)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, help="Folder for the results [default: benchmarks/results, not --tiny].")
     args = parser.parse_args()
     device = torch.device(args.device)
     dtype = torch.bfloat16
@@ -238,10 +238,11 @@ def main() -> None:
     if device.type == "cuda":
         result["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
     print(json.dumps(result, indent=1))
-    if args.tiny:
+    out = args.out or (None if args.tiny else RESULTS)
+    if not out:
         return
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "llava_report_gpu.json").write_text(json.dumps(result, indent=1) + "\n")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "llava_report_gpu.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [
         "# llava-report at LLaVA-Rad's size on a GPU (random weights, bf16)",
         "",
@@ -258,7 +259,7 @@ def main() -> None:
             for g in result["generate"]
         ),
     ]
-    (args.out / "llava_report_gpu.md").write_text("\n".join(lines) + "\n")
+    (out / "llava_report_gpu.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
