@@ -3,13 +3,16 @@ stages write them), and a plan of known-answer sets."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from chexbench_common.imageio import to_uint8
 from chexbench_common.rundir import StageRun
-from chexbench_schema import write_embeddings, write_table
+from chexbench_schema import CHEXPERT_LABELS, write_embeddings, write_table
+from PIL import Image
 
 MODEL = "demo"
 INCEPTION_SHA = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
@@ -105,3 +108,41 @@ def ladder(tmp_path):
         return results, out / "plan.csv"
 
     return make
+
+
+# A real adult chest CR from the pydicom-data package (installed --no-deps by `make setup`).
+DICOM = Path(importlib.util.find_spec("data_store").submodule_search_locations[0]) / "data" / "RG1_UNCR.dcm"
+
+
+@pytest.fixture(scope="session")
+def real_pool(tmp_path_factory) -> tuple[Path, Path]:
+    """A small real pool: 24 crops (different places and sizes) of the real chest CR, 96 px, two per patient, with
+    their prompts table; returns (prompts table, images root)."""
+    from chexbench_common.imageio import load_grey
+
+    root = tmp_path_factory.mktemp("pool")
+    (root / "real").mkdir()
+    grey = load_grey(DICOM)
+    rng = np.random.default_rng(7)
+    rows = []
+    for i in range(24):
+        side = int(min(grey.shape) * rng.uniform(0.35, 0.6))
+        top, left = (int(rng.integers(0, s - side)) for s in grey.shape)
+        crop = Image.fromarray(grey[top : top + side, left : left + side]).resize((96, 96), Image.Resampling.BICUBIC)
+        name = f"crop{i:02d}.png"
+        Image.fromarray(to_uint8(np.asarray(crop))).save(root / "real" / name)
+        rows.append(
+            {
+                "split": "test",
+                "prompt_id": f"p{i:02d}",
+                "prompt": f"crop {i}",
+                "patient_id": f"pt{i // 2}",
+                "study_id": None,
+                "id": None,
+                "image_path": name,
+                "view": "PA",
+                **{label: None for label in CHEXPERT_LABELS},
+            }
+        )
+    prompts = write_table(pd.DataFrame(rows), root / "prompts.parquet", "prompts", producer="test")
+    return prompts, root / "real"

@@ -64,6 +64,20 @@ for axis in (fidelity, reports):
     build.add_command(axis.command)
 
 
+@main.command("sets")
+@click.option("--plan", type=_path, required=True, help="plan.csv of the sets (written by build).")
+@click.option("--axis", help="Only this axis's sets.")
+def list_sets(plan, axis):
+    """Print set_id, run_id and control of every planned set (tab-separated, plan order), for make's loops."""
+    from .plan import read_plan
+
+    table = read_plan(plan)
+    if axis is not None:
+        table = table[table["axis"] == axis]
+    for row in table.itertuples():
+        click.echo(f"{row.set_id}\t{row.run_id}\t{row.control}")
+
+
 @main.command()
 @results_option
 @model_option
