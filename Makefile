@@ -302,4 +302,4 @@ bench: bench-report ## the whole benchmark for MODEL (default: the embedded demo
 clean: ## remove the environment and caches (Results/ is kept)
 	rm -rf $(VENV) .pytest_cache .ruff_cache $(CACHE_DIR)
 
-include images/images.mk compose/hpc/sif.mk compose/hpc/slurm.mk mk/envs.mk mk/report.mk mk/repeat.mk
+include images/images.mk compose/hpc/sif.mk compose/hpc/slurm.mk mk/envs.mk mk/report.mk mk/repeat.mk mk/validate.mk
