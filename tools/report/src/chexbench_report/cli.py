@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 from chexbench_common.cli import stage_group
-from chexbench_common.options import echo_outputs, stage_run_options
+from chexbench_common.options import DIR, FILE, echo_outputs, results_option, stage_run_options
 
 from . import __version__
 
@@ -17,7 +15,7 @@ main = stage_group("report", __version__, "One self-contained HTML report per ru
 @stage_run_options(device=False)
 @click.option(
     "--out",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=FILE,
     help="Also copy report.html here (the report itself is always <results>/<model>/<run-id>/report/).",
 )
 @click.option(
@@ -28,26 +26,20 @@ main = stage_group("report", __version__, "One self-contained HTML report per ru
     show_default=True,
     help="The embedding map: PCA (exact, fitted on every vector) or UMAP (umap-learn; neighbourhoods, seeded).",
 )
-def run(results, model, run_id, force, out, embedding_map):
+def run(**params):
     """Write <results>/<model>/<run-id>/report/report.html (one self-contained file) and report.json."""
     from .run import run as run_report
 
-    stage, did_work = run_report(results, model, run_id, force=force, out=out, embedding_map=embedding_map)
-    echo_outputs(stage, did_work)
-    if out is not None:
-        click.echo(out)
+    echo_outputs(*run_report(**params))
+    if params["out"] is not None:
+        click.echo(params["out"])
 
 
 @main.command()
-@click.option(
-    "--results",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("Results"),
-    help="Results root folder.",
-)
+@results_option
 @click.option(
     "--out",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=DIR,
     help="Folder for leaderboard.html, leaderboard.csv and leaderboard_conditional.csv "
     "[default: <results>/_leaderboard].",
 )
