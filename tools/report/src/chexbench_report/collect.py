@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pandas as pd
 from chexbench_common.errors import BadInputError
 from chexbench_common.rundir import MANIFEST, SUCCESS, is_finished, recorded_path, run_folder
 from chexbench_schema import read_table
+from chexbench_schema.manifest import read_manifest
 
 # The stages of a full run, in pipeline order (their stage.yml `order`). Written out here because the report runs in
 # its own image, without the other stages' declarations; a stage folder not listed here is shown all the same.
@@ -76,16 +76,6 @@ class Run:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["stage", "metric", "subset"])
 
 
-def _read_manifest(folder: Path) -> dict:
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-    except (OSError, ValueError) as exc:
-        raise BadInputError(f"{folder / MANIFEST}: cannot be read as JSON ({exc}); rerun that stage") from None
-    if not isinstance(manifest, dict):
-        raise BadInputError(f"{folder / MANIFEST}: not a manifest (a JSON object is expected); rerun that stage")
-    return manifest
-
-
 def _status(folder: Path, manifest: dict) -> tuple[str, str | None]:
     if is_finished(folder):
         return "success", None
@@ -103,7 +93,7 @@ def read_stage(run_dir: Path, name: str) -> Stage:
     folder = run_dir / name
     if not (folder / MANIFEST).is_file():
         return Stage(name, folder, NOT_RUN)
-    manifest = _read_manifest(folder)
+    manifest = read_manifest(folder)
     status, reason = _status(folder, manifest)
     stage = Stage(name, folder, status, reason, manifest)
     if stage.finished and (folder / METRICS).is_file():
