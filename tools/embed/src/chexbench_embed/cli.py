@@ -7,13 +7,20 @@ from pathlib import Path
 import click
 from chexbench_common.bitdepth import bit_depth_option
 from chexbench_common.cli import stage_group
-from chexbench_common.options import echo_outputs, merge_options, shard_options, stage_run_options
+from chexbench_common.env import configure_caches
+from chexbench_common.options import (
+    PATH,
+    builds_request,
+    echo_outputs,
+    group,
+    merge_options,
+    shard_options,
+    stage_run_options,
+)
 
 from . import __version__
 
 main = stage_group("embed", __version__, "Turn image sets into embeddings tables (inception, raddino, dinov2).")
-
-_path = click.Path(path_type=Path)
 
 
 def _pair(table: Path | None, root: Path | None, table_opt: str, root_opt: str) -> tuple[Path, Path] | None:
@@ -25,10 +32,10 @@ def _pair(table: Path | None, root: Path | None, table_opt: str, root_opt: str) 
 @main.command()
 @stage_run_options()
 @shard_options
-@click.option("--images", type=_path, help="images table (synthetic set); its `path` is relative to --images-root.")
-@click.option("--images-root", type=_path, help="Folder the images table's paths are relative to.")
-@click.option("--prompts", type=_path, help="prompts table (real set); image_id = prompt_id.")
-@click.option("--real-root", type=_path, help="Folder the prompts table's image_path values are relative to.")
+@click.option("--images", type=PATH, help="images table (synthetic set); its `path` is relative to --images-root.")
+@click.option("--images-root", type=PATH, help="Folder the images table's paths are relative to.")
+@click.option("--prompts", type=PATH, help="prompts table (real set); image_id = prompt_id.")
+@click.option("--real-root", type=PATH, help="Folder the prompts table's image_path values are relative to.")
 @click.option(
     "--extractor",
     "extractors",
@@ -55,55 +62,29 @@ def _pair(table: Path | None, root: Path | None, table_opt: str, root_opt: str) 
 )
 @bit_depth_option("--bit-depth", "the real images (--prompts)")
 @bit_depth_option("--synthetic-bit-depth", "the synthetic images (--images; generated PNGs are 8-bit: auto fits)")
-@click.option("--cache-dir", type=_path, help="Real-set embedding cache [default: $CHEXBENCH_CACHE_DIR/embeddings].")
+@click.option("--cache-dir", type=PATH, help="Real-set embedding cache [default: $CHEXBENCH_CACHE_DIR/embeddings].")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the real-set cache.")
-def run(
-    results,
-    model,
-    run_id,
-    images,
-    images_root,
-    prompts,
-    real_root,
-    extractors,
-    batch_size,
-    num_workers,
-    device,
-    precision,
-    bit_depth,
-    synthetic_bit_depth,
-    cache_dir,
-    no_cache,
-    shard,
-    force,
-):
+@builds_request(
+    ".run:Request",
+    images=lambda images, images_root: _pair(images, images_root, "--images", "--images-root"),
+    prompts=lambda prompts, real_root: _pair(prompts, real_root, "--prompts", "--real-root"),
+    options=group(
+        bit_depth=lambda bit_depth, synthetic_bit_depth: {"real": bit_depth, "synthetic": synthetic_bit_depth},
+        num_workers=lambda num_workers: _default_workers() if num_workers is None else num_workers,
+    ),
+    cache_dir=lambda cache_dir, no_cache: None if no_cache else (cache_dir or configure_caches() / "embeddings"),
+)
+def run(request):
     """Embed a synthetic and/or a real image set with each extractor; one table per (source, extractor)."""
-    from chexbench_common.env import configure_caches
-
-    cache_root = configure_caches()
-    from .engine import Options
-    from .run import Request, default_workers
     from .run import run as run_embed
 
-    request = Request(
-        results=results,
-        model=model,
-        run_id=run_id,
-        extractors=list(extractors),
-        images=_pair(images, images_root, "--images", "--images-root"),
-        prompts=_pair(prompts, real_root, "--prompts", "--real-root"),
-        options=Options(
-            batch_size=batch_size,
-            precision=precision,
-            bit_depth={"real": bit_depth, "synthetic": synthetic_bit_depth},
-            num_workers=default_workers() if num_workers is None else num_workers,
-        ),
-        device=device,
-        cache_dir=None if no_cache else (cache_dir or cache_root / "embeddings"),
-        shard=shard,
-        force=force,
-    )
     echo_outputs(*run_embed(request))
+
+
+def _default_workers() -> int:
+    from .run import default_workers
+
+    return default_workers()
 
 
 @main.command()
@@ -116,7 +97,7 @@ def merge(results, model, run_id, num_shards, force):
 
 
 @main.command("tiny-raddino")
-@click.argument("out_dir", type=_path)
+@click.argument("out_dir", type=PATH)
 @click.option("--image-size", default=56, help="Processor crop and model image size (a multiple of 14).")
 @click.option("--seed", default=0, help="Seed of the random weights.")
 def tiny_raddino(out_dir, image_size, seed):
