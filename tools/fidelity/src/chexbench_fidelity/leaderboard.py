@@ -22,26 +22,6 @@ LEADERBOARD_CONDITIONAL = "leaderboard_conditional.csv"
 STAGE = "fidelity"
 
 
-def metrics_frame(rows: list[Row], model: str, run_id: str) -> pd.DataFrame:
-    """The `metrics` table (chexbench_schema) of these rows."""
-    return pd.DataFrame(
-        {
-            "run_id": run_id,
-            "model": model,
-            "stage": STAGE,
-            "metric": [r.metric for r in rows],
-            "subset": [r.subset for r in rows],
-            "extractor": [r.extractor for r in rows],
-            "value": [r.value for r in rows],
-            "ci_low": [r.ci_low for r in rows],
-            "ci_high": [r.ci_high for r in rows],
-            "n_real": [r.n_real for r in rows],
-            "n_synth": [r.n_synth for r in rows],
-            "note": [r.note for r in rows],
-        }
-    )
-
-
 def leaderboard_frame(
     rows: list[Row],
     *,

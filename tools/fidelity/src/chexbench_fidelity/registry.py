@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from chexbench_common.errors import BadInputError
+from chexbench_schema.metrics import MetricRow
 
 if TYPE_CHECKING:
     from .evaluate import Evaluator
@@ -50,6 +51,20 @@ class Row:
     @property
     def note(self) -> str | None:
         return "; ".join(self.notes) or None
+
+    def as_metric(self) -> MetricRow:
+        """This row as the contract's row of the `metrics` table."""
+        return MetricRow(
+            self.metric,
+            self.value,
+            self.subset,
+            self.extractor,
+            self.ci_low,
+            self.ci_high,
+            self.n_real,
+            self.n_synth,
+            self.note,
+        )
 
 
 @dataclass

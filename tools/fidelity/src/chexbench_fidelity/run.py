@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -12,13 +11,15 @@ from chexbench_common.errors import BadInputError, OutOfMemoryError
 from chexbench_common.lifecycle import Lifecycle
 from chexbench_common.rundir import StageRun, recorded_path, run_folder
 from chexbench_schema import CHEXPERT_LABELS, read_metadata, write_table
+from chexbench_schema.manifest import MANIFEST, read_manifest
+from chexbench_schema.metrics import metrics_frame
 
 from . import __version__
 from .cache import StatsCache
 from .evaluate import RADIOMICS, Evaluator, check_counts
 from .groups import ALL, Group, build_catalogue, label_groups
 from .inputs import LOGITS_SUFFIX, load_features, load_logits, logits_note, pair_features
-from .leaderboard import LEADERBOARD, LEADERBOARD_CONDITIONAL, STAGE, leaderboard_frame, metrics_frame, write_csv
+from .leaderboard import LEADERBOARD, LEADERBOARD_CONDITIONAL, STAGE, leaderboard_frame, write_csv
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,14 +59,13 @@ def discover(request: Request) -> None:
     if request.real or request.synth:
         return
     embed = run_folder(request.results, request.model, request.run_id) / "embed"
-    manifest = embed / "manifest.json"
-    record = json.loads(manifest.read_text()) if manifest.exists() else {}
+    record = read_manifest(embed, missing_ok=True)
     recorded = record.get("inputs", {})
     for name in ("prompts", "images"):
         path = recorded_path(record, recorded.get(name, {}).get("path", ""))
         if getattr(request, name) is None and recorded.get(name) and path.is_file():
             setattr(request, name, path)
-            log.info("--%s %s (from %s)", name, path, manifest)
+            log.info("--%s %s (from %s)", name, path, embed / MANIFEST)
     request.real = sorted(p for p in embed.glob("real-*.parquet") if not p.stem.endswith(LOGITS_SUFFIX))
     request.synth = sorted(p for p in embed.glob("synthetic-*.parquet") if not p.stem.endswith(LOGITS_SUFFIX))
     logits = embed / f"synthetic-inception{LOGITS_SUFFIX}.parquet"
@@ -211,7 +211,7 @@ def _write(stage: StageRun, request: Request, evaluator: Evaluator, rows_by_grou
         frame = pd.concat(evaluator.per_image, ignore_index=True)
         outputs["alpha_beta_per_image"] = write_csv(frame, stage.dir / ALPHA_BETA_PER_IMAGE)
     outputs["metrics"] = write_table(
-        metrics_frame(rows, request.model, request.run_id),
+        metrics_frame([row.as_metric() for row in rows], model=request.model, run_id=request.run_id, stage=STAGE),
         stage.dir / METRICS,
         "metrics",
         producer=PRODUCER,
