@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from chexbench_common.cli import stage_group
+from chexbench_common.options import FILE
 
 from . import splits
 
@@ -21,14 +22,14 @@ main = stage_group(
     "--input",
     "input_path",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     help="LLaVA-Rad annotation CSV (16 columns), e.g. MIMIC_Splits/raw/LLAVARAD_ANNOTATIONS_TEST.csv.",
 )
 @click.option("--split", required=True, help="Split name written to every row (train, test, train20k, ...).")
 @click.option(
     "--out",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     help="Output prompts table (.parquet, or .csv with a .meta.json sidecar); <out>.manifest.json is written too.",
 )
 @click.option(
@@ -55,7 +56,7 @@ def convert(input_path: Path, split: str, out: Path, uncertainty: str, keep_dupl
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=FILE)
 def check(file: Path) -> None:
     """Validate a prompts table (Parquet or CSV) and print a one-line summary."""
     click.echo(splits.summarize(file))
