@@ -27,7 +27,8 @@
 #   (or `make slurm-submit MODEL=...`). Environment:
 #   MODEL (required: the output folder name), GENERATOR (generate's registry model, default MODEL),
 #   RUN_ID (default), RESULTS (Results), RUNNER (apptainer | local | docker), NUM_SHARDS (4),
-#   STAGES (default: every stage of compose/hpc/stages.tsv, in pipeline order; or a subset, in order), LOG_DIR ($RESULTS/$MODEL/$RUN_ID/slurm-logs),
+#   STAGES (default: every stage of compose/hpc/stages.tsv, in pipeline order; or a subset, in order; or all),
+#   LOG_DIR ($RESULTS/$MODEL/$RUN_ID/slurm-logs),
 #   GENERATE_ARGS EMBED_ARGS FIDELITY_ARGS (stage options, space-separated), MAKE_VARS (make variables for the runner,
 #   e.g. "SIF_DIR=/scratch/$USER/sif MIMIC_ROOT=/data/mimic-cxr-jpg/2.0.0"),
 #   SBATCH_ARGS (sbatch options for every job, after the stage's resources, e.g. "--partition=gpu --account=proj"),
