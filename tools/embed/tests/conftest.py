@@ -50,6 +50,13 @@ def tiny_dinov2(tmp_path_factory, tiny_raddino) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> Path:
+    from chexbench_embed.tiny import build_tiny_clip
+
+    return build_tiny_clip(tmp_path_factory.mktemp("models") / "tiny-clip")
+
+
 def save_images(root: Path, count: int, seed: int = 0) -> list[str]:
     """`count` grey images of different sizes and formats (8-bit PNG, 16-bit PNG, JPEG); returns relative paths."""
     rng = np.random.default_rng(seed)

@@ -1,8 +1,11 @@
 """DINOv2-family encoders (microsoft/rad-dino or any DINOv2 folder): CLS token after the final layer norm.
 
 Dinov2Model's `pooler_output` is `layernorm(last hidden state)[:, 0]`, i.e. the normalised CLS token (768-d for
-rad-dino). The folder's own image processor settings (rad-dino: shortest edge 518, bicubic, centre crop 518,
-mean 0.5307, std 0.2583) are read once and applied by chexbench to the original grey image (see preprocess.py).
+rad-dino). For `raddino` the folder's own image processor settings (rad-dino: shortest edge 518, bicubic, centre
+crop 518, mean 0.5307, std 0.2583) are read once and applied by chexbench to the original grey image
+(see preprocess.py).
+For `dinov2` (FD_DINOv2, Stein et al. 2023) the preprocessing is dgm-eval's, whatever the folder's processor says:
+bicubic resize straight to 224 × 224 (no crop), ImageNet mean/std per channel.
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ from chexbench_common.errors import MissingResourceError
 from .preprocess import GreyTransform
 
 MODEL_TYPES = ("dinov2", "dinov2_with_registers")
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+DGM_EVAL = GreyTransform(
+    mode="squash", height=224, width=224, resample=3, gain=1.0, mean=IMAGENET_MEAN, std=IMAGENET_STD
+)
 
 
 def _size(obj, key: str):
@@ -73,6 +80,11 @@ def read_folder(name: str, folder: Path) -> tuple[int, GreyTransform]:
     model_type = json.loads(config.read_text()).get("model_type")
     if model_type not in MODEL_TYPES:
         raise MissingResourceError(f"extractor {name}: {folder} holds a {model_type!r} model, not DINOv2")
+    if name == "dinov2":
+        check_safetensors(folder, f"extractor {name}")
+        from transformers import AutoConfig
+
+        return int(AutoConfig.from_pretrained(folder, local_files_only=True).hidden_size), DGM_EVAL
     if not (folder / "preprocessor_config.json").is_file():
         raise MissingResourceError(f"extractor {name}: {folder} has no preprocessor_config.json")
     check_safetensors(folder, f"extractor {name}")  # a truncated copy fails here, before any image is decoded

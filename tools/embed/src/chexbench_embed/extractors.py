@@ -10,13 +10,15 @@ from pathlib import Path
 from chexbench_common.errors import BadInputError, MissingResourceError
 from chexbench_common.hashing import sha256_path
 
-from . import dino, inception, radiomics
+from . import clip, dino, inception, radiomics
 from .preprocess import GreyTransform
 
-NAMES = ("inception", "raddino", "dinov2", "radiomics")
+NAMES = ("inception", "raddino", "dinov2", "clip", "radiomics")
 PROVENANCE = {
     "raddino": "microsoft/rad-dino (local Hugging Face folder); CLS after the final layer norm",
-    "dinov2": "DINOv2 (local Hugging Face folder); CLS after the final layer norm",
+    "dinov2": "DINOv2 (local Hugging Face folder; FD_DINOv2 uses ViT-L/14); dgm-eval's preprocessing (bicubic 224, "
+    "ImageNet mean/std); CLS after the final layer norm",
+    "clip": clip.PROVENANCE,
     "radiomics": "pyradiomics (BSD-3) features, the FRD v1 / CheXGenBench 2-D recipe (chexbench_embed.radiomics)",
 }
 NO_LOGITS = "unavailable ({name} is a self-supervised encoder without class logits)"
@@ -90,7 +92,7 @@ def build_spec(name: str, path: Path | None) -> ExtractorSpec:
         return radiomics_spec(path)
     if path is None:
         raise BadInputError(f"extractor {name} needs a local model folder: --extractor {name}=/path/to/folder")
-    dim, transform = dino.read_folder(name, path)
+    dim, transform = clip.read_folder(path) if name == "clip" else dino.read_folder(name, path)
     return ExtractorSpec(name, path, sha256_path(path), dim, transform, PROVENANCE[name], NO_LOGITS.format(name=name))
 
 
@@ -142,15 +144,17 @@ def load_encoder(spec: ExtractorSpec, device):
     import torch
 
     class Encoder(torch.nn.Module):
-        def __init__(self, net, pooled: bool):
+        def __init__(self, net, pooled: bool, embeds=None):
             super().__init__()
-            self.net, self.pooled, self.gain = net, pooled, spec.transform.gain
+            self.net, self.pooled, self.embeds, self.gain = net, pooled, embeds, spec.transform.gain
             self.names = [table.name for table in spec.tables()]
             self.register_buffer("mean", torch.tensor(spec.transform.mean).view(1, 3, 1, 1))
             self.register_buffer("std", torch.tensor(spec.transform.std).view(1, 3, 1, 1))
 
         def forward(self, grey):
             x = (grey.expand(-1, 3, -1, -1) * self.gain - self.mean) / self.std
+            if self.embeds is not None:
+                return self.embeds(self.net, x)
             if self.pooled:
                 return self.net(pixel_values=x).pooler_output
             out = self.net(x)
@@ -160,6 +164,8 @@ def load_encoder(spec: ExtractorSpec, device):
         return torch.nn.Flatten(1)
     if spec.name == "inception":
         encoder = Encoder(inception.load(spec.weights), pooled=False)
+    elif spec.name == "clip":
+        encoder = Encoder(clip.load_model(spec.weights), pooled=False, embeds=clip.image_embeds)
     else:
         encoder = Encoder(dino.load_model(spec.name, spec.weights), pooled=True)
     return encoder.eval().to(device)

@@ -1,6 +1,8 @@
-"""Test and demo tooling only: a tiny random-weight model folder shaped like microsoft/rad-dino.
+"""Test and demo tooling only: tiny random-weight model folders shaped like microsoft/rad-dino and like
+openai/clip-vit-large-patch14-336 (a full CLIP folder, 336 px input, patch 14).
 
-Its vectors mean nothing; it exists so tests and the `make bench` demo can run the raddino code path offline.
+Their vectors mean nothing; they exist so tests and the `make bench` demo can run the raddino and clip code paths
+offline.
 """
 
 from __future__ import annotations
@@ -35,4 +37,22 @@ def build_tiny_raddino(out_dir: str | Path, *, image_size: int = 56, hidden_size
     out_dir = Path(out_dir)
     Dinov2Model(config).save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
+    return out_dir
+
+
+def build_tiny_clip(out_dir: str | Path, *, projection_dim: int = 24, seed: int = 0) -> Path:
+    """Save a random two-layer CLIPModel (text and vision towers, as openai's folders) with a 336 px vision input."""
+    import torch
+    from transformers import CLIPConfig, CLIPModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    torch.manual_seed(seed)
+    text = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
+    text |= {"vocab_size": 64, "max_position_embeddings": 16, "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1}
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+    vision |= {"image_size": 336, "patch_size": 14}
+    config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)
+    out_dir = Path(out_dir)
+    CLIPModel(config).save_pretrained(out_dir)
     return out_dir
