@@ -85,6 +85,7 @@ def test_a_run_with_known_values_gets_the_difference_and_whether_the_published_v
         assert row["published"] == cell and row["difference"] == pytest.approx(mine["value"].item() - cell)
         assert row["in_ci"] is (mine["ci_low"].item() <= cell <= mine["ci_high"].item())
     assert conditional[("FID (RadDino)", "Fracture")]["verdict"] == "not in this run"
+    assert conditional[("FID (RadDino)", "Pleural Other")]["verdict"].startswith("no value in this run")
     # one line on what differs in the protocol, with what this run rests on
     (protocol,) = [t["protocol"] for t in block["tables"] if t["name"] == "fidelity"]
     assert "one run per model, no CI" in protocol
@@ -101,8 +102,10 @@ def test_a_published_value_outside_the_ci_and_on_its_bound():
     assert outside["in_ci"] is False and outside["difference"] == pytest.approx(60.0 - SANA_FID)
     assert published.compare_value(58.0, row)["in_ci"] is True  # bounds included
     assert published.compare_value(58.0, row, judged=False)["in_ci"] is None
-    missing = published.compare_value(1.0, {"value": math.nan})
-    assert missing["value"] is None and missing["difference"] is None and missing["verdict"] == "not in this run"
+    empty = published.compare_value(1.0, {"value": math.nan, "ci_low": 0.0, "ci_high": 2.0})
+    assert empty["value"] is None and empty["difference"] is None and empty["in_ci"] is None
+    assert empty["verdict"].startswith("no value in this run")
+    assert published.compare_value(1.0, None)["verdict"] == "not in this run"
 
 
 def test_the_pixel_distance_is_shown_but_not_judged(results):

@@ -122,13 +122,11 @@ def _number(row: dict, key: str) -> float | None:
 
 
 def _run_row(metrics: pd.DataFrame, q: Quantity, subset: str) -> dict | None:
-    """The run's metrics row of a quantity (the first, as the leaderboard takes it), or None without a value."""
+    """The run's metrics row of a quantity (the first, as the leaderboard takes it), or None when it has none."""
     rows = metrics[(metrics["stage"] == q.stage) & (metrics["metric"] == q.metric) & (metrics["subset"] == subset)]
     if q.extractor is not None:
         rows = rows[rows["extractor"] == q.extractor]
-    if rows.empty or not _finite(rows.iloc[0]["value"]):
-        return None
-    return rows.iloc[0].to_dict()
+    return None if rows.empty else rows.iloc[0].to_dict()
 
 
 def compare_value(published: float, run_row: dict | None, judged: bool = True) -> dict:
@@ -137,8 +135,10 @@ def compare_value(published: float, run_row: dict | None, judged: bool = True) -
     value = None if run_row is None else _number(run_row, "value")
     low, high = (None, None) if run_row is None else (_number(run_row, "ci_low"), _number(run_row, "ci_high"))
     in_ci = None if value is None or low is None or high is None or not judged else low <= published <= high
-    if value is None:
+    if run_row is None:
         verdict = "not in this run"
+    elif value is None:  # the stage wrote the row without a value (e.g. an instrument that cannot discriminate)
+        verdict = "no value in this run (its note is under All metrics)"
     else:
         verdict = {True: "in the run's CI", False: "outside the run's CI", None: "no CI in this run"}[in_ci]
     counts = {
@@ -189,7 +189,7 @@ def _counts(rows: list[dict], name: str) -> str:
     if counted is None or name == "conditional":  # per label: the counts are in each row
         return ""
     if name == "privacy":
-        return f" This run: {counted['n_real']} TRAIN prompts."
+        return f" This run: {counted['n_real']} TRAIN prompts, {counted['n_synth']} generations."
     return f" This run: {counted['n_real']} real and {counted['n_synth']} synthetic images."
 
 
