@@ -40,7 +40,7 @@ def run(**params):
 @click.option(
     "--out",
     type=DIR,
-    help="Folder for leaderboard.html, leaderboard.csv and leaderboard_conditional.csv "
+    help="Folder for leaderboard.html, leaderboard.csv, leaderboard_conditional.csv and leaderboard_published.csv "
     "[default: <results>/_leaderboard].",
 )
 @click.option(
@@ -49,7 +49,8 @@ def run(**params):
     help="Leaderboard column that ranks the runs [default: FID (RadDino), else the first ranked column present].",
 )
 def leaderboard(results, out, rank_by):
-    """Every finished run under RESULTS (all models and run ids) in one sortable page and the original's CSVs."""
+    """Every finished run under RESULTS (all models and run ids) in one sortable page and the original's CSVs, with
+    CheXGenBench's published values beside the runs of the models it published."""
     from .leaderboard import write_leaderboard
 
     for path in write_leaderboard(results, out or results / "_leaderboard", rank_by):
