@@ -209,3 +209,107 @@ def maximal_at(points: list[Point], params: dict) -> Judgement:
             UNDERPOWERED, margin, name, f"highest, but the CIs of {top.describe()} and {close[0].describe()} overlap"
         )
     return Judgement(PASS, margin, name, f"{top.describe()} above every other control beyond the CIs")
+
+
+def _expected_rate(point: Point, nominal: float) -> float:
+    """A planted share p (the point's level) caught in full, the rest flagged at the nominal false-positive rate."""
+    return point.level + (1 - point.level) * nominal
+
+
+def _rate_points(points: list[Point], name: str) -> Judgement | None:
+    missing = _missing(points, name)
+    if missing:
+        return missing
+    bare = [p for p in points if not p.has_ci]
+    if bare:
+        return Judgement(UNDERPOWERED, None, name, f"no CI at {bare[0].describe()}")
+    return None
+
+
+@kind("within_wilson")
+def within_wilson(points: list[Point], params: dict) -> Judgement:
+    """params nominal: at every level p, the CI (Wilson) holds p + (1 - p) * nominal."""
+    name = "max_deviation"
+    problem = _rate_points(points, name)
+    if problem:
+        return problem
+    nominal = float(params["nominal"])
+    deviation = max(abs(p.value - _expected_rate(p, nominal)) for p in points)
+    for p in points:
+        expected = _expected_rate(p, nominal)
+        if not p.ci_low <= expected <= p.ci_high:
+            return Judgement(FAIL, deviation, name, f"{p.describe()} leaves out the expected {expected:.4g}")
+    return Judgement(PASS, deviation, name, f"every level's CI holds p + (1 - p) x {nominal:g}")
+
+
+@kind("at_most_wilson")
+def at_most_wilson(points: list[Point], params: dict) -> Judgement:
+    """params nominal: at no level p does the CI lie above p + (1 - p) * nominal (never more than the planted share
+    plus the nominal rate; fewer is allowed)."""
+    name = "max_excess"
+    problem = _rate_points(points, name)
+    if problem:
+        return problem
+    nominal = float(params["nominal"])
+    excess = max(p.value - _expected_rate(p, nominal) for p in points)
+    for p in points:
+        expected = _expected_rate(p, nominal)
+        if p.ci_low > expected:
+            return Judgement(FAIL, excess, name, f"{p.describe()} lies above the most expected, {expected:.4g}")
+    return Judgement(PASS, excess, name, f"no level's CI lies above p + (1 - p) x {nominal:g}")
+
+
+@kind("all_equal")
+def all_equal(points: list[Point], params: dict) -> Judgement:
+    """params value: every point's value equals it (e.g. every copy's source at rank 1: a share of 1)."""
+    name = "min_value"
+    missing = _missing(points, name)
+    if missing:
+        return missing
+    target = float(params["value"])
+    off = [p for p in points if abs(p.value - target) > 1e-12]
+    low = min(p.value for p in points)
+    if off:
+        return Judgement(FAIL, low, name, f"{off[0].describe()} is not {target:g}")
+    return Judgement(PASS, low, name, f"every point is {target:g}")
+
+
+@kind("approx_equal")
+def approx_equal(points: list[Point], params: dict) -> Judgement:
+    """params control, value: that control's CI holds the value."""
+    name = "difference"
+    point = _of(points, params["control"])
+    problem = _rate_points([point], name)
+    if problem:
+        return problem
+    target = float(params["value"])
+    if not point.ci_low <= target <= point.ci_high:
+        return Judgement(FAIL, point.value - target, name, f"{point.describe()} leaves out {target:g}")
+    return Judgement(PASS, point.value - target, name, f"{point.describe()} holds {target:g}")
+
+
+@kind("ordered")
+def ordered(points: list[Point], params: dict) -> Judgement:
+    """params order (controls, highest first), strict (one flag per adjacent pair, default all true): a strict pair
+    must be higher beyond the CIs (inside them: underpowered); a non-strict pair (>=) fails only when the lower one
+    lies above beyond the CIs."""
+    name = "min_margin"
+    chain = [_of(points, c) for c in params["order"]]
+    strict = list(params.get("strict", [True] * (len(chain) - 1)))
+    if len(strict) != len(chain) - 1:
+        raise ValueError(f"ordered: {len(chain) - 1} adjacent pairs but {len(strict)} strict flags")
+    missing = _missing(chain, name)
+    if missing:
+        return missing
+    margin = min(a.value - b.value for a, b in zip(chain, chain[1:], strict=False))
+    weak = None
+    for (a, b), must in zip(zip(chain, chain[1:], strict=False), strict, strict=True):
+        if must and a.value <= b.value:
+            return Judgement(FAIL, margin, name, f"{a.describe()} is not above {b.describe()}")
+        if not must and a.has_ci and b.has_ci and b.ci_low > a.ci_high:
+            return Judgement(FAIL, margin, name, f"{b.describe()} lies above {a.describe()} beyond their CIs")
+        if must and weak is None and not (a.has_ci and b.has_ci and a.ci_low > b.ci_high):
+            weak = f"the CIs of {a.describe()} and {b.describe()} overlap (or are missing)"
+    if weak:
+        return Judgement(UNDERPOWERED, margin, name, f"in order, but {weak}")
+    return Judgement(PASS, margin, name, "in order, every strict step beyond the CIs")
