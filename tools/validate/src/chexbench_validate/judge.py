@@ -3,8 +3,9 @@ outputs, written to <results>/<model>/validate/validate/ (validation.csv and a m
 lifecycle.
 
 A relation applies when the plan holds every control it names and at least one of its sets' metrics tables has a
-row of its metric (an extractor nobody ran, e.g. radiomics without pyradiomics, leaves its relations out); the others
-are left out (logged, and listed in the manifest), so a plan of one axis judges that axis. Each set's stage folder
+row of its metric that the stage did not skip (an extractor nobody ran, e.g. radiomics without pyradiomics, or
+CheXbert without its weights, leaves its relations out); the others are left out (logged, and listed in the
+manifest), so a plan of one axis judges that axis. Each set's stage folder
 must have finished; a missing one is an error naming it.
 """
 
@@ -116,6 +117,12 @@ class Tables:
             (frame["metric"] == relation.metric) & (frame["subset"] == relation.subset_for(row["set_id"])) & same
         ]
 
+    def measured(self, relation: Relation, planned: pd.DataFrame) -> bool:
+        """False when no set has a row of the metric, or every row says the stage skipped it (no weights given)."""
+        found = pd.concat([self.rows(relation, row) for row in planned.to_dict("records")])
+        skipped = found["value"].isna() & found["note"].fillna("").str.startswith("skipped")
+        return not found.empty and not skipped.all()
+
     def point(self, relation: Relation, row) -> Point:
         folder = self.folder(row["run_id"], relation.stage)
         found = self.rows(relation, row)
@@ -194,10 +201,10 @@ def judge(request: Request) -> tuple[StageRun, bool, pd.DataFrame]:
                 tables.check(run_id, relation.stage)
         if tables.problems:
             raise BadRowsError("", tables.problems)
-        unmeasured = [r for r in use if all(tables.rows(r, row).empty for row in series(r, plan).to_dict("records"))]
+        unmeasured = [r for r in use if not tables.measured(r, series(r, plan))]
         for relation in unmeasured:
             log.info(
-                "validate: %s left out: no set's %s table has a %s row (%s)",
+                "validate: %s left out: no set's %s table has a %s value (%s) the stage did not skip",
                 relation.id,
                 relation.stage,
                 relation.metric,
