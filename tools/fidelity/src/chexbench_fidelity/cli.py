@@ -97,6 +97,22 @@ main = stage_group("fidelity", __version__, "FID, KID, IS, precision/recall/dens
     help="The leaderboard's Caption Type column (the caption column the prompts came from) "
     "[default: the prompts table's caption_column metadata, else empty].",
 )
+@click.option(
+    "--train",
+    "train",
+    type=FILE,
+    multiple=True,
+    help="Real embeddings of the generator's training images (repeat, one per extractor): the C_T data-copying test.",
+)
+@click.option(
+    "--prompt-samples",
+    "prompt_samples",
+    type=FILE,
+    multiple=True,
+    help="Synthetic embeddings with several images per prompt (repeat, one per extractor; e.g. the privacy chain's "
+    "10 per prompt): the per-prompt Vendi score [default: the --synth tables].",
+)
+@click.option("--prompt-samples-images", type=FILE, help="images table of --prompt-samples (the prompt of each).")
 @click.option("--cache-dir", type=PATH, help="Real-statistics cache [default: $CHEXBENCH_CACHE_DIR/fidelity].")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the real-statistics cache.")
 @builds_request(

@@ -73,10 +73,12 @@ class Evaluator:
         logits: FeatureSet | None = None,
         logits_note: str | None = None,
         train: dict[str, FeatureSet] | None = None,
+        prompt_samples: dict[str, tuple[FeatureSet, np.ndarray]] | None = None,
     ):
         self.pairs, self.catalogue, self.settings, self.cache = pairs, catalogue, settings, cache
         self.logits, self.logits_note = logits, logits_note
         self.train = train or {}  # the training images' embeddings by extractor (the data-copying test)
+        self.prompt_samples = prompt_samples or {}  # several images per prompt and their prompts (per-prompt Vendi)
         self.per_image: list = []  # per-image frames of subset `all` (α-precision / β-recall)
 
     def group(self, group: Group, strict: bool) -> list[Row]:

@@ -135,3 +135,28 @@ def logits_note(pairs: dict[str, tuple[FeatureSet, FeatureSet]]) -> str:
         if reason
         else "IS unavailable: no --synth-logits table given"
     )
+
+
+def companion_tables(
+    paths: list[Path], source: str, pairs: dict[str, tuple[FeatureSet, FeatureSet]], option: str
+) -> dict[str, FeatureSet]:
+    """Further embeddings tables by extractor (training images, prompt samples), each comparable with the run's real
+    table of its extractor (same dimension, weights, preprocessing and compute dtype)."""
+    out = _by_extractor([load_features(p, source) for p in paths], f"{option}")
+    for name, fs in out.items():
+        if name not in pairs:
+            raise BadInputError(
+                f"{option} {fs.path}: extractor {name!r} has no --real/--synth pair (pairs: {', '.join(pairs)})"
+            )
+        real = pairs[name][0]
+        if fs.dim != real.dim:
+            raise BadInputError(
+                f"{option} {fs.path}: d={fs.dim}, but the real {name} table {real.path} has d={real.dim}"
+            )
+        for key in MATCHING_KEYS:
+            if key in fs.meta and key in real.meta and fs.meta[key] != real.meta[key]:
+                raise BadInputError(
+                    f"extractor mismatch for {name}: {key} differs between {option} {fs.path} ({fs.meta[key]!r}) "
+                    f"and real {real.path} ({real.meta[key]!r})"
+                )
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import bootstrap
+from .groups import ALL
 from .registry import Context, Metric, Row, suffix
 from .vendi import per_group_vendi, vendi_score
 
@@ -24,12 +25,20 @@ def _side_replicates(side: str):
 
 def _per_prompt(ctx: Context) -> Row:
     name, n, s = ctx.extractor, ctx.n, ctx.settings
-    if not ctx.evaluator.catalogue.paired:
+    source = "the --synth images"
+    if name in ctx.evaluator.prompt_samples:
+        if ctx.group.name != ALL:
+            note = "the --prompt-samples carry no labels here: per-prompt Vendi of subset all only"
+            return ctx.unavailable(("vendi_per_prompt",), note)[0]
+        table, prompts = ctx.evaluator.prompt_samples[name]
+        x, n, source = table.vectors, {"n_real": None, "n_synth": len(table.vectors)}, f"--prompt-samples {table.path}"
+    elif ctx.evaluator.catalogue.paired:
+        x, prompts = ctx.x_synth, ctx.evaluator.catalogue.unit(ctx.synth)[ctx.si]
+    else:
         return ctx.unavailable(("vendi_per_prompt",), "needs --images (the prompt of every synthetic image)")[0]
-    prompts = ctx.evaluator.catalogue.unit(ctx.synth)[ctx.si]
-    _, sizes, scores = per_group_vendi(ctx.x_synth, prompts)
+    _, sizes, scores = per_group_vendi(x, prompts)
     if len(scores) == 0:
-        note = "no prompt has 2 or more synthetic images (the privacy chain's 10 generations per prompt have)"
+        note = f"no prompt has 2 or more images in {source} (give the privacy chain's 10 per prompt: --prompt-samples)"
         return ctx.unavailable(("vendi_per_prompt",), note)[0]
     low, high = int(sizes.min()), int(sizes.max())
     per = f"{low}" if low == high else f"{low}-{high}"
@@ -39,7 +48,9 @@ def _per_prompt(ctx: Context) -> Row:
         name,
         float(scores.mean()),
         **n,
-        notes=[f"mean over {len(scores)} prompts of the Vendi score of their {per} generations (1 = all alike)"],
+        notes=[
+            f"mean over {len(scores)} prompts of the Vendi score of their {per} generations (1 = all alike); {source}"
+        ],
     )
     if s.bootstrap and len(scores) >= 2:
         rng = np.random.default_rng(s.seed)

@@ -18,7 +18,7 @@ from . import __version__
 from .cache import StatsCache
 from .evaluate import RADIOMICS, Evaluator, check_counts
 from .groups import ALL, Group, build_catalogue, label_groups
-from .inputs import LOGITS_SUFFIX, load_features, load_logits, logits_note, pair_features
+from .inputs import LOGITS_SUFFIX, companion_tables, load_features, load_logits, logits_note, pair_features
 from .leaderboard import LEADERBOARD, LEADERBOARD_CONDITIONAL, STAGE, leaderboard_frame, write_csv
 from .settings import Settings
 
@@ -50,6 +50,9 @@ class Request:
     cache_dir: Path | None = None  # None: $CHEXBENCH_CACHE_DIR/fidelity
     use_cache: bool = True
     force: bool = False
+    train: list[Path] = field(default_factory=list)  # training images' embeddings: the data-copying test
+    prompt_samples: list[Path] = field(default_factory=list)  # several synthetic images per prompt: per-prompt Vendi
+    prompt_samples_images: Path | None = None  # their images table (the prompt of every sample)
 
 
 def discover(request: Request) -> None:
@@ -115,8 +118,23 @@ def prepare(request: Request):
                 f"fewer samples than the Inception Score needs ({settings.is_splits} splits): "
                 f"{len(group.rows(logits))} synthetic logits ({request.synth_logits}, {group.name})"
             )
-    evaluator = Evaluator(pairs, catalogue, settings, _cache(request), logits, logits_note(pairs))
+    train = companion_tables(request.train, "real", pairs, "--train")
+    samples = _prompt_samples(request, pairs)
+    evaluator = Evaluator(pairs, catalogue, settings, _cache(request), logits, logits_note(pairs), train, samples)
     return evaluator, groups
+
+
+def _prompt_samples(request: Request, pairs) -> dict:
+    """{extractor: (prompt samples table, prompt of each row)} from --prompt-samples and --prompt-samples-images."""
+    if not request.prompt_samples:
+        if request.prompt_samples_images is not None:
+            raise BadInputError("--prompt-samples-images needs --prompt-samples (their embeddings tables)")
+        return {}
+    if request.prompt_samples_images is None:
+        raise BadInputError("--prompt-samples needs --prompt-samples-images (the prompt of every sample)")
+    tables = companion_tables(request.prompt_samples, "synthetic", pairs, "--prompt-samples")
+    catalogue = build_catalogue(None, request.prompt_samples_images, [], list(tables.values()))
+    return {name: (fs, catalogue.unit(fs)) for name, fs in tables.items()}
 
 
 def _cache(request: Request) -> StatsCache:
@@ -143,7 +161,9 @@ def _params(request: Request, evaluator: Evaluator, groups) -> dict:
 def _inputs(request: Request) -> dict[str, Path]:
     inputs = {f"real_{i}": p for i, p in enumerate(request.real)}
     inputs |= {f"synth_{i}": p for i, p in enumerate(request.synth)}
-    for name in ("synth_logits", "prompts", "images"):
+    inputs |= {f"train_{i}": p for i, p in enumerate(request.train)}
+    inputs |= {f"prompt_samples_{i}": p for i, p in enumerate(request.prompt_samples)}
+    for name in ("synth_logits", "prompts", "images", "prompt_samples_images"):
         if getattr(request, name) is not None:
             inputs[name] = getattr(request, name)
     return inputs
