@@ -10,7 +10,7 @@ import click
 from chexbench_common.cli import stage_group
 from chexbench_common.device import DTYPES
 from chexbench_common.errors import BadInputError, ImageDecodeError
-from chexbench_common.options import device_option, progress_option
+from chexbench_common.options import DIR, FILE, device_option, progress_option
 
 from . import __version__
 
@@ -21,7 +21,6 @@ main = stage_group(
     "and check the conversion against an independent reference forward.",
 )
 
-_dir = click.Path(path_type=Path, file_okay=False)
 # Largest allowed max|Δ| / max(1, max|reference|) per compute dtype. Measured here (CPU, random weights, ViT-B/14 at
 # 518 px + a small Llama): fp32 <= 1.1e-6 relative; bf16 0.011 (tower) and 0.12 (logits), so a half-precision check
 # is only a coarse sanity check. Never measured on the real 7B model.
@@ -29,9 +28,9 @@ DEFAULT_TOLERANCE = {"float32": 1e-3, "bfloat16": 0.25, "float16": 0.25}
 
 
 @main.command()
-@click.option("--llava-rad", type=_dir, required=True, help="LLaVA-Rad checkpoint folder (adapter, projector, tower).")
-@click.option("--vicuna", type=_dir, required=True, help="Vicuna-7B v1.5 folder (config, weights, tokenizer).")
-@click.option("--out", type=_dir, required=True, help="Output folder (written atomically; reused if up to date).")
+@click.option("--llava-rad", type=DIR, required=True, help="LLaVA-Rad checkpoint folder (adapter, projector, tower).")
+@click.option("--vicuna", type=DIR, required=True, help="Vicuna-7B v1.5 folder (config, weights, tokenizer).")
+@click.option("--out", type=DIR, required=True, help="Output folder (written atomically; reused if up to date).")
 @click.option("--merge/--no-merge", default=False, help="Merge the LoRA into the weights (fp32) instead of adapter/.")
 @click.option("--dtype", type=click.Choice(DTYPES), default="bfloat16", help="dtype of the saved weights.")
 @click.option("--vision-heads", type=click.IntRange(min=1), help="Attention heads of the tower [hidden / 64].")
@@ -48,10 +47,10 @@ def convert(llava_rad: Path, vicuna: Path, out: Path, merge: bool, dtype: str, v
 
 
 @main.command("check-conversion")
-@click.option("--converted", type=_dir, required=True, help="Folder written by `convert`.")
-@click.option("--llava-rad", type=_dir, required=True, help="The LLaVA-Rad checkpoint folder it was converted from.")
-@click.option("--vicuna", type=_dir, required=True, help="The Vicuna folder it was converted from.")
-@click.option("--image", type=click.Path(path_type=Path, dir_okay=False), help="Test image [a synthetic pattern].")
+@click.option("--converted", type=DIR, required=True, help="Folder written by `convert`.")
+@click.option("--llava-rad", type=DIR, required=True, help="The LLaVA-Rad checkpoint folder it was converted from.")
+@click.option("--vicuna", type=DIR, required=True, help="The Vicuna folder it was converted from.")
+@click.option("--image", type=FILE, help="Test image [a synthetic pattern].")
 @click.option("--prompt", help="Prompt with one <image> [a findings instruction].")
 @click.option("--dtype", type=click.Choice(DTYPES), default="float32", help="Compute dtype of both models.")
 @click.option("--tolerance", type=float, help="Max |Δ| / max(1, max|ref|) [1e-3 fp32, 0.25 half].")
@@ -101,7 +100,7 @@ def check_conversion(converted, llava_rad, vicuna, image, prompt, dtype, toleran
 
 
 @main.command("tiny-llava-rad")
-@click.argument("folder", type=_dir)
+@click.argument("folder", type=DIR)
 @click.option("--seed", type=int, default=0, show_default=True)
 def tiny_llava_rad(folder: Path, seed: int) -> None:
     """Write a tiny random LLaVA-Rad checkpoint (FOLDER/llava-rad) and Vicuna (FOLDER/vicuna) in their own layouts:
