@@ -35,3 +35,16 @@ def leaderboard_column(row: Row, prdc_primary: str | None) -> str | None:
     """The leaderboard column of a metrics row (None: a metric no module declares)."""
     metric = BY_OUTPUT.get(row.metric)
     return None if metric is None else metric.column(row, prdc_primary)
+
+
+def markdown_table() -> str:
+    """The README's metric table from the modules' declarations (`python -m chexbench_fidelity.metric_registry`)."""
+    lines = ["| Metric (rows) | What it measures | Features | CI | Reference in the tests |", "|---|---|---|---|---|"]
+    for m in REGISTRY:
+        rows = ", ".join(f"`{o}`" for o in m.outputs)
+        lines.append(f"| {m.name} ({rows}) | {m.measures} | {m.features} | {m.ci} | {m.reference} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())
