@@ -84,3 +84,31 @@ def scatter_chart(chart_id: str, real, synth, axis_labels: tuple[str, str]) -> s
         ax.set_ylabel(axis_labels[1])
         ax.legend(loc="best", frameon=False)
         return _svg(fig, chart_id)
+
+
+def level_chart(chart_id: str, points: list[dict], ylabel: str, colour: str = BAR) -> str:
+    """A small chart of one relation's series: value against ladder level or control ({label, value, ci_low,
+    ci_high}, in order), CI whiskers where known.
+
+    Marks: `<chart_id>-pt-<i>` per point with a value and `<chart_id>-ci-<i>` per whisker; a point without a value
+    gets the text `n/a`.
+    """
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(3.3, 2.3))
+        xs = list(range(len(points)))
+        shown = [(x, p) for x, p in zip(xs, points, strict=True) if _finite(p.get("value"))]
+        if len(shown) > 1:
+            ax.plot([x for x, _ in shown], [p["value"] for _, p in shown], color=colour, lw=1, alpha=0.5)
+        for i, (x, p) in enumerate(zip(xs, points, strict=True)):
+            if not _finite(p.get("value")):
+                ax.text(x, 0, "n/a", ha="center", fontsize=7, color="#777")
+                continue
+            if _finite(p.get("ci_low")) and _finite(p.get("ci_high")):
+                (line,) = ax.plot([x, x], [p["ci_low"], p["ci_high"]], color="#222", lw=1.1, marker="_", ms=7)
+                line.set_gid(f"ci-{i}")
+            (dot,) = ax.plot([x], [p["value"]], "o", color=colour, ms=4.5)
+            dot.set_gid(f"pt-{i}")
+        ax.set_xticks(xs, [p["label"] for p in points], rotation=30, ha="right", fontsize=7)
+        ax.set_ylabel(ylabel)
+        ax.margins(x=0.08)
+        return _svg(fig, chart_id)

@@ -11,8 +11,9 @@ from .provenance import provenance
 from .published import comparison
 from .sources import run_pictures
 from .summary import headline, pathology_series, records, stage_statuses
+from .validation import validation_panel
 
-REPORT_VERSION = "1.1.0"  # 1.1: the published-comparison block
+REPORT_VERSION = "1.2.0"  # 1.1: the published-comparison block; 1.2: the validation panel
 
 
 def build(run: Run, embedding_map: str = "pca") -> dict:
@@ -31,6 +32,7 @@ def build(run: Run, embedding_map: str = "pca") -> dict:
         "samples": None if pictures is None else {"rows": sample_grid(pictures), "notes": pictures.notes},
         "privacy": privacy_panel(run),
         "classification": classification_panel(run),
+        "validation": validation_panel(run),
         "embedding": embedding_section(run, pictures, embedding_map),
         "provenance": provenance(run, pictures),
         "metrics": {s.name: records(s.metrics) for s in finished},

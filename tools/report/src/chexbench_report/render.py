@@ -33,6 +33,8 @@ def fmt_ci(row: dict) -> str:
 
 
 THUMB_KEYS = ("file", "train_file", "real_file")  # X-rays shown as thumbnails
+# the validation charts' points, by the relation's verdict (the badges' colours of report.css)
+VERDICT_COLOURS = {"fail": "#c0392b", "underpowered": "#b7791f", "stand-in": "#6b7280", "pass": "#2f855a"}
 FIGURE_KEYS = ("roc", "sheet")  # stage figures shown as they are (downscaled when wide)
 
 
@@ -91,6 +93,10 @@ def _chart_jobs(report: dict) -> list[tuple[str, object]]:
     for i, chart in enumerate((report["classification"] or {}).get("auroc", [])):
         key = f"auroc-{i}"
         jobs.append((key, lambda c=chart, k=key: charts.bar_chart(k, c["points"], "AUROC")))
+    for i, rel in enumerate((report.get("validation") or {}).get("relations", [])):
+        key, colour = f"validation-{i}", VERDICT_COLOURS.get(rel["verdict"], charts.BAR)
+        label = rel["metric"] + (f" ({rel['extractor']})" if rel["extractor"] else "")
+        jobs.append((key, lambda r=rel, k=key, y=label, c=colour: charts.level_chart(k, r["points"], y, c)))
     for i, emb in enumerate((report["embedding"] or {}).get("maps", [])):
         axes, real, synth = tuple(emb["axes"]), np.asarray(emb["real"]), np.asarray(emb["synthetic"])
         jobs.append((f"map-{i}", lambda r=real, s=synth, a=axes, k=f"map-{i}": charts.scatter_chart(k, r, s, a)))
