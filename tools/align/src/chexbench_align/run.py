@@ -15,6 +15,7 @@ from chexbench_common.lifecycle import Lifecycle
 from chexbench_common.rundir import StageRun, generated_images
 from chexbench_common.stats import cluster_bootstrap
 from chexbench_schema import CHEXPERT_LABELS, write_table
+from chexbench_schema.metrics import MetricRow, metrics_frame
 
 from . import __version__
 from .engine import cosines, derangement, embed_images, embed_texts
@@ -133,7 +134,7 @@ def _score(scorer, synth: pd.DataFrame, real: pd.DataFrame | None, request: Requ
     return scores, truncated
 
 
-def _summaries(scores: pd.DataFrame, request: Request) -> list[dict]:
+def _summaries(scores: pd.DataFrame, request: Request, extractor: str) -> list[MetricRow]:
     rows = []
     groups = [("all", np.ones(len(scores), dtype=bool))]
     if request.conditional:
@@ -142,36 +143,20 @@ def _summaries(scores: pd.DataFrame, request: Request) -> list[dict]:
         for name in ("synthetic", "floor", "ceiling"):
             part = scores[mask & (scores["set"] == name).to_numpy()]
             metric = {"synthetic": "alignment", "floor": "alignment_floor", "ceiling": "alignment_ceiling"}[name]
+            n = {"n_real" if name == "ceiling" else "n_synth": len(part)}
             if part.empty:
                 if name != "ceiling" or request.real_root is not None:
-                    rows.append(
-                        {
-                            "metric": metric,
-                            "subset": subset,
-                            "value": None,
-                            "ci": (None, None),
-                            "n": 0,
-                            "note": "no images in this group",
-                        }
-                    )
+                    rows.append(MetricRow(metric, None, subset, extractor, **n, note="no images in this group"))
                 continue
-            ci = cluster_bootstrap(
+            low, high = cluster_bootstrap(
                 part["score"].to_numpy(),
                 request.bootstrap,
                 request.ci_level,
                 request.seed,
                 clusters=part["prompt_id"].to_numpy(),
             )
-            rows.append(
-                {
-                    "metric": metric,
-                    "subset": subset,
-                    "value": float(part["score"].mean()),
-                    "ci": ci,
-                    "n": len(part),
-                    "note": _note(name, request, int(part["truncated"].sum())),
-                }
-            )
+            note = _note(name, request, int(part["truncated"].sum()))
+            rows.append(MetricRow(metric, float(part["score"].mean()), subset, extractor, low, high, **n, note=note))
     return rows
 
 
@@ -192,42 +177,18 @@ def _write(stage: StageRun, request: Request, scores: pd.DataFrame, truncated: s
     outputs = {"scores": stage.dir / SCORES}
     columns = ["set", "image_id", "prompt_id", "score", "truncated", "prompt"]
     write_text_atomic(outputs["scores"], scores[columns].to_csv(index=False))
-    summaries = _summaries(scores, request)
+    summaries = _summaries(scores, request, scorer.name)
     extra = request.extra_info or f"model={request.model}; run={request.run_id}; scorer={scorer.name}"
-    main = [r for r in summaries if r["metric"] == "alignment"]
-    original = pd.DataFrame(
-        [{"Alignment_score": r["value"], "Extra Info": extra} for r in main if r["subset"] == "all"]
-    )
+    main = [r for r in summaries if r.metric == "alignment"]
+    original = pd.DataFrame([{"Alignment_score": r.value, "Extra Info": extra} for r in main if r.subset == "all"])
     outputs["alignment"] = stage.dir / ORIGINAL
     write_text_atomic(outputs["alignment"], original.to_csv(index=False))
     conditional = pd.DataFrame(
-        [
-            {"Alignment_score": r["value"], "Extra Info": extra, "Pathology": r["subset"]}
-            for r in main
-            if r["subset"] != "all"
-        ],
+        [{"Alignment_score": r.value, "Extra Info": extra, "Pathology": r.subset} for r in main if r.subset != "all"],
         columns=["Alignment_score", "Extra Info", "Pathology"],
     )
     outputs["conditional"] = stage.dir / CONDITIONAL
     write_text_atomic(outputs["conditional"], conditional.to_csv(index=False))
-    frame = pd.DataFrame(
-        [
-            {
-                "run_id": request.run_id,
-                "model": request.model,
-                "stage": STAGE,
-                "metric": r["metric"],
-                "subset": r["subset"],
-                "extractor": scorer.name,
-                "value": r["value"],
-                "ci_low": None if r["ci"][0] is None or np.isnan(r["ci"][0]) else r["ci"][0],
-                "ci_high": None if r["ci"][1] is None or np.isnan(r["ci"][1]) else r["ci"][1],
-                "n_real": r["n"] if r["metric"] == "alignment_ceiling" else None,
-                "n_synth": None if r["metric"] == "alignment_ceiling" else r["n"],
-                "note": r["note"],
-            }
-            for r in summaries
-        ]
-    )
+    frame = metrics_frame(summaries, model=request.model, run_id=request.run_id, stage=STAGE)
     outputs["metrics"] = write_table(frame, stage.dir / METRICS, "metrics", producer=PRODUCER, run_id=request.run_id)
     return outputs
