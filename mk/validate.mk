@@ -5,7 +5,8 @@
 #
 #   make validate                    the embedded default (CPU, no downloads): every axis, then judge --strict
 #   make validate MODEL=sana         the same on your MIMIC pool (PROMPTS, MIMIC_ROOT) with the registry's weights
-#   make validate-judge              judge again what the sets' runs hold (VALIDATE_STRICT= to only write the table)
+#   make validate-judge              judge again what the sets' runs hold, the report page, then the gate
+#                                    (VALIDATE_STRICT= : no gate)
 #
 # Layout: <RESULTS>/<MODEL>/validate/ holds the pool (inputs/, the demo only), the tiny stand-in models (models/,
 # the demo only), the sets (sets/: splits.csv, plan.csv, one folder per set) and the judgement (validate/:
@@ -89,5 +90,10 @@ validate-reports: validate-split
 	    awk -F'\t' '{printf " --predictions %s=$(VAL_SETS)/%s/predictions.parquet", $$1, $$1}') \
 	  $(VAL_CHEXBERT_ARGS) --bootstrap $(VALIDATE_BOOTSTRAP) --device $(DEVICE) > /dev/null
 
+# judge, the report page (its validation panel), then the gate: --strict on the same, already written table
 validate-judge: $(if $(filter local,$(RUNNER)),setup)
-	$(VALIDATE) judge --results $(RESULTS) --model $(MODEL) --plan $(VAL_PLAN) $(VALIDATE_STRICT) $(VALIDATE_JUDGE_ARGS)
+	$(VALIDATE) judge --results $(RESULTS) --model $(MODEL) --plan $(VAL_PLAN) $(VALIDATE_JUDGE_ARGS)
+	$(call stage_cmd,report) run --results $(RESULTS) --model $(MODEL) --run-id validate > /dev/null
+	@echo "report: $(VAL_DIR)/report/report.html"
+	$(VALIDATE) judge --results $(RESULTS) --model $(MODEL) --plan $(VAL_PLAN) --quiet $(VALIDATE_STRICT) \
+	  $(VALIDATE_JUDGE_ARGS) > /dev/null

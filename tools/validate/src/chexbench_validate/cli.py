@@ -93,9 +93,10 @@ def list_sets(plan, axis):
 )
 @click.option("--registry", type=_path, help="Model registry whose pinned sha256s count as real weights.")
 @click.option("--strict", is_flag=True, help=f"Exit {EXIT_RELATION_FAILED} when a judged relation fails.")
+@click.option("--quiet", is_flag=True, help="No line per relation (the outputs and a --strict failure still print).")
 @force_option
 @progress_option
-def judge(results, model, run_id, plan, relations, declarations, registry, strict, force):
+def judge(results, model, run_id, plan, relations, declarations, registry, strict, quiet, force):
     """Judge every relation that applies to the plan's sets: <results>/<model>/<run-id>/validate/validation.csv."""
     from .judge import Request, gate_failures, summary_lines
     from .judge import judge as run_judge
@@ -112,7 +113,7 @@ def judge(results, model, run_id, plan, relations, declarations, registry, stric
         force=force,
     )
     stage, did_work, table = run_judge(request)
-    for line in summary_lines(table):
+    for line in [] if quiet else summary_lines(table):
         click.echo(line, err=True)
     echo_outputs(stage, did_work)
     failed = gate_failures(table)
