@@ -9,7 +9,16 @@ import click
 from chexbench_common.cli import stage_group
 from chexbench_common.device import DTYPES
 from chexbench_common.env import configure_caches
-from chexbench_common.options import folder_name, merge_options, shard_options, stage_run_options
+from chexbench_common.options import (
+    PATH,
+    builds_request,
+    folder_name,
+    merge_options,
+    results_option,
+    run_id_option,
+    shard_options,
+    stage_run_options,
+)
 
 from . import __version__
 from .parts import VERIFY_MODES
@@ -17,8 +26,6 @@ from .registry import EXTERNAL, REGISTRY, get_model
 from .tiny import FAMILIES
 
 main = stage_group("generate", __version__, "Generate synthetic chest X-rays from a prompts table, or import them.")
-
-_path = click.Path(path_type=Path)
 
 
 @main.command("models")
@@ -64,25 +71,46 @@ def _verify_option(f):
     )(f)
 
 
-def _generator_and_model(generator: str | None, model: str | None, model_name: str | None) -> tuple[str, str]:
-    """(registry id, output folder); the 0.1 spelling `--model <registry id> --model-name <folder>` still works."""
-    if model_name is not None:
+def _deprecated_model_name(ctx, param, value):
+    """The 0.1 spelling `--model <registry id> --model-name <folder>` still works, with a line saying so."""
+    if folder_name(ctx, param, value) is not None:
         click.echo(
             "chexbench-generate: deprecated: `--model <registry id> --model-name <folder>` is now "
             "`--generator <registry id> --model <folder>`; the old spelling goes in the next release",
             err=True,
         )
-        return generator or model, model_name
-    return generator or model, model
+    return value
+
+
+def _spec(generator: str | None, model: str):
+    """The registry model: --generator, else --model (in the 0.1 spelling --model is the registry id)."""
+    return get_model(generator or model)
+
+
+def _settings(generator, model, config_file, assignments, **flags):
+    """Registry defaults <- the config file <- the flags given (None: not given)."""
+    from .settings import load_config, parse_assignments, resolve
+
+    config = load_config(config_file) if config_file else {}
+    return resolve(_spec(generator, model), config, {**flags, "call_kwargs": parse_assignments(assignments)})
+
+
+def _files(generator, model, model_path, lora, components):
+    from .loading import locate
+    from .settings import parse_assignments
+
+    return locate(_spec(generator, model), model_path, lora, parse_assignments(components, "--component", typed=False))
 
 
 @main.command("run")
 @stage_run_options()
 @shard_options
 @click.option("--generator", help="Registry model to run (see `chexbench-generate models`) [default: --model].")
-@click.option("--model-name", callback=folder_name, hidden=True, help="Deprecated: the output folder, now --model.")
-@click.option("--model-path", type=_path, required=True, help="Local pipeline folder (the base model for LoRA ones).")
-@click.option("--lora", type=_path, help="LoRA safetensors file (or a folder holding it): SD-V3-5, lumina, flux.")
+@click.option(
+    "--model-name", callback=_deprecated_model_name, hidden=True, help="Deprecated: the output folder, now --model."
+)
+@click.option("--model-path", type=PATH, required=True, help="Local pipeline folder (the base model for LoRA ones).")
+@click.option("--lora", type=PATH, help="LoRA safetensors file (or a folder holding it): SD-V3-5, lumina, flux.")
 @click.option(
     "--component",
     "components",
@@ -90,8 +118,8 @@ def _generator_and_model(generator: str | None, model: str | None, model_name: s
     metavar="NAME=PATH",
     help="radedit: unet/vae/text_encoder/tokenizer folder, if not under --model-path.",
 )
-@click.option("--prompts", type=_path, required=True, help="prompts table (.parquet or .csv).")
-@click.option("--config", "config_file", type=_path, help="YAML/JSON file of settings (overridden by flags).")
+@click.option("--prompts", type=PATH, required=True, help="prompts table (.parquet or .csv).")
+@click.option("--config", "config_file", type=PATH, help="YAML/JSON file of settings (overridden by flags).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Images per pipeline call [default: 8].")
 @click.option("--num-images-per-prompt", type=click.IntRange(min=1), help="Images per prompt [default: 1].")
 @click.option("--seed", type=int, help="Global seed; per-image seeds derive from it [default: 42].")
@@ -109,52 +137,19 @@ def _generator_and_model(generator: str | None, model: str | None, model_name: s
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N prompts (quick runs).")
 @_verify_option
-def run_cmd(
-    results,
-    model,
-    run_id,
-    device,
-    force,
-    shard,
-    generator,
-    model_name,
-    model_path,
-    lora,
-    components,
-    prompts,
-    config_file,
-    assignments,
-    limit,
-    verify,
-    **overrides,
-) -> None:
+@builds_request(
+    ".runner:Job",
+    settings=_settings,
+    files=_files,
+    model_name=lambda model, model_name: model_name or model,
+)
+def run_cmd(job) -> None:
     """Generate images for a prompts table (one shard of it), resuming where a previous run stopped and
     regenerating any finished image that is missing or damaged."""
-    from .loading import locate
-    from .settings import load_config, parse_assignments, resolve
-
-    generator, model = _generator_and_model(generator, model, model_name)
-    spec = get_model(generator)
-    config = load_config(config_file) if config_file else {}
-    settings = resolve(spec, config, {**overrides, "call_kwargs": parse_assignments(assignments)})
-    files = locate(spec, model_path, lora, parse_assignments(components, "--component", typed=False))
-    configure_caches()
     from .merge import merge
-    from .runner import Job, run_shard
+    from .runner import run_shard
 
-    job = Job(
-        files=files,
-        settings=settings,
-        model_name=model,
-        prompts=prompts,
-        results=results,
-        run_id=run_id,
-        device=device,
-        limit=limit,
-        shard=shard,
-        verify=verify,
-        force=force,
-    )
+    results, model, run_id, shard = job.results, job.model_name, job.run_id, job.shard
     part, did_work = run_shard(job)
     counts = part["counts"]
     generated = counts["generated"] if did_work else 0
@@ -166,7 +161,7 @@ def run_cmd(
             f"--model {model} --run-id {run_id}"
         )
         return
-    stage, merged = merge(results, model, run_id, 1, verify, force)
+    stage, merged = merge(results, model, run_id, 1, job.verify, job.force)
     if merged or did_work:
         click.echo(f"{generated} generated, {reused} already there")
         click.echo(f"wrote {stage.dir / 'images.parquet'}")
@@ -190,8 +185,8 @@ def merge_cmd(results, model, run_id, num_shards, force, verify) -> None:
 
 
 @main.command("import")
-@click.option("--csv", "csv_file", type=_path, required=True, help="CSV listing the images and their prompts.")
-@click.option("--prompts", type=_path, required=True, help="prompts table the images were generated from.")
+@click.option("--csv", type=PATH, required=True, help="CSV listing the images and their prompts.")
+@click.option("--prompts", type=PATH, required=True, help="prompts table the images were generated from.")
 @click.option(
     "--model",
     "--model-name",
@@ -200,41 +195,27 @@ def merge_cmd(results, model, run_id, num_shards, force, verify) -> None:
     callback=folder_name,
     help="Name of the model that made the images (e.g. LLM-CXR): the output folder.",
 )
-@click.option("--images-dir", type=_path, help="Folder the CSV's file names are relative to [default: the CSV's].")
+@click.option("--images-dir", type=PATH, help="Folder the CSV's file names are relative to [default: the CSV's].")
 @click.option("--prompt-col", help="Column with the prompt text or prompt_id [default: detected].")
 @click.option("--file-col", help="Column with the image file name [default: detected].")
 @click.option("--allow-unmatched", is_flag=True, help="Import matched rows; list the others in unmatched.csv.")
-@click.option("--results", type=_path, default=Path("Results"), help="Results root.")
-@click.option("--run-id", default="default", callback=folder_name, help="Run id.")
-def import_cmd(
-    csv_file, prompts, model_name, images_dir, prompt_col, file_col, allow_unmatched, results, run_id
-) -> None:
+@results_option
+@run_id_option
+@builds_request(".importer:ImportJob")
+def import_cmd(job) -> None:
     """Bring existing images (e.g. LLM-CXR's, or the original CheXGenBench outputs) into a run."""
-    from .importer import ImportJob, import_images
+    from .importer import import_images
 
-    manifest = import_images(
-        ImportJob(
-            csv=csv_file,
-            prompts=prompts,
-            model_name=model_name,
-            results=results,
-            run_id=run_id,
-            images_dir=images_dir,
-            prompt_col=prompt_col,
-            file_col=file_col,
-            allow_unmatched=allow_unmatched,
-        )
-    )
-    counts = manifest["counts"]
+    counts = import_images(job)["counts"]
     click.echo(
         f"imported {counts['imported']} of {counts['rows']} rows ({counts['unmatched']} unmatched) into "
-        f"{results / model_name / run_id / 'generate'}"
+        f"{job.results / job.model_name / job.run_id / 'generate'}"
     )
 
 
 @main.command("tiny-pipeline")
 @click.argument("family", type=click.Choice(FAMILIES))
-@click.argument("out_dir", type=_path)
+@click.argument("out_dir", type=PATH)
 @click.option("--seed", default=0, help="Seed of the random weights.")
 def tiny_pipeline_cmd(family: str, out_dir: Path, seed: int) -> None:
     """Test/demo tooling: save a tiny random-weight pipeline of FAMILY (diffusers layout) to OUT_DIR.

@@ -14,10 +14,11 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from chexbench_common.errors import ImageDecodeError
+from chexbench_common.errors import BadInputError, ImageDecodeError
 from chexbench_common.hashing import sha256_file
 from chexbench_common.imageio import load_grey
 from chexbench_common.sharding import PARTS, Shard, shard_counts
+from chexbench_schema.manifest import read_manifest
 
 IMAGES_DIR = "images"
 TABLE = "images.parquet"
@@ -43,8 +44,8 @@ class GenerateDir:
         found = []
         for folder in self.part_dirs():
             try:
-                found.append(json.loads((folder / "manifest.json").read_text()))
-            except (OSError, ValueError):
+                found.append(read_manifest(folder))
+            except BadInputError:
                 continue
         return found
 
