@@ -2,8 +2,9 @@
 kernel k(x, y) = exp(−‖x − y‖² / (2σ²)), σ = 10, scaled by 1000, as the paper's reference code computes it: the
 biased (V-statistic) estimator over the full matrices, mean k(X, X) + mean k(Y, Y) − 2 mean k(X, Y).
 
-Never an N × N matrix: the squared distances come from float32 GEMM tiles of centred vectors (MMD is invariant to a
-common shift; centring keeps the ‖x‖² + ‖y‖² − 2xᵀy expansion accurate), each symmetric tile pair visited once.
+Never an N × N matrix: the kernel exponents −‖x − y‖²/2σ² come straight out of float32 GEMM tiles of centred vectors
+augmented with their squared norms (MMD is invariant to a common shift; centring keeps the ‖x‖² + ‖y‖² − 2xᵀy
+expansion accurate), each symmetric tile pair visited once.
 Every kernel value enters as k − 1 = expm1(−D/2σ²): the MMD² is unchanged (each mean shifts by 1) and the small
 differences of kernel values near 1 keep their relative precision; tile sums are float64. Weighted estimates
 (bootstrap draws: multiplicities) come from the same tiles: for weight rows W, each tile adds rowsum((W_I K_IJ) ⊙ W_J),
@@ -25,30 +26,35 @@ def _blocks(n: int, tile: int) -> list[slice]:
     return [slice(s, min(s + tile, n)) for s in range(0, n, tile)]
 
 
+def _augmented(x: np.ndarray, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """(left, right) float32 rows with left_i · right_j = −γ‖x_i − x_j‖² = 2γ x_iᵀx_j − γ‖x_i‖² − γ‖x_j‖²: the GEMM
+    yields the kernel's exponent directly, no per-tile passes for the norms."""
+    norms = np.einsum("ij,ij->i", x, x, dtype=np.float64)[:, None]
+    ones = np.ones_like(norms)
+    left = np.hstack([2.0 * gamma * x, -gamma * norms, ones]).astype(np.float32)
+    right = np.hstack([x, ones, -gamma * norms]).astype(np.float32)
+    return left, right
+
+
 def _kernel_sums(
-    a: np.ndarray,
-    b: np.ndarray | None,
+    a: tuple[np.ndarray, np.ndarray],
+    b: tuple[np.ndarray, np.ndarray] | None,
     wa: np.ndarray,
     wb: np.ndarray | None,
-    gamma: float,
     tile: int,
     tick: Callable[[], None],
 ) -> np.ndarray:
     """Σ_ij wa_i (k(a_i, b_j) − 1) wb_j for every weight row (b None: a against itself, each tile pair once)."""
     symmetric = b is None
     b, wb = (a, wa) if symmetric else (b, wb)
-    na, nb = (a * a).sum(1), (b * b).sum(1)
+    left, right = a[0], b[1]
     out = np.zeros(len(wa), np.float64)
-    for i, bi in enumerate(_blocks(len(a), tile)):
-        for j, bj in enumerate(_blocks(len(b), tile)):
+    for i, bi in enumerate(_blocks(len(left), tile)):
+        for j, bj in enumerate(_blocks(len(right), tile)):
             if symmetric and j < i:
                 continue
-            g = a[bi] @ b[bj].T  # float32 GEMM
-            g *= np.float32(2.0 * gamma)
-            g -= (gamma * na[bi])[:, None]
-            g -= (gamma * nb[bj])[None, :]
-            np.minimum(g, 0.0, out=g)  # −γD ≤ 0 (rounding may make a distance slightly negative)
-            np.expm1(g, out=g)
+            g = left[bi] @ right[bj].T  # −γD in one float32 GEMM
+            np.expm1(g, out=g)  # rounding may leave −γD slightly above 0 for a point and itself: k − 1 ≈ 1e-7
             sums = ((wa[:, bi] @ g) * wb[:, bj]).sum(1, dtype=np.float64)
             out += sums if not symmetric or i == j else 2.0 * sums
             tick()
@@ -79,13 +85,15 @@ def cmmd(
     if len(x) == 0 or len(y) == 0:
         raise ValueError("CMMD needs samples on both sides")
     centre = (np.asarray(x, np.float64).sum(0) + np.asarray(y, np.float64).sum(0)) / (len(x) + len(y))
-    xc = (np.asarray(x, np.float64) - centre).astype(np.float32)
-    yc = (np.asarray(y, np.float64) - centre).astype(np.float32)
+    gamma = 1.0 / (2.0 * sigma * sigma)
+    xa, ya = (
+        _augmented(np.asarray(x, np.float64) - centre, gamma),
+        _augmented(np.asarray(y, np.float64) - centre, gamma),
+    )
     wx = np.ones((1, len(x)), np.float32) if weights_x is None else np.atleast_2d(weights_x).astype(np.float32)
     wy = np.ones((1, len(y)), np.float32) if weights_y is None else np.atleast_2d(weights_y).astype(np.float32)
-    gamma = 1.0 / (2.0 * sigma * sigma)
     sx, sy = wx.sum(1, dtype=np.float64), wy.sum(1, dtype=np.float64)
-    kxx = _kernel_sums(xc, None, wx, None, gamma, tile, tick) / (sx * sx)
-    kyy = _kernel_sums(yc, None, wy, None, gamma, tile, tick) / (sy * sy)
-    kxy = _kernel_sums(xc, yc, wx, wy, gamma, tile, tick) / (sx * sy)
+    kxx = _kernel_sums(xa, None, wx, None, tile, tick) / (sx * sx)
+    kyy = _kernel_sums(ya, None, wy, None, tile, tick) / (sy * sy)
+    kxy = _kernel_sums(xa, ya, wx, wy, tile, tick) / (sx * sy)
     return scale * (kxx + kyy - 2.0 * kxy)
