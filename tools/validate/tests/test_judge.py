@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from chexbench_schema import read_table
+from chexbench_schema import read_table, write_table
 from chexbench_validate.cli import EXIT_RELATION_FAILED, main
 from click.testing import CliRunner
 
@@ -109,3 +109,18 @@ def test_same_inputs_same_table(ladder):
     first = validation(results)
     assert judge(results, plan, "--force").exit_code == 0
     pd.testing.assert_frame_equal(first, validation(results))
+
+
+def test_an_extractor_run_on_some_sets_only_leaves_its_relation_out(ladder):
+    results, plan = ladder({"inception": GOOD})
+    folder = results / "demo" / "validate-fidelity-blur-3" / "fidelity"
+    frame = read_table(folder / "metrics.parquet", "metrics")
+    extra = frame.assign(metric="FRD", extractor="radiomics")
+    for run in ("validate-fidelity-original", "validate-fidelity-blur-1"):  # FRD on two of the five sets
+        path = results / "demo" / run / "fidelity" / "metrics.parquet"
+        table = read_table(path, "metrics")
+        write_table(pd.concat([table, extra.assign(run_id=run)]), path, "metrics", producer="test", run_id=run)
+    result = judge(results, plan, "--strict")
+    assert result.exit_code == 0, result.output
+    assert verdicts(results) == {"fid-inception-blur": "pass"}
+    assert "frd-blur left out" in result.output

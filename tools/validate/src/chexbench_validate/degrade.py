@@ -68,13 +68,16 @@ class Ladder:
         return "original" if level == 0 else self.label.format(self.strengths[level - 1])
 
 
+# Strengths: each step about doubles the FID Inception's distance on the embedded default (20 holdout against 20
+# reference radiographs), so adjacent levels' bootstrap CIs stay apart there; level 1 is the weakest step whose CI
+# clears level 0's (gamma 2 did not: FID 99 [77, 134] against 47 [26, 84]).
 LADDERS = {
     ladder.name: ladder
     for ladder in (
         Ladder("blur", gaussian_blur, (0.008, 0.014, 0.022, 0.045), "sigma={:g}*side"),
         Ladder("noise", additive_noise, (0.007, 0.02, 0.06, 0.2), "std={:g}"),
         Ladder("jpeg", jpeg, (60, 30, 15, 7), "quality={:g}"),
-        Ladder("gamma", gamma, (2.0, 4.0, 8.0, 16.0), "gamma={:g}"),
+        Ladder("gamma", gamma, (2.5, 4.0, 8.0, 16.0), "gamma={:g}"),
         Ladder("resample", down_up, (4, 6, 9, 16), "down-up x{:g}"),
     )
 }

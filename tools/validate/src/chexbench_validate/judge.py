@@ -2,11 +2,10 @@
 outputs, written to <results>/<model>/validate/validate/ (validation.csv and a metrics table) through the stage
 lifecycle.
 
-A relation applies when the plan holds every control it names and at least one of its sets' metrics tables has a
-row of its metric that the stage did not skip (an extractor nobody ran, e.g. radiomics without pyradiomics, or
-CheXbert without its weights, leaves its relations out); the others are left out (logged, and listed in the
-manifest), so a plan of one axis judges that axis. Each set's stage folder
-must have finished; a missing one is an error naming it.
+A relation applies when the plan holds every control it names and every set of its series has a row of its metric,
+not all of them skipped (an extractor not run on some of the sets, e.g. radiomics, or CheXbert without its weights,
+leaves the relation out); the others are left out (logged, and listed in the manifest), so a plan of one axis judges
+that axis. Each set's stage folder must have finished; a missing one is an error naming it.
 """
 
 from __future__ import annotations
@@ -118,10 +117,14 @@ class Tables:
         ]
 
     def measured(self, relation: Relation, planned: pd.DataFrame) -> bool:
-        """False when no set has a row of the metric, or every row says the stage skipped it (no weights given)."""
-        found = pd.concat([self.rows(relation, row) for row in planned.to_dict("records")])
-        skipped = found["value"].isna() & found["note"].fillna("").str.startswith("skipped")
-        return not found.empty and not skipped.all()
+        """False when a set of the series has no row of the metric (its extractor did not run there: a stage writes
+        a row with an empty value and a note where a metric is unavailable), or every row says the stage skipped it
+        (no weights given)."""
+        found = [self.rows(relation, row) for row in planned.to_dict("records")]
+        if any(rows.empty for rows in found):
+            return False
+        rows = pd.concat(found)
+        return not (rows["value"].isna() & rows["note"].fillna("").str.startswith("skipped")).all()
 
     def point(self, relation: Relation, row) -> Point:
         folder = self.folder(row["run_id"], relation.stage)
@@ -204,7 +207,7 @@ def judge(request: Request) -> tuple[StageRun, bool, pd.DataFrame]:
         unmeasured = [r for r in use if not tables.measured(r, series(r, plan))]
         for relation in unmeasured:
             log.info(
-                "validate: %s left out: no set's %s table has a %s value (%s) the stage did not skip",
+                "validate: %s left out: a set's %s table has no %s row (%s), or the stage skipped it everywhere",
                 relation.id,
                 relation.stage,
                 relation.metric,
