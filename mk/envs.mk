@@ -125,3 +125,29 @@ test-radgraph: setup-radgraph ## F1-RadGraph on a tiny random model and CheXbert
 
 clean-radgraph: ## remove .venv-radgraph
 	rm -rf $(RADGRAPH_VENV)
+
+# The RadEval check (tools/llava-report/README.md, "RadEval"): .venv-radeval sees the main .venv through a .pth file
+# (site.addsitedir, so .venv's editable installs come along) and adds requirements/radeval.txt with --no-deps (radeval
+# declares torchvision, whose resolution would bring the CUDA torch). Only tests/test_radeval.py runs there: it pins
+# why the stage keeps its own scorers.
+RADEVAL_VENV  ?= .venv-radeval
+RADEVAL_BIN   := $(RADEVAL_VENV)/bin
+RADEVAL_STAMP := $(RADEVAL_VENV)/.setup-done
+
+.PHONY: setup-radeval test-radeval clean-radeval
+
+setup-radeval: $(RADEVAL_STAMP) ## create .venv-radeval: radeval 2.2.1 over the main .venv (~1 min, 0.2 GB)
+
+$(RADEVAL_STAMP): $(STAMP) requirements/radeval.txt
+	test -x $(RADEVAL_BIN)/python || $(PYTHON) -m venv $(RADEVAL_VENV)
+	echo '*' > $(RADEVAL_VENV)/.gitignore
+	echo "import site; site.addsitedir('$$($(call SITE_PACKAGES,$(abspath $(VENV))))')" \
+	  > "$$($(call SITE_PACKAGES,$(RADEVAL_VENV)))/chexbench-main-venv.pth"
+	$(RADEVAL_BIN)/python -m pip install $(PIP_QUIET) --no-deps -r requirements/radeval.txt
+	touch $@
+
+test-radeval: setup-radeval ## RadEval 2.2.1 against our report scorers on the OpenI reports, in .venv-radeval (offline)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(RADEVAL_BIN)/python -m pytest -q tools/llava-report/tests/test_radeval.py
+
+clean-radeval: ## remove .venv-radeval
+	rm -rf $(RADEVAL_VENV)
