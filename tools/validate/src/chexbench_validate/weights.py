@@ -30,6 +30,9 @@ PUBLISHED_DIMS = {"inception": (2048,), "raddino": (768,), "dinov2": (384, 768, 
 WEIGHTLESS = {"radiomics": "pyradiomics features: a fixed recipe, no learned weights"}
 CHEXBERT = "chexbert"
 CHEXBERT_HIDDEN = 768  # the published CheXbert is bert-base-uncased
+BIOVIL = "biovil"
+BIOVIL_HIDDEN = 768  # BioViL-T's text model, CXR-BERT, is BERT-base wide
+PRIVACY_SPACES = "spaces.json"  # the privacy stage's record of each space's weights
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,33 @@ def chexbert_status(stage_dir: Path, declared: str | None, pins: dict[str, str])
     return decide(CHEXBERT, sha, off_shape, declared, pins)
 
 
+def biovil_status(stage_dir: Path, declared: str | None, pins: dict[str, str]) -> Status:
+    """From the align manifest: the image checkpoint's sha256 and the text model's hidden size (its config.json,
+    where it still is): the published BioViL-T's CXR-BERT is 768 wide."""
+    manifest = json.loads((stage_dir / MANIFEST).read_text())
+    sha = manifest.get("weights", {}).get("image")
+    off_shape = None
+    text = manifest.get("inputs", {}).get("text_model", {}).get("path")
+    config = recorded_path(manifest, text) / "config.json" if text else None
+    if config is not None and config.is_file():
+        hidden = json.loads(config.read_text()).get("hidden_size")
+        if hidden != BIOVIL_HIDDEN:
+            off_shape = f"its text model has hidden size {hidden}; the published CXR-BERT's is {BIOVIL_HIDDEN}"
+    return decide(BIOVIL, sha, off_shape, declared, pins)
+
+
+def privacy_space_status(stage_dir: Path, name: str) -> Status:
+    """A privacy run that read shared embeddings (no embed folder of its own): the status its spaces.json gives the
+    space, decided by the privacy stage by the same rules (pinned sha256, published shape, declaration)."""
+    spaces = json.loads((stage_dir / PRIVACY_SPACES).read_text())
+    entry = spaces.get(name)
+    if entry is None:
+        return Status(UNVERIFIED, f"{stage_dir / PRIVACY_SPACES} has no space {name!r}")
+    status = entry.get("weights")
+    evidence = f"privacy spaces.json: {entry.get('weights_evidence', '')}"
+    return Status(status if status in (REAL, STAND_IN) else UNVERIFIED, evidence)
+
+
 def status_for(
     weights: str, results: Path, model: str, run_ids: list[str], stage: str, declared: dict, pins: dict
 ) -> Status:
@@ -128,6 +158,10 @@ def status_for(
         folder = run_folder(results, model, run_id)
         if weights == CHEXBERT:
             found.append(chexbert_status(folder / stage, declared.get(weights), pins))
+        elif weights == BIOVIL:
+            found.append(biovil_status(folder / stage, declared.get(weights), pins))
+        elif (folder / stage / PRIVACY_SPACES).is_file() and not (folder / "embed").is_dir():
+            found.append(privacy_space_status(folder / stage, weights))
         else:
             found.append(extractor_status(folder / "embed", weights, declared.get(weights), pins))
     for status in (STAND_IN, UNVERIFIED, NONE, REAL):
