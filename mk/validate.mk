@@ -20,12 +20,15 @@ VAL_MODELS         := $(VAL_DIR)/models
 VALIDATE_SEED      ?= 0
 VALIDATE_BOOTSTRAP ?= 200
 VALIDATE_STRICT    ?= --strict
+# patient-disjoint parts of the pool: the reference / train pool, the holdout (fidelity's sets, privacy's calibration,
+# the classifiers' test set) and images no stage has seen (privacy's unseen images)
+VALIDATE_SPLITS    ?= --split reference=0.5 --split holdout=0.25 --split unseen=0.25
 # the axes `make validate` builds, runs and judges (each a validate-<axis> target)
-VALIDATE_AXES      ?= fidelity reports
+VALIDATE_AXES      ?= fidelity reports privacy utility alignment
 
 ifeq ($(MODEL),demo)
-# the embedded default's radiographs (the same pool as make bench) and random stand-ins for the learned extractors:
-# their relations are computed and shown, marked stand-in
+# the embedded default's pool: 56 pseudo-patients rendered from the demo CT (chexbench-bench validation-pool), and
+# random stand-ins for the learned extractors: their relations are computed and shown, marked stand-in
 VAL_POOL           := $(VAL_DIR)/inputs/prompts.parquet
 VAL_ROOT           := $(VAL_DIR)/inputs/real
 VAL_RADDINO        := $(VAL_MODELS)/tiny-raddino
@@ -37,7 +40,7 @@ VALIDATE_FRD_CONTROLS  ?= original blur noise
 VALIDATE_REPORTS_ARGS  ?= -n 200
 VALIDATE_JUDGE_ARGS    ?=
 validate-pool: setup
-	$(BENCH) demo-inputs --results $(RESULTS) --run-id validate
+	$(BENCH) validation-pool --results $(RESULTS) --run-id validate
 	test -f $(VAL_RADDINO)/config.json || $(call stage_cmd,embed) tiny-raddino $(VAL_RADDINO)
 	test -f $(VAL_MODELS)/tiny-chexbert/chexbert.pth || \
 	  $(call stage_cmd,llava-report) tiny-chexbert $(VAL_MODELS)/tiny-chexbert
@@ -61,7 +64,7 @@ validate: $(addprefix validate-,$(VALIDATE_AXES)) ## known-answer sets through e
 	$(MAKE) --no-print-directory validate-judge
 
 validate-split: validate-pool
-	$(VALIDATE) split --pool-prompts $(VAL_POOL) --out $(VAL_SETS) --seed $(VALIDATE_SEED)
+	$(VALIDATE) split --pool-prompts $(VAL_POOL) --out $(VAL_SETS) --seed $(VALIDATE_SEED) $(VALIDATE_SPLITS)
 
 # Fidelity: each set imported as a run, embedded against the reference half, scored (no conditional subsets).
 validate-fidelity: validate-split
@@ -97,3 +100,100 @@ validate-judge: $(if $(filter local,$(RUNNER)),setup)
 	@echo "report: $(VAL_DIR)/report/report.html"
 	$(VALIDATE) judge --results $(RESULTS) --model $(MODEL) --plan $(VAL_PLAN) --quiet $(VALIDATE_STRICT) \
 	  $(VALIDATE_JUDGE_ARGS) > /dev/null
+
+# --- privacy, utility, alignment ----------------------------------------------------------------------------------
+ifeq ($(MODEL),demo)
+VAL_REID            := $(VAL_MODELS)/tiny-reid.pth
+VAL_BIOVIL          := $(VAL_MODELS)/tiny-biovil
+VAL_BIOVIL_TEXT     := $(VAL_BIOVIL)/text
+VALIDATE_PRIVACY_N      ?= 32
+VALIDATE_UTILITY_ARGS   ?= --max-side 64 --marker 0.3
+VALIDATE_CLASSIFY_ARGS  ?= --epochs 4 --size 64 --width 4 --batch-size 8 --lr 1e-3 --workers 0 --val-fraction 0.2
+VALIDATE_ALIGNMENT_ARGS ?= -n 16 --max-side 256
+validate-models: validate-pool
+	test -f $(VAL_REID) || $(call stage_cmd,privacy) tiny-reid $(VAL_REID)
+	test -f $(VAL_BIOVIL)/tiny.json || $(call stage_cmd,align) tiny-biovil $(VAL_BIOVIL)
+else
+VAL_REID            := $(REID_WEIGHTS)
+VAL_BIOVIL          := $(BIOVIL_DIR)
+VAL_BIOVIL_TEXT     := $(BIOVIL_TEXT)
+VALIDATE_PRIVACY_N      ?= 500
+VALIDATE_UTILITY_ARGS   ?= --max-side 256
+VALIDATE_CLASSIFY_ARGS  ?= --epochs 10 --size 224 --workers 4
+VALIDATE_ALIGNMENT_ARGS ?= -n 300
+validate-models: validate-pool
+	$(BENCH) assets check reid
+	$(BENCH) assets check biovil-t
+endif
+VAL_PRIV_SAMPLE := $(RESULTS)/$(MODEL)/validate-privacy/privacy-sample
+VAL_PRIV_ALL    := $(RESULTS)/$(MODEL)/validate-privacy-all
+.PHONY: validate-models
+
+# Privacy: the stage's own control copies (privacy sample of the train split, every one of its distinct prompts
+# sampled so that each copy's source is a sampled prompt) planted at each share among unseen images; every distinct
+# image embedded once (validate-privacy-all, with the training pool; the holdout with the controls in
+# validate-privacy), then each set imported and audited by chexbench-privacy run.
+validate-privacy: validate-split validate-models
+	$(call stage_cmd,privacy) sample --results $(RESULTS) --model $(MODEL) --run-id validate-privacy \
+	  --prompts $(VAL_SETS)/prompts_reference.parquet --real-root $(VAL_ROOT) --size 256 --seed $(VALIDATE_SEED) \
+	  -n $$($(BIN)/python -c "import pandas as pd, sys; t = pd.read_parquet(sys.argv[1]).drop_duplicates('prompt'); \
+	    print(int(t['image_path'].notna().sum()))" $(VAL_SETS)/prompts_reference.parquet) \
+	  --controls $(VALIDATE_PRIVACY_N) > /dev/null
+	$(VALIDATE) build privacy --pool-prompts $(VAL_POOL) --pool-root $(VAL_ROOT) --out $(VAL_SETS) \
+	  --seed $(VALIDATE_SEED) --sample-dir $(VAL_PRIV_SAMPLE) -n $(VALIDATE_PRIVACY_N) > /dev/null
+	$(call stage_cmd,generate) import --csv $(VAL_SETS)/privacy-all/images.csv \
+	  --prompts $(VAL_SETS)/prompts_reference.parquet --model $(MODEL) --results $(RESULTS) --run-id validate-privacy-all > /dev/null
+	$(call stage_cmd,embed) run --results $(RESULTS) --model $(MODEL) --run-id validate-privacy-all \
+	  --images $(VAL_PRIV_ALL)/generate/images.parquet --images-root $(VAL_PRIV_ALL)/generate/images \
+	  --prompts $(VAL_SETS)/prompts_reference.parquet --real-root $(VAL_ROOT) --num-workers 0 \
+	  --extractor inception$(INCEPTION_WEIGHTS) --device $(DEVICE) > /dev/null
+	$(call stage_cmd,embed) run --results $(RESULTS) --model $(MODEL) --run-id validate-privacy \
+	  --images $(VAL_PRIV_SAMPLE)/control/images.parquet --images-root $(VAL_PRIV_SAMPLE)/control/images \
+	  --prompts $(VAL_SETS)/prompts_holdout.parquet --real-root $(VAL_ROOT) --num-workers 0 \
+	  --extractor inception$(INCEPTION_WEIGHTS) --device $(DEVICE) > /dev/null
+	set -e -o pipefail; $(VALIDATE) sets --plan $(VAL_PLAN) --axis privacy | \
+	while IFS=$$'\t' read -r set run control; do \
+	  echo "validate: $$set" >&2; \
+	  $(call stage_cmd,generate) import --csv $(VAL_SETS)/$$set/images.csv \
+	    --prompts $(VAL_SETS)/prompts_reference.parquet --model $(MODEL) --results $(RESULTS) --run-id $$run > /dev/null; \
+	  $(call stage_cmd,privacy) run --results $(RESULTS) --model $(MODEL) --run-id $$run \
+	    --train-prompts $(VAL_SETS)/prompts_reference.parquet --holdout-prompts $(VAL_SETS)/prompts_holdout.parquet \
+	    --real-root $(VAL_ROOT) --reid-weights $(VAL_REID) --extractor inception --sample-dir $(VAL_PRIV_SAMPLE) \
+	    --images $(RESULTS)/$(MODEL)/$$run/generate/images.parquet \
+	    --synth-embeddings $(VAL_PRIV_ALL)/embed/synthetic-inception.parquet \
+	    --train-embeddings $(VAL_PRIV_ALL)/embed/real-inception.parquet \
+	    --holdout-embeddings $(RESULTS)/$(MODEL)/validate-privacy/embed/real-inception.parquet \
+	    --control-embeddings $(RESULTS)/$(MODEL)/validate-privacy/embed/synthetic-inception.parquet \
+	    --workers 0 --bootstrap $(VALIDATE_BOOTSTRAP) --device $(DEVICE) > /dev/null; \
+	done
+
+# Utility: classifiers trained only on the planted-signal twins (all_synthetic), tested on the planted real images.
+validate-utility: validate-split
+	$(VALIDATE) build utility --pool-prompts $(VAL_POOL) --pool-root $(VAL_ROOT) --out $(VAL_SETS) \
+	  --seed $(VALIDATE_SEED) $(VALIDATE_UTILITY_ARGS) > /dev/null
+	set -e -o pipefail; $(VALIDATE) sets --plan $(VAL_PLAN) --axis utility | \
+	while IFS=$$'\t' read -r set run control; do \
+	  echo "validate: $$set" >&2; \
+	  $(call stage_cmd,generate) import --csv $(VAL_SETS)/$$set/images.csv \
+	    --prompts $(VAL_SETS)/utility-real/prompts_reference.parquet --model $(MODEL) --results $(RESULTS) \
+	    --run-id $$run > /dev/null; \
+	  $(call stage_cmd,classify) run --results $(RESULTS) --model $(MODEL) --run-id $$run \
+	    --train-prompts $(VAL_SETS)/utility-real/prompts_reference.parquet \
+	    --test-prompts $(VAL_SETS)/utility-real/prompts_holdout.parquet --real-root $(VAL_SETS)/utility-real \
+	    --images $(RESULTS)/$(MODEL)/$$run/generate/images.parquet --setting all_synthetic --seeds 1 \
+	    --bootstrap $(VALIDATE_BOOTSTRAP) $(VALIDATE_CLASSIFY_ARGS) --device $(DEVICE) > /dev/null; \
+	done
+
+# Alignment: the same real images under matched, other-pathology and shuffled prompts, scored by chexbench-align.
+validate-alignment: validate-split validate-models
+	$(VALIDATE) build alignment --pool-prompts $(VAL_POOL) --pool-root $(VAL_ROOT) --out $(VAL_SETS) \
+	  --seed $(VALIDATE_SEED) $(VALIDATE_ALIGNMENT_ARGS) > /dev/null
+	set -e -o pipefail; $(VALIDATE) sets --plan $(VAL_PLAN) --axis alignment | \
+	while IFS=$$'\t' read -r set run control; do \
+	  echo "validate: $$set" >&2; \
+	  $(call stage_cmd,generate) import --csv $(VAL_SETS)/$$set/images.csv --prompts $(VAL_POOL) \
+	    --model $(MODEL) --results $(RESULTS) --run-id $$run > /dev/null; \
+	  $(call stage_cmd,align) run --results $(RESULTS) --model $(MODEL) --run-id $$run --prompts $(VAL_POOL) \
+	    --image-weights $(VAL_BIOVIL)/biovil_t_image_model_proj_size_128.pt --text-model $(VAL_BIOVIL_TEXT) \
+	    --no-conditional --bootstrap $(VALIDATE_BOOTSTRAP) --seed $(VALIDATE_SEED) --device $(DEVICE) > /dev/null; \
+	done

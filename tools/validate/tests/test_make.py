@@ -24,7 +24,7 @@ def dry_run(*args: str) -> str:
 def test_embedded_default_chain(tmp_path):
     text = dry_run(f"RESULTS={tmp_path}")
     steps = [
-        f"chexbench-bench demo-inputs --results {tmp_path} --run-id validate",
+        f"chexbench-bench validation-pool --results {tmp_path} --run-id validate",
         "chexbench-validate split",
         "chexbench-validate build fidelity",
         "chexbench-generate import",

@@ -17,7 +17,7 @@ from chexbench_common.options import (
 )
 
 from . import __version__
-from .axes import fidelity, reports
+from .axes import alignment, fidelity, privacy, reports, utility
 
 main = stage_group(
     "validate",
@@ -60,7 +60,7 @@ def build():
     """Write one axis's known-answer sets under OUT/<set_id>/ and their rows into OUT/plan.csv."""
 
 
-for axis in (fidelity, reports):
+for axis in (fidelity, reports, privacy, utility, alignment):
     build.add_command(axis.command)
 
 
