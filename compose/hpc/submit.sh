@@ -132,21 +132,50 @@ submit() {
   ((dry_run)) || printf '%s\t%s\t%s\n' "$(date -Is)" "$name" "$dep" >> "$LOG_DIR/submitted.tsv"
 }
 
-# submit_bench: the whole benchmark, one job per row of $BENCH_TABLE (see the header), waiting (afterok) for the
-# nearest submitted steps before it; skips the steps that are done.
+# submit_bench: the whole benchmark, one job per row of $BENCH_TABLE (see its header), waiting (afterok) for the
+# nearest submitted steps its make target needs (the Makefile's prerequisites); skips the steps that are done.
 submit_bench() {
-  local -A target=() stage=() kind=() gpu=() after=() folder=() submit_it=() job=()
+  local -A target=() stage=() kind=() gpu=() after=() folder=() submit_it=() job=() step_of=()
   local -a order=()
-  local step t st k g a r f
-  while IFS=$'\t' read -r step t st k g a r f; do
+  local step t st k g r f
+  while IFS=$'\t' read -r step t st k g r f; do
     [[ $step == \#* || $step == step || -z $step ]] && continue
     order+=("$step")
-    target[$step]=$t stage[$step]=$st kind[$step]=$k gpu[$step]=$g after[$step]=${a//,/ } folder[$step]=$f
+    target[$step]=$t stage[$step]=$st kind[$step]=$k gpu[$step]=$g folder[$step]=$f step_of[$t]=$step
     [[ $r == - ]] && r=""
     [[ $f == - ]] || folder[$step]=$RESULTS/$MODEL/$RUN_ID$r/$f
   done < "$BENCH_TABLE"
+  # what each step waits for: its target's prerequisites in the Makefile (make's database, nothing run), as steps
+  local database line p d
+  # shellcheck disable=SC2086  # MAKE_VARS is a list of VAR=value words
+  database=$(make --no-print-directory -pnq -o setup MODEL="$MODEL" RUN_ID="$RUN_ID" RESULTS="$RESULTS" \
+    RUNNER="$RUNNER" $MAKE_VARS 2> /dev/null || true)
+  for step in "${order[@]}"; do
+    line=$(grep -m1 "^${target[$step]}:" <<< "$database") || die "make has no target ${target[$step]} ($BENCH_TABLE)"
+    after[$step]=""
+    for p in ${line#*:}; do
+      [[ $p == setup ]] && continue
+      [[ -n ${step_of[$p]:-} ]] || die "${target[$step]} needs $p, which is no step of $BENCH_TABLE"
+      after[$step]+="${step_of[$p]} "
+    done
+  done
+  # the table's order, each step moved after the steps it waits for (a stable topological order)
+  local -a sorted=()
+  local -A placed=()
+  local ready progress=1
+  while ((${#sorted[@]} < ${#order[@]})); do
+    ((progress)) || die "the steps of $BENCH_TABLE wait for each other in a circle"
+    progress=0
+    for step in "${order[@]}"; do
+      [[ -n ${placed[$step]:-} ]] && continue
+      ready=1
+      for d in ${after[$step]}; do [[ -n ${placed[$d]:-} ]] || ready=0; done
+      if ((ready)); then sorted+=("$step") placed[$step]=1 progress=1; fi
+    done
+  done
+  order=("${sorted[@]}")
   # 1. the steps with outputs: submitted unless done and nothing they wait for is submitted
-  local d forced
+  local forced
   for step in "${order[@]}"; do
     [[ ${folder[$step]} == - ]] && continue
     forced=0
@@ -167,7 +196,7 @@ submit_bench() {
   done
   # 3. submit in table order; each job waits for the nearest submitted steps before it
   local -a resources
-  local deps name per_stage per_step
+  local deps name per_stage per_step first
   for step in "${order[@]}"; do
     [[ -n ${submit_it[$step]:-} ]] || continue
     deps=$(nearest_submitted "$step" | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ':')
@@ -195,14 +224,18 @@ submit_bench() {
     if [[ ${kind[$step]} == array ]] && ((NUM_SHARDS > 1)); then  # one shard: a plain job, never an implicit shard
       submit "$name" '%x-%A_%a.out' "${resources[@]}" --array="0-$((NUM_SHARDS - 1))" --export="$exports" \
         -- "${extra[@]}"
+      first=$dep
       local run=${folder[$step]%/*}
       # shellcheck disable=SC2086  # a list of sbatch options
       submit "$name-merge" '%x-%j.out' "${MERGE_RESOURCES[@]}" \
         --export="ALL,STAGE=${stage[$step]},CHEXBENCH_SUBCMD=merge,RUN_ID=${run##*/}" -- ${MERGE_SBATCH:-}
     else
       submit "$name" '%x-%j.out' "${resources[@]}" --export="$exports" -- "${extra[@]}"
+      first=$dep
     fi
     job[$step]=$dep
+    # steps.tsv: the step, its first and last job (an array and its merge), the jobs its first job waits for
+    ((dry_run)) || printf '%s\t%s\t%s\t%s\n' "$step" "$first" "$dep" "${deps%:}" >> "$LOG_DIR/steps.tsv"
   done
   [[ ${#job[@]} -gt 0 ]] || echo "nothing to submit: every step of $run_dir has _SUCCESS" >&2
 }

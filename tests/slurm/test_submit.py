@@ -344,21 +344,41 @@ def whole(tmp_path: Path, venv: Path, **env: str) -> list[dict]:
     return calls
 
 
+def make_after(tmp_path: Path) -> dict[str, set[str]]:
+    """Each step's waits as the Makefile has them: its target's prerequisites (make's database), as steps."""
+    database = subprocess.run(
+        ["make", "-pnq", "-o", "setup", "MODEL=demo", "RESULTS=" + str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    step_of = {r["target"]: r["step"] for r in bench_table()}
+    after = {}
+    for row in bench_table():
+        match = re.search(rf"^{row['target']}:(.*)$", database, re.M)
+        assert match, row["target"]
+        prerequisites = set(match.group(1).split()) - {"setup"}
+        assert prerequisites <= set(step_of), (row["target"], prerequisites - set(step_of))
+        after[row["step"]] = {step_of[t] for t in prerequisites}
+    return after
+
+
 def test_whole_benchmark_jobs_resources_and_order(tmp_path, whole_venv):
     calls = whole(tmp_path, whole_venv, CLASSIFY_SBATCH="--ntasks-per-node=4 --gres=gpu:4")
-    rows, table = bench_table(), stage_table()
-    expected = [
+    rows, table, after = bench_table(), stage_table(), make_after(tmp_path)
+    expected = {
         n for r in rows for n in [f"chexbench-{r['step']}"] + [f"chexbench-{r['step']}-merge"] * (r["kind"] == "array")
-    ]
-    assert [c["name"] for c in calls] == expected
-    by_name = {c["name"]: c for c in calls}
-    last_job = {
-        r["step"]: by_name[f"chexbench-{r['step']}" + ("-merge" if r["kind"] == "array" else "")]["id"] for r in rows
     }
+    assert len(calls) == len(expected) and {c["name"] for c in calls} == expected
+    by_name = {c["name"]: c for c in calls}
+    position = {c["name"]: i for i, c in enumerate(calls)}
+    last_job = {r["step"]: f"chexbench-{r['step']}" + ("-merge" if r["kind"] == "array" else "") for r in rows}
     for row in rows:
         call = by_name[f"chexbench-{row['step']}"]
-        # afterok on exactly the steps bench.tsv names (an array's merge stands for the array)
-        assert call["after"] == {last_job[s] for s in row["after"].split(",") if s != "-"}, row["step"]
+        # afterok on exactly the steps its make target needs (an array's merge stands for the array), submitted first
+        assert call["after"] == {by_name[last_job[s]]["id"] for s in after[row["step"]]}, row["step"]
+        assert all(position[last_job[s]] < position[call["name"]] for s in after[row["step"]]), row["step"]
         assert call["opts"]["--export"] == (
             f"ALL,STAGE={row['step']},CHEXBENCH_SUBCMD=bench,BENCH_TARGET={row['target']}"
         )
@@ -380,27 +400,17 @@ def test_whole_benchmark_jobs_resources_and_order(tmp_path, whole_venv):
     # sampling and the conversion are CPU work: no GPU even though their stage may use one
     assert "--gres" not in by_name["chexbench-privacy-sample"]["opts"]
     assert "--gres" not in by_name["chexbench-llava-convert"]["opts"]
+    assert calls[-1]["name"] == "chexbench-report"
 
 
-def test_whole_benchmark_steps_follow_the_makefile(tmp_path):
-    """bench.tsv's `after` is the Makefile's prerequisites of each step's target (bench-inputs waits for none)."""
-    database = subprocess.run(
-        ["make", "-pnq", "-f", "Makefile", "MODEL=demo", "RESULTS=" + str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
-    rows = bench_table()
-    step_of = {r["target"]: r["step"] for r in rows}
-    for row in rows:
-        match = re.search(rf"^{row['target']}:(.*)$", database, re.M)
-        assert match, row["target"]
-        prerequisites = set(match.group(1).split()) - {"setup"}
-        assert prerequisites <= set(step_of), (row["target"], prerequisites)
-        assert {step_of[t] for t in prerequisites} == set(row["after"].split(",")) - {"-"}, row["target"]
-    # the last step's target is make bench's own last step
-    assert re.search(r"^bench:.*\bbench-report\b", database, re.M) and rows[-1]["target"] == "bench-report"
+def test_whole_benchmark_covers_make_bench(tmp_path):
+    """Every step's prerequisites are steps (make_after checks it), make bench ends with the last step's target, and
+    the steps cover every stage of make bench."""
+    after = make_after(tmp_path)
+    assert after["inputs"] == set() and bench_table()[-1]["target"] == "bench-report"
+    waited = set().union(*after.values())
+    assert waited | {"report"} == set(after)  # every step is needed by the report, directly or not
+    assert {r["stage"] for r in bench_table()} - {"-"} == set(stage_table())
 
 
 def done(tmp_path: Path, *folders: str) -> None:
@@ -431,14 +441,14 @@ def test_whole_benchmark_resubmits_only_what_is_missing(tmp_path, whole_venv):
     result = submit(tmp_path, whole_venv, STAGES="all", MODEL="demo")
     assert sbatch_calls(result) == [] and "nothing to submit" in result.stderr
 
-    # the privacy run's embeddings lost: they, the audit and the report; nothing waits for a skipped step
-    (tmp_path / "Results/demo/r.privacy/embed/_SUCCESS").unlink()
+    # the control ladder's embeddings lost: they, the audit and the report; nothing waits for a skipped step
+    (tmp_path / "Results/demo/r.privacy-control/embed/_SUCCESS").unlink()
     calls = whole(tmp_path, whole_venv)
-    assert [c["name"] for c in calls] == ["chexbench-privacy-embed", "chexbench-privacy", "chexbench-report"]
+    assert [c["name"] for c in calls] == ["chexbench-privacy-control", "chexbench-privacy", "chexbench-report"]
     assert [c["after"] for c in calls] == [set(), {calls[0]["id"]}, {calls[1]["id"]}]
 
     # llava-report lost: its preparation steps (the conversion, the inputs) run again before it
-    (tmp_path / "Results/demo/r.privacy/embed/_SUCCESS").write_text("")
+    (tmp_path / "Results/demo/r.privacy-control/embed/_SUCCESS").write_text("")
     (tmp_path / "Results/demo/r/llava-report/_SUCCESS").unlink()
     calls = whole(tmp_path, whole_venv)
     assert [c["name"] for c in calls] == [
@@ -454,7 +464,7 @@ def test_whole_benchmark_resubmits_only_what_is_missing(tmp_path, whole_venv):
 
 def test_whole_benchmark_with_one_shard_has_no_arrays(tmp_path, whole_venv):
     calls = whole(tmp_path, whole_venv, NUM_SHARDS="1")
-    assert [c["name"] for c in calls] == [f"chexbench-{r['step']}" for r in bench_table()]
+    assert sorted(c["name"] for c in calls) == sorted(f"chexbench-{r['step']}" for r in bench_table())
     assert not any("--array" in c["opts"] for c in calls)
 
 
