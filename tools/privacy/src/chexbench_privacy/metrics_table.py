@@ -4,10 +4,9 @@ gets no value (null) and a note saying why."""
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 from chexbench_common.stats import cluster_bootstrap
+from chexbench_schema.metrics import MetricRow, metrics_frame
 
 from .audit import rate_ci
 from .controls import ANY, any_view, describe_limit, detection_limit, ladder, view
@@ -18,30 +17,17 @@ STAGE = "privacy"
 
 
 class Rows:
+    """The stage's metric rows; every one counts the run's synthetic images unless it says otherwise."""
+
     def __init__(self, model: str, run_id: str, n_synth: int):
         self.model, self.run_id, self.n_synth, self.rows = model, run_id, n_synth, []
 
     def add(self, metric, value, space=None, ci=(None, None), n_real=None, n_synth=None, note=None, subset="all"):
-        low, high = (None if c is None or (isinstance(c, float) and math.isnan(c)) else c for c in ci)
-        self.rows.append(
-            {
-                "run_id": self.run_id,
-                "model": self.model,
-                "stage": STAGE,
-                "metric": metric,
-                "subset": subset,
-                "extractor": space,
-                "value": None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value),
-                "ci_low": low,
-                "ci_high": high,
-                "n_real": n_real,
-                "n_synth": self.n_synth if n_synth is None else n_synth,
-                "note": note,
-            }
-        )
+        n_synth = self.n_synth if n_synth is None else n_synth
+        self.rows.append(MetricRow(metric, value, subset, space, *ci, n_real=n_real, n_synth=n_synth, note=note))
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows)
+        return metrics_frame(self.rows, model=self.model, run_id=self.run_id, stage=STAGE)
 
 
 def build(audit, prompts: pd.DataFrame, per_image: pd.DataFrame, model: str, run_id: str) -> pd.DataFrame:
