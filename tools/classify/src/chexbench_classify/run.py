@@ -18,6 +18,7 @@ from chexbench_common.lifecycle import Lifecycle
 from chexbench_common.paths import resolve_under
 from chexbench_common.rundir import StageRun, describe_inputs, generated_images
 from chexbench_schema import CHEXPERT_LABELS, read_metadata, read_table, write_table
+from chexbench_schema.metrics import MetricRow, metrics_frame
 from sklearn.metrics import precision_score, recall_score
 
 from . import __version__
@@ -357,10 +358,8 @@ def _write(stage: StageRun, request: Request, results: list, validation: dict, t
         for name, value in report.values().items():
             ci = report.intervals.get(name)
             note = _note(name, value, report.averaged, _ci_note(ci))
-            rows.append(_row(request, name, subset, value, ci, len(test), None, note))
-        rows.append(
-            _row(request, "selected_epoch", subset, records[-1]["epoch"], None, None, None, _selection_note(records))
-        )
+            rows.append(_row(name, subset, value, ci, len(test), note))
+        rows.append(_row("selected_epoch", subset, records[-1]["epoch"], None, None, _selection_note(records)))
         original.append(_original_record(setting, seed, report, y_test, m_test, probs["test"]))
         frame = pd.DataFrame(probs["test"], columns=[f"p_{label}" for label in CHEXPERT_LABELS])
         predictions.append(frame.assign(setting=setting, seed=seed, prompt_id=test["prompt_id"].to_numpy()))
@@ -370,10 +369,14 @@ def _write(stage: StageRun, request: Request, results: list, validation: dict, t
             spread = f"mean over {len(reports)} seeds, std {mean.std:.4g}"
             ci = _ci_note(mean.interval, "resamples of patients and seeds")
             note = _note(name, mean.value, reports[0].averaged, spread, ci)
-            rows.append(_row(request, name, setting, mean.value, mean.interval, len(test), None, note))
+            rows.append(_row(name, setting, mean.value, mean.interval, len(test), note))
     outputs = {
         "metrics": write_table(
-            pd.DataFrame(rows), stage.dir / METRICS, "metrics", producer=PRODUCER, run_id=request.run_id
+            metrics_frame(rows, model=request.model, run_id=request.run_id, stage=STAGE),
+            stage.dir / METRICS,
+            "metrics",
+            producer=PRODUCER,
+            run_id=request.run_id,
         )
     }
     outputs["original"] = stage.dir / ORIGINAL
@@ -417,21 +420,5 @@ def _original_record(setting, seed, report, y, mask, probs) -> dict:
     return record
 
 
-def _row(request: Request, metric: str, subset: str, value, ci: Interval | None, n_real, n_synth, note) -> dict:
-    def clean(x):
-        return None if x is None or (isinstance(x, float) and np.isnan(x)) else float(x)
-
-    return {
-        "run_id": request.run_id,
-        "model": request.model,
-        "stage": STAGE,
-        "metric": metric,
-        "subset": subset,
-        "extractor": None,
-        "value": clean(value),
-        "ci_low": clean(ci.low) if ci else None,
-        "ci_high": clean(ci.high) if ci else None,
-        "n_real": n_real,
-        "n_synth": n_synth,
-        "note": note,
-    }
+def _row(metric: str, subset: str, value, ci: Interval | None, n_real, note) -> MetricRow:
+    return MetricRow(metric, value, subset, None, ci.low if ci else None, ci.high if ci else None, n_real, note=note)
