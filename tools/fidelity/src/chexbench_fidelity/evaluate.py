@@ -87,13 +87,14 @@ class Evaluator:
             ri, si = select_rows(group, real, synth, self.settings)
             problems = check_counts(group, real, synth, self.settings, strict)
             ctx = Context(self, group, strict, real, synth, ri, si, problems)
+            stand_in = real.meta.get("stand_in") or synth.meta.get("stand_in")
             for metric in REGISTRY:
                 if metric.run_wide or not metric.applies(ctx):
                     continue
-                if ctx.empty:
-                    rows += ctx.unavailable(metric.rows_expected(ctx), *problems)
-                else:
-                    rows += metric.compute(ctx)
+                found = ctx.unavailable(metric.rows_expected(ctx), *problems) if ctx.empty else metric.compute(ctx)
+                for row in found if stand_in else ():
+                    row.notes.append(f"STAND-IN {real.extractor} weights ({stand_in}): not informative")
+                rows += found
         for metric in REGISTRY:
             if metric.run_wide:
                 rows += metric.compute(Context(self, group, strict))
