@@ -123,6 +123,10 @@ bench-inputs: setup
 	  $(call stage_cmd,generate) tiny-pipeline sana $(RUN_DIR)/models/tiny-sana
 	test -f $(RUN_DIR)/models/tiny-raddino/config.json || \
 	  $(call stage_cmd,embed) tiny-raddino $(RUN_DIR)/models/tiny-raddino
+	test -f $(RUN_DIR)/models/tiny-dinov2/config.json || \
+	  $(call stage_cmd,embed) tiny-raddino $(RUN_DIR)/models/tiny-dinov2 --seed 1
+	test -f $(RUN_DIR)/models/tiny-clip/config.json || \
+	  $(call stage_cmd,embed) tiny-clip $(RUN_DIR)/models/tiny-clip
 	test -f $(RUN_DIR)/models/tiny-reid.pth || \
 	  $(call stage_cmd,privacy) tiny-reid $(RUN_DIR)/models/tiny-reid.pth
 	test -f $(RUN_DIR)/models/tiny-biovil/tiny.json || \
@@ -134,6 +138,9 @@ bench-inputs: setup
 GENERATOR_ARGS = --generator sana --model $(MODEL) --model-path $(RUN_DIR)/models/tiny-sana --height 64 --width 64 \
   --steps 2 --batch-size 8
 RADDINO_PATH = $(RUN_DIR)/models/tiny-raddino
+# stand-ins for DINOv2 ViT-L/14 (FD_DINOv2) and CLIP ViT-L/14-336 (CMMD): tiny random models, numbers meaningless
+DINOV2_PATH = $(RUN_DIR)/models/tiny-dinov2
+CLIP_PATH = $(RUN_DIR)/models/tiny-clip
 INCEPTION_WEIGHTS =
 REID_WEIGHTS = $(RUN_DIR)/models/tiny-reid.pth
 BIOVIL_DIR = $(RUN_DIR)/models/tiny-biovil
@@ -170,6 +177,9 @@ bench-inputs: setup
 	@test -d $(MIMIC_ROOT) || { echo "make: MIMIC_ROOT=$(MIMIC_ROOT) is not a folder: point it at your MIMIC-CXR-JPG 2.0.0 copy" >&2; exit 3; }
 GENERATOR_ARGS = --generator $(MODEL) --model $(MODEL) $$($(BENCH) assets generate-args $(MODEL))
 RADDINO_PATH = $$($(BENCH) assets path raddino)
+# your local DINOv2 ViT-L/14 folder (FD_DINOv2, KD_DINOv2) and CLIP ViT-L/14-336 folder (CMMD); unset: not computed
+DINOV2_PATH ?=
+CLIP_PATH ?=
 REID_WEIGHTS = $$($(BENCH) assets path reid)
 BIOVIL_DIR = $$($(BENCH) assets path biovil-t)
 BIOVIL_TEXT = $(BIOVIL_DIR)
@@ -205,16 +215,23 @@ bench-generate: bench-inputs
 	$(call stage_cmd,generate) run $(GENERATOR_ARGS) --prompts $(BENCH_PROMPTS) --results $(RESULTS) \
 	  --run-id $(RUN_ID) --device $(DEVICE) $(BENCH_ARGS_GENERATE) $(SHARD_ARGS)
 
+EXTRA_EXTRACTORS = $(if $(DINOV2_PATH),--extractor dinov2=$(DINOV2_PATH)) $(if $(CLIP_PATH),--extractor clip=$(CLIP_PATH))
+
 bench-embed: bench-generate
 	$(call stage_cmd,embed) run --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \
 	  --images $(GEN_DIR)/images.parquet --images-root $(GEN_DIR)/images \
 	  --prompts $(BENCH_PROMPTS) --real-root $(BENCH_REAL_ROOT) \
-	  --extractor inception$(INCEPTION_WEIGHTS) --extractor raddino=$(RADDINO_PATH) $(RADIOMICS_EXTRACTOR) \
-	  --device $(DEVICE) $(SHARD_ARGS)
+	  --extractor inception$(INCEPTION_WEIGHTS) --extractor raddino=$(RADDINO_PATH) $(EXTRA_EXTRACTORS) \
+	  $(RADIOMICS_EXTRACTOR) --device $(DEVICE) $(SHARD_ARGS)
 
-bench-fidelity: bench-embed
+# Fidelity, with the privacy chain's embeddings (below) in the spaces it embeds: its TRAIN pool for the C_T
+# data-copying test and its 10 generations per prompt for the per-prompt Vendi score.
+PRIVACY_TABLES = $(foreach e,inception raddino,--train $(PRIVACY_DIR)/embed/real-$(e).parquet \
+  --prompt-samples $(PRIVACY_DIR)/embed/synthetic-$(e).parquet)
+bench-fidelity: bench-embed bench-privacy-embed
 	$(call stage_cmd,fidelity) run --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \
 	  --prompts $(BENCH_PROMPTS) --images $(GEN_DIR)/images.parquet --conditional --bootstrap $(BOOTSTRAP) \
+	  $(PRIVACY_TABLES) --prompt-samples-images $(PRIVACY_DIR)/generate/images.parquet \
 	  --extra-info "$(MODEL) $(RUN_ID)"
 
 # Alignment: BioViL-T image-text cosine of each generation and its prompt, the shuffled floor and the real ceiling.
