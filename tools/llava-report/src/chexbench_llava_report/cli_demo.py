@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-
-_dir = click.Path(path_type=Path, file_okay=False)
+from chexbench_common.options import DIR
 
 
 @click.command("tiny-chexbert")
-@click.argument("folder", type=_dir)
+@click.argument("folder", type=DIR)
 @click.option("--seed", type=int, default=0, show_default=True)
 def tiny_chexbert(folder: Path, seed: int) -> None:
     """Write a tiny random CheXbert (FOLDER/chexbert.pth) and its tokenizer folder in the published layout."""

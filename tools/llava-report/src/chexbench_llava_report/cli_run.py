@@ -3,19 +3,14 @@ generate and score."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
-from chexbench_common.options import echo_outputs, stage_run_options
+from chexbench_common.options import DIR, FILE, builds_request, echo_outputs, stage_run_options
 
-from .cli_train import model_dir_option, pairs_options, test_options
-
-_file = click.Path(path_type=Path, dir_okay=False)
-_dir = click.Path(path_type=Path, file_okay=False)
+from .cli_train import TRAINER_DEVICE, model_dir_option, pairs_options, test_options
 
 
 @click.command()
-@stage_run_options(device=True)
+@stage_run_options(device=TRAINER_DEVICE)
 @model_dir_option
 @pairs_options
 @test_options
@@ -46,16 +41,16 @@ _dir = click.Path(path_type=Path, file_okay=False)
     "--logging-steps", type=click.IntRange(min=1), default=10, show_default=True, help="Log the loss every N steps."
 )
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option("--chexbert", type=_file, help="CheXbert weights chexbert.pth (local); without it the rows say skipped.")
-@click.option("--chexbert-tokenizer", type=_dir, help="Local bert-base-uncased folder (vocab.txt, config.json).")
+@click.option("--chexbert", type=FILE, help="CheXbert weights chexbert.pth (local); without it the rows say skipped.")
+@click.option("--chexbert-tokenizer", type=DIR, help="Local bert-base-uncased folder (vocab.txt, config.json).")
 @click.option("--bootstrap", type=click.IntRange(min=0), default=500, show_default=True, help="Resamples (0: no CI).")
-def run(**params):
+@builds_request(".pipeline:Request")
+def run(request):
     """Fine-tune on each fraction, generate for the real TEST images, score: the whole stage in one call. Under
     several ranks (torchrun, or one Slurm task per GPU) every rank fine-tunes; rank 0 alone generates and scores."""
-    from .pipeline import Request
     from .pipeline import run as run_stage
 
-    run_stage(Request(**params), done=echo_outputs)
+    run_stage(request, done=echo_outputs)
 
 
 COMMANDS = [run]

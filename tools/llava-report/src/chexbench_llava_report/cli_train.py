@@ -3,16 +3,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
-from chexbench_common.options import echo_outputs, stage_run_options
+from chexbench_common.options import (
+    DIR,
+    FILE,
+    KEEP_DEFAULT,
+    DeviceType,
+    builds_request,
+    echo_outputs,
+    group,
+    stage_run_options,
+)
 
-_file = click.Path(path_type=Path, dir_okay=False)
-_dir = click.Path(path_type=Path, file_okay=False)
+# the Trainer picks its GPUs itself (all visible ones), so a cuda:N it would not honour is refused
+TRAINER_DEVICE = DeviceType(index_refused="the Trainer picks its GPUs")
 model_dir_option = click.option(
     "--model-dir",
-    type=_dir,
+    type=DIR,
     required=True,
     help="Converted LLaVA folder (`chexbench-llava-convert convert`). Its adapter/ (LLaVA-Rad's LoRA) is what a "
     "zero-shot generate applies (and finetune --continue-adapter continues).",
@@ -30,20 +37,20 @@ def _options(*options):
 
 # the synthetic image-findings pairs (finetune, run, the legacy finetune) and the real TEST images (generate, run)
 pairs_options = _options(
-    click.option("--train-prompts", type=_file, required=True, help="TRAIN prompts table (prompt = findings)."),
-    click.option("--images", type=_file, help="images table of the TRAIN prompts' generations [<run>/generate]."),
-    click.option("--images-root", type=_dir, help="Folder of the images table's paths [default: its metadata]."),
+    click.option("--train-prompts", type=FILE, required=True, help="TRAIN prompts table (prompt = findings)."),
+    click.option("--images", type=FILE, help="images table of the TRAIN prompts' generations [<run>/generate]."),
+    click.option("--images-root", type=DIR, help="Folder of the images table's paths [default: its metadata]."),
 )
 test_options = _options(
     click.option(
-        "--test-prompts", type=_file, required=True, help="TEST prompts table (real images, reference findings)."
+        "--test-prompts", type=FILE, required=True, help="TEST prompts table (real images, reference findings)."
     ),
-    click.option("--real-root", type=_dir, required=True, help="Folder the TEST prompts' image_path are relative to."),
+    click.option("--real-root", type=DIR, required=True, help="Folder the TEST prompts' image_path are relative to."),
 )
 
 
 @click.command()
-@stage_run_options(device=True)
+@stage_run_options(device=TRAINER_DEVICE)
 @model_dir_option
 @pairs_options
 @click.option(
@@ -67,20 +74,16 @@ test_options = _options(
 @click.option("--logging-steps", type=click.IntRange(min=1), default=10, help="Log the loss every N steps.")
 @click.option("--workers", type=click.IntRange(min=0), default=2, help="DataLoader workers.")
 @click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=True)
-def finetune(results, model, run_id, force, device, model_dir, train_prompts, images, images_root, **options):
+@builds_request(".finetune:Request", options=group(warmup_ratio=KEEP_DEFAULT))
+def finetune(request):
     """Fine-tune the converted LLaVA on a seeded fraction of the synthetic image-findings pairs (LoRA on the
     language model's linears, projector in full). Multi-GPU: `accelerate launch -m chexbench_llava_report
     finetune ...`, `torchrun --nproc-per-node N -m chexbench_llava_report finetune ...`, or one Slurm task per GPU."""
     from chexbench_common.distributed import torch_env_from_slurm
-    from chexbench_common.env import configure_caches
 
     torch_env_from_slurm()
-    configure_caches()
-    from .finetune import Options, Request, follow, is_follower, run
+    from .finetune import follow, is_follower, run
 
-    request = Request(
-        results, model, run_id, model_dir, train_prompts, images, images_root, Options(device=device, **options), force
-    )
     if is_follower():
         follow(request)
         return
@@ -91,21 +94,14 @@ def finetune(results, model, run_id, force, device, model_dir, train_prompts, im
 @stage_run_options(device=True)
 @model_dir_option
 @test_options
-@click.option("--finetuned", type=_dir, help="A finished finetune-p<P> folder [default: zero-shot].")
+@click.option("--finetuned", type=DIR, help="A finished finetune-p<P> folder [default: zero-shot].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8)
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=256)
-def generate(
-    results, model, run_id, force, device, model_dir, test_prompts, real_root, finetuned, batch_size, max_new_tokens
-):
+@builds_request(".generate:Request")
+def generate(request):
     """Generate findings for the real TEST images (greedy), with the fine-tuned adapter or zero-shot."""
-    from chexbench_common.env import configure_caches
+    from .generate import run
 
-    configure_caches()
-    from .generate import Request, run
-
-    request = Request(
-        results, model, run_id, model_dir, test_prompts, real_root, finetuned, batch_size, max_new_tokens, device, force
-    )
     echo_outputs(*run(request))
 
 

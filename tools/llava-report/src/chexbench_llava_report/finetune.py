@@ -136,12 +136,7 @@ def follow(request: Request) -> None:
     _train(request, stage.dir, pairs, params, write=False)
 
 
-def _prepare(request: Request):
-    if request.options.device.startswith("cuda:"):
-        raise BadInputError(
-            f"--device {request.options.device}: the Trainer picks its GPUs; "
-            f"use CUDA_VISIBLE_DEVICES={request.options.device[5:]} with --device cuda"
-        )
+def _prepare(request: Request):  # --device is checked as the command line is parsed (a cuda:N the Trainer ignores)
     check_folder(request.model_dir)
     pairs, without = training_pairs(request.train_prompts, request.images_table(), request.images_root)
     return sample_fraction(pairs, request.options.fraction, request.options.seed), without

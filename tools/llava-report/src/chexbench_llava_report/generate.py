@@ -22,6 +22,7 @@ from chexbench_common.faults import fault_point
 from chexbench_common.lifecycle import Lifecycle
 from chexbench_common.progress import Progress
 from chexbench_common.rundir import StageRun, is_finished
+from chexbench_schema.manifest import read_manifest
 
 from . import __version__, naming, prompting
 from .data import image_token_count, model_image, test_images
@@ -56,7 +57,7 @@ def _finetune_record(folder: Path | None) -> dict:
         raise MissingResourceError(
             f"{folder}: not a finished finetune folder (no _SUCCESS); run `chexbench-llava-report finetune` first"
         )
-    manifest = json.loads((Path(folder) / "manifest.json").read_text())
+    manifest = read_manifest(folder)
     trained = manifest["params"].get("prompting")
     if trained != prompting.describe():
         raise BadInputError(

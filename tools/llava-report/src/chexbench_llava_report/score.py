@@ -20,6 +20,7 @@ from chexbench_common.progress import Progress
 from chexbench_common.rundir import StageRun, is_finished
 from chexbench_common.stats import bootstrap_counts, percentile_interval
 from chexbench_schema import write_table
+from chexbench_schema.metrics import MetricRow, metrics_frame
 
 from . import __version__, naming, radgraph_scorer, text_metrics
 from .chexbert import CONDITIONS, FIVE, CheXbert, LabelCounts, binary, f1_scores, per_label
@@ -402,27 +403,10 @@ def seed_mean(per_seed: list[SubsetScores], seeds: list[int], request: Request) 
     return out
 
 
-def _metric_rows(request: Request, subset: str, metrics: list[Metric], n: int) -> list[dict]:
-    rows = []
-    for metric in metrics:
-        low, high = metric.interval(request.ci_level)
-        rows.append(
-            {
-                "run_id": request.run_id,
-                "model": request.model,
-                "stage": STAGE,
-                "metric": metric.name,
-                "subset": subset,
-                "extractor": None,
-                "value": metric.value,
-                "ci_low": low,
-                "ci_high": high,
-                "n_real": n,
-                "n_synth": None,
-                "note": metric.note,
-            }
-        )
-    return rows
+def _metric_rows(request: Request, subset: str, metrics: list[Metric], n: int) -> list[MetricRow]:
+    return [
+        MetricRow(m.name, m.value, subset, None, *m.interval(request.ci_level), n_real=n, note=m.note) for m in metrics
+    ]
 
 
 def _original_main(scores: SubsetScores, level: float) -> pd.DataFrame:
@@ -554,7 +538,7 @@ def _weights(facts: dict) -> dict[str, str]:
 def _write(stage, request, rows, samples, breakdown, originals, facts) -> dict:
     outputs = {
         "metrics": write_table(
-            pd.DataFrame(rows),
+            metrics_frame(rows, model=request.model, run_id=request.run_id, stage=STAGE),
             stage.dir / METRICS,
             "metrics",
             producer=PRODUCER,

@@ -3,7 +3,6 @@ the native path, the work done by LLaVA-Rad's own entry points (translation.py b
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from chexbench_common.lifecycle import Lifecycle
 from chexbench_common.rundir import StageRun, is_finished
 from chexbench_llava_report import prompting
 from chexbench_llava_report.data import sample_fraction, test_images, training_pairs
+from chexbench_schema.manifest import read_manifest
 
 from . import __version__, translation
 
@@ -136,7 +136,7 @@ def generate(request: GenerateRequest) -> tuple[StageRun, bool]:
     generate-p<P>/ with the same predictions table as the native path."""
     if not is_finished(request.finetuned):
         raise MissingResourceError(f"{request.finetuned}: not a finished legacy finetune folder; run finetune first")
-    record = json.loads((Path(request.finetuned) / "manifest.json").read_text())
+    record = read_manifest(request.finetuned)
     if record["params"].get("engine") != "legacy":
         raise BadInputError(f"{request.finetuned}: fine-tuned natively; generate it without LLAVA_ENV=legacy")
     fraction = record["params"]["fraction"]
