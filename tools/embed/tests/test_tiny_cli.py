@@ -27,3 +27,6 @@ def test_tiny_clip_command_writes_a_folder_the_clip_extractor_reads(tmp_path):
 
     spec = build_spec("clip", tmp_path / "clip")
     assert spec.dim == 24 and spec.preprocessing()["output"] == [3, 336, 336]
+    assert "random weights (tiny CLIP" in spec.metadata("fp32")["stand_in"]  # fidelity marks its rows
+    (tmp_path / "clip" / "STAND_IN").unlink()  # a folder without the marker is taken as real weights
+    assert "stand_in" not in build_spec("clip", tmp_path / "clip").metadata("fp32")

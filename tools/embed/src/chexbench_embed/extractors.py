@@ -12,6 +12,7 @@ from chexbench_common.hashing import sha256_path
 
 from . import clip, dino, inception, radiomics
 from .preprocess import GreyTransform
+from .tiny import STAND_IN
 
 NAMES = ("inception", "raddino", "dinov2", "clip", "radiomics")
 PROVENANCE = {
@@ -38,6 +39,7 @@ class ExtractorSpec:
     logits: str
     extra_tables: tuple[ExtractorSpec, ...] = ()  # further tables the same forward pass writes (inception-logits)
     non_finite: bool = False  # vectors may hold NaN where a feature is undefined (radiomics)
+    stand_in: str = ""  # why the weights are a stand-in (a tiny random model's STAND_IN file), else empty
 
     def tables(self) -> tuple[ExtractorSpec, ...]:
         """This extractor's own table first, then the others its forward pass yields."""
@@ -57,6 +59,7 @@ class ExtractorSpec:
             "logits": self.logits,
             "compute_dtype": precision,
             **({"non_finite": "allowed"} if self.non_finite else {}),
+            **({"stand_in": self.stand_in} if self.stand_in else {}),
         }
 
     def cache_record(self, precision: str, bit_depth: str = "auto") -> dict:
@@ -93,7 +96,10 @@ def build_spec(name: str, path: Path | None) -> ExtractorSpec:
     if path is None:
         raise BadInputError(f"extractor {name} needs a local model folder: --extractor {name}=/path/to/folder")
     dim, transform = clip.read_folder(path) if name == "clip" else dino.read_folder(name, path)
-    return ExtractorSpec(name, path, sha256_path(path), dim, transform, PROVENANCE[name], NO_LOGITS.format(name=name))
+    marker = path / STAND_IN
+    stand_in = marker.read_text().strip() if marker.is_file() else ""
+    logits = NO_LOGITS.format(name=name)
+    return ExtractorSpec(name, path, sha256_path(path), dim, transform, PROVENANCE[name], logits, stand_in=stand_in)
 
 
 def inception_spec(path: Path) -> ExtractorSpec:

@@ -10,6 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 RADDINO_MEAN, RADDINO_STD = 0.5307, 0.2583
+STAND_IN = "STAND_IN"  # a file in the folder: every table embedded with it says its vectors are a stand-in's
+
+
+def mark_stand_in(out_dir: Path, what: str) -> Path:
+    (out_dir / STAND_IN).write_text(f"random weights ({what}, built by chexbench-embed): the vectors mean nothing\n")
+    return out_dir
 
 
 def build_tiny_raddino(out_dir: str | Path, *, image_size: int = 56, hidden_size: int = 32, seed: int = 0) -> Path:
@@ -37,7 +43,7 @@ def build_tiny_raddino(out_dir: str | Path, *, image_size: int = 56, hidden_size
     out_dir = Path(out_dir)
     Dinov2Model(config).save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
-    return out_dir
+    return mark_stand_in(out_dir, "tiny DINOv2")
 
 
 def build_tiny_clip(out_dir: str | Path, *, projection_dim: int = 24, seed: int = 0) -> Path:
@@ -55,4 +61,4 @@ def build_tiny_clip(out_dir: str | Path, *, projection_dim: int = 24, seed: int 
     config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)
     out_dir = Path(out_dir)
     CLIPModel(config).save_pretrained(out_dir)
-    return out_dir
+    return mark_stand_in(out_dir, "tiny CLIP")
