@@ -178,6 +178,19 @@ himl_lock() {
   for index in "${LOCAL_INDEXES[@]}"; do [[ -d $index ]] && himl_extra+=(--volume "$index:$index:ro"); done
 }
 
+# py311_lock NAME: an image without torch keeps its shipped lock (made for 3.12) where the same requirements.in
+# resolves to the same pins for Debian 12's Python 3.11; where it does not (a release that needs Python >= 3.12, e.g.
+# report's contourpy 1.4.0), it gets the 3.11 lock
+py311_lock() {
+  local name=$1 lock=$work/$1-py311.lock
+  compile_lock "images/$name/requirements.in" "$lock" --index-url https://pypi.org/simple
+  pins() { grep -E '^[A-Za-z0-9_.-]+==' "$1" | sed 's/ .*//' | sort; }
+  if [[ $(pins "$lock") != "$(pins "images/$name/requirements.lock")" ]]; then
+    say "$name: its lock pins releases that Python 3.11 cannot install; the same requirements.in locked for 3.11"
+    put_if_changed "$lock" "$ctx/images/$name/requirements.lock"
+  fi
+}
+
 first_torch=""
 for name in $STAGES; do
   [[ -f images/$name/requirements.lock ]] || fail "no images/$name/requirements.lock: $name is not a declared image"
@@ -187,6 +200,8 @@ for name in $STAGES; do
   elif grep -q '^torch==' "images/$name/requirements.lock"; then
     cpu_lock "$name"
     first_torch=${first_torch:-$name}
+  else
+    py311_lock "$name"
   fi
 done
 if [[ -n $first_torch ]]; then
@@ -242,8 +257,7 @@ for name in $STAGES; do
     >> "$OUT/images.tsv"
   say "$name: built in $seconds s, $((size / 1000000)) MB"
 done
-podman system df > "$OUT/podman-df.txt"
-say "images built: $STAGES ($(awk -F'\t' 'NR > 1 {s += $3} END {printf "%.1f", s / 1e9}' "$OUT/images.tsv") GB if unshared; podman storage: $(awk '$1 == "Images" {print $4}' "$OUT/podman-df.txt"))"
+say "images built: $STAGES ($(awk -F'\t' 'NR > 1 {s += $3} END {printf "%.1f", s / 1e9}' "$OUT/images.tsv") GB if no layer were shared)"
 
 # every image starts as any UID on a read-only root, and its console script answers
 for name in $STAGES; do
@@ -282,12 +296,16 @@ chmod 755 "$work/run" "$work/docker" "$work/docker/cli-plugins"
 chmod 666 "$work/run/podman.sock"
 say "docker $(docker version --format '{{.Client.Version}}') -> $(docker version --format '{{.Server.Version}}' | head -n1) (podman API), $(docker compose version --short)"
 
-# --- 5. the whole `make bench RUNNER=docker`, run by an arbitrary UID without a passwd entry (compose runs each
-#        stage as the caller), into a results root under Results/ (compose binds it at /work/Results). No GPU here:
-#        the CPU override drops the GPU reservation of gpu: optional|required stages (compose/compose.cpu.yaml) ---
+# --- 5. the whole `make bench RUNNER=docker`, every stage run by compose as an arbitrary UID without a passwd entry
+#        (CHEXBENCH_UID/GID, which the Makefile otherwise sets to the caller's own), into a results root under
+#        Results/ (compose binds it at /work/Results). make itself runs here as root with umask 0, so the folders its
+#        host-side steps make (the demo inputs) are writable by that UID; the development venv's Python lives in
+#        root's home, which another UID cannot enter. No GPU here: the CPU override drops the GPU reservation of
+#        gpu: optional|required stages (compose/compose.cpu.yaml) ------------------------------------------------
 compose_files="compose/compose.yaml compose/compose.cpu.yaml"
 read -r -a compose_flags <<< "-f ${compose_files// / -f }"
-export IMAGE_REPO IMAGE_TAG
+# the caller's UID and GID, which the Makefile passes to compose as its own (`id -u`), for the probes run directly
+export IMAGE_REPO IMAGE_TAG CHEXBENCH_UID=$RUN_UID CHEXBENCH_GID=$RUN_GID
 docker_results=$RESULTS_DIR/container-test
 mkdir -p "$RESULTS_DIR" "$work/home"
 rm -rf "$docker_results"
@@ -308,14 +326,15 @@ for name in $STAGES; do
 done
 say "every compose service: uid $RUN_UID:$RUN_GID, read-only root, writable /tmp, no network"
 
-say "make bench RUNNER=docker RESULTS=$docker_results as UID $RUN_UID"
+say "make bench RUNNER=docker RESULTS=$docker_results, stages as UID $RUN_UID"
 t_run=$(date +%s)
-"${as_caller[@]}" make --no-print-directory -o "$VENV/.setup-done" bench RUNNER=docker RESULTS="$docker_results" \
-  CACHE_DIR="$work/home/cache" COMPOSE_FILES="$compose_files" > "$OUT/bench-docker.log" 2>&1 \
+(umask 0000 && make --no-print-directory -o "$VENV/.setup-done" bench RUNNER=docker RESULTS="$docker_results" \
+  COMPOSE_FILES="$compose_files") > "$OUT/bench-docker.log" 2>&1 \
   || { tail -n 30 "$OUT/bench-docker.log" >&2; fail "make bench RUNNER=docker"; }
 bench_s=$(($(date +%s) - t_run))
 say "make bench RUNNER=docker took $bench_s s"
 for success in "$docker_results"/demo/*/*/_SUCCESS; do
+  [[ $success == */inputs/_SUCCESS ]] && continue # written on the host (chexbench-bench demo-inputs)
   [[ $(stat -c %u "$success") == "$RUN_UID" ]] || fail "$success is not owned by UID $RUN_UID"
 done
 
@@ -343,10 +362,10 @@ if [[ " $STAGES " == *" align-himl "* ]]; then
     cp -a "$docker_results/demo/default/$part" "$himl_results/demo/default/$part"
   done
   chown -R "$RUN_UID:$RUN_GID" "$himl_results"
-  say "make bench-align ALIGN_ENV=himl RUNNER=docker RESULTS=$himl_results as UID $RUN_UID"
+  say "make bench-align ALIGN_ENV=himl RUNNER=docker RESULTS=$himl_results, the stage as UID $RUN_UID"
   t_himl=$(date +%s)
-  "${as_caller[@]}" make --no-print-directory -o "$VENV/.setup-done" -o bench-generate bench-align ALIGN_ENV=himl \
-    RUNNER=docker RESULTS="$himl_results" CACHE_DIR="$work/home/cache" COMPOSE_FILES="$compose_files" \
+  (umask 0000 && make --no-print-directory -o "$VENV/.setup-done" -o bench-generate bench-align ALIGN_ENV=himl \
+    RUNNER=docker RESULTS="$himl_results" COMPOSE_FILES="$compose_files") \
     > "$OUT/bench-align-himl.log" 2>&1 || { tail -n 30 "$OUT/bench-align-himl.log" >&2; fail "align-himl in the container"; }
   say "align (himl image) took $(($(date +%s) - t_himl)) s"
   "$VENV/bin/python" tools/align/tests/himl/align_compare.py "$himl_results/demo/default/align" \
