@@ -121,6 +121,8 @@ def test_utility_plants_the_label_in_the_real_images_and_keeps_intact_absent_or_
         marked = np.array([pixels(out / f"utility-{control}" / f)[corner].min() == 1.0 for f in rows["file"]])
         positive = (train.loc[rows["prompt_id"], "Support Devices"] == 1).to_numpy()
         agreement[control] = float(np.mean(marked == positive))
+        if control == "absent":  # half of each class: the square says nothing about the label
+            assert marked[positive].sum() == positive.sum() // 2 and marked[~positive].sum() == (~positive).sum() // 2
     assert agreement["intact"] == 1.0 and agreement["reversed"] == 0.0 and 0.0 < agreement["absent"] < 1.0
     plan = pd.read_csv(out / "plan.csv")
     assert plan.set_index("control")["level"].to_dict() == {"intact": 0, "absent": 1, "reversed": 2}

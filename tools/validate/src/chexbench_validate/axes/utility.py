@@ -9,7 +9,8 @@ else); these planted real images and their prompts tables go to OUT/utility-real
 control's rule:
 
 - `intact` (level 0): where the label is 1, as in the real images -> AUROC on the real test images well above 0.5;
-- `absent` (level 1): on a seeded half of the images, whatever the label -> AUROC about 0.5;
+- `absent` (level 1): on a seeded half of the positive and half of the negative images (no correlation with the
+  label in the twins) -> AUROC about 0.5;
 - `reversed` (level 2): where the label is not 1 -> AUROC well below 0.5.
 """
 
@@ -54,7 +55,11 @@ def marks(control: str, positive: np.ndarray, rng: np.random.Generator) -> np.nd
         return positive
     if control == "reversed":
         return ~positive
-    return rng.permutation(np.arange(len(positive)) < (len(positive) + 1) // 2)
+    # half of the positives and half of the negatives, seeded: in the twins the square says nothing about the label
+    drawn = np.zeros(len(positive), dtype=bool)
+    for group in (np.flatnonzero(positive), np.flatnonzero(~positive)):
+        drawn[rng.choice(group, len(group) // 2, replace=False)] = True
+    return drawn
 
 
 def _positive(prompts: pd.DataFrame, label: str, split: str) -> np.ndarray:
