@@ -1,6 +1,8 @@
 # shellcheck shell=bash disable=SC2154  # root, work, say, fail, ... come from run_local_slurm.sh
 # The chexbench part of tests/slurm/run_local_slurm.sh (sourced there; uses its work, say, fail, job_state,
-# wait_jobs and SLURM_CONF). Builds tiny inputs, submits the chain with compose/hpc/submit.sh (RUNNER=local,
+# wait_jobs and SLURM_CONF). Runs the whole benchmark on the embedded default (compose/hpc/submit.sh STAGES=all,
+# RUNNER=local, 2 shards) and checks every step, the order, the 2-rank jobs and the idempotent re-queue; then, on
+# its tiny models and inputs, the per-stage chain (submit.sh with GENERATE_ARGS ..., RUNNER=local,
 # 2 shards), waits, and checks the outputs, the logs, the dependency order and the idempotent re-queue.
 
 py() { "$root/.venv/bin/python" "$@"; }
@@ -18,31 +20,120 @@ submit_chain() {
     bash "$root/compose/hpc/submit.sh"
 }
 
-# "JobId=... Name=... JobState=... ArrayJobId=..." lines of the finished chexbench jobs (one per array task).
-jobcomp() { grep -E " Name=chexbench-" "$work/log/jobcomp.txt" 2> /dev/null || true; }
+# "JobId=... Name=... JobState=... ArrayJobId=..." lines of the finished chexbench jobs (one per array task), those
+# with a job id from $first_job on (the per-stage chain leaves out the whole benchmark's jobs).
+jobcomp() {
+  awk -v first="${first_job:-0}" '/ Name=chexbench-/ {match($0, /JobId=[0-9]+/); if (substr($0, RSTART + 6, RLENGTH - 6) + 0 >= first + 0) print}' \
+    "$work/log/jobcomp.txt" 2> /dev/null || true
+}
 field() { sed -E "s/.* $1=([^ ]*).*/\1/"; }
 
+# --- the whole benchmark (compose/hpc/submit.sh STAGES=all) on the embedded default --------------------------------
+# Every job gets one CPU and no GPU; classify and llava-report get two tasks each (two DDP ranks through srun).
+submit_bench() {
+  MODEL=demo RUN_ID=default RESULTS=$results RUNNER=local NUM_SHARDS=2 STAGES=all MAKE_VARS="CACHE_DIR=$work/cache" \
+    SBATCH_ARGS="--time=30 --cpus-per-task=1 --mem=3G --gres=none" \
+    CLASSIFY_SBATCH="--ntasks-per-node=2 --mem=4G" LLAVA_REPORT_SBATCH="--ntasks-per-node=2 --mem=5G" \
+    BENCH_ARGS_CLASSIFY="--devices 2 --strategy ddp" bash "$root/compose/hpc/submit.sh"
+}
+
+run_whole_bench() {
+  local submitted names ids
+  submitted=$(submit_bench) || fail "submit.sh STAGES=all failed"
+  printf '    %s\n' "${submitted//$'\n'/$'\n'    }"
+  names=$(awk '{print $1}' <<< "$submitted" | sort | tr '\n' ' ')
+  [[ $names == "chexbench-align chexbench-classify chexbench-embed chexbench-embed-merge chexbench-fidelity \
+chexbench-generate chexbench-generate-merge chexbench-inputs chexbench-llava-convert chexbench-llava-report \
+chexbench-privacy chexbench-privacy-control chexbench-privacy-embed chexbench-privacy-generate \
+chexbench-privacy-generate-merge chexbench-privacy-sample chexbench-report chexbench-train-images \
+chexbench-train-images-merge " ]] || fail "submit.sh STAGES=all submitted: $names"
+  mapfile -t ids < <(awk '{print $2}' <<< "$submitted")
+  wait_jobs 2400 "${ids[@]}"
+  local logs=$results/demo/default/slurm-logs lines bad
+  lines=$(jobcomp)
+  bad=$(grep -v "JobState=COMPLETED" <<< "$lines" || true)
+  [[ -z $bad ]] || { echo "$bad" >&2; tail -n 30 "$logs"/*.out >&2; fail "a job of the whole benchmark did not complete"; }
+  # 19 jobs, four of them arrays of 2 tasks
+  [[ $(grep -c . <<< "$lines") == 23 ]] || { echo "$lines" >&2; fail "expected 23 finished jobs and array tasks"; }
+  say "whole benchmark finished: 19 jobs (23 with the array tasks) COMPLETED"
+
+  # afterok really ordered them: each step's first job started after every job it waited for (steps.tsv) ended
+  py - "$work/log/jobcomp.txt" "$logs/steps.tsv" << 'PYEOF' || fail "the jobs did not run in the benchmark's order"
+import re, sys
+rows = [dict(re.findall(r"(\w+)=(\S*)", line)) for line in open(sys.argv[1]) if " Name=chexbench-" in line]
+def job(i, key):
+    """StartTime (earliest) or EndTime (latest) of a job id, over its array tasks."""
+    times = [r[key] for r in rows if i in (r["JobId"], r.get("ArrayJobId"))]
+    assert times, i
+    return min(times) if key == "StartTime" else max(times)
+steps = [line.rstrip("\n").split("\t") for line in open(sys.argv[2])]
+assert len(steps) == 15, steps
+for step, first, last, waits in steps:
+    for before in filter(None, waits.split(":")):
+        assert job(before, "EndTime") <= job(first, "StartTime"), (step, before)
+print("dependency order ok")
+PYEOF
+
+  # every step's folder finished, the report written, the multi-task jobs really ran as 2 ranks
+  local step folder run
+  while IFS=$'\t' read -r step _ _ _ _ run folder; do
+    [[ $step == \#* || $step == step || $folder == - ]] && continue
+    [[ $run == - ]] && run=""
+    [[ -f $results/demo/default$run/$folder/_SUCCESS ]] || fail "$step: demo/default$run/$folder/_SUCCESS is missing"
+  done < "$root/compose/hpc/bench.tsv"
+  [[ -s $results/demo/default/report/report.html ]] || fail "the report job wrote no report.html"
+  grep -q "2 tasks through srun" "$logs"/chexbench-classify-*.out || fail "classify did not srun 2 tasks"
+  grep -q "MEMBER: 2/2" "$logs"/chexbench-classify-*.out || fail "classify: no 2-rank DDP world"
+  grep -q "2 tasks through srun" "$logs"/chexbench-llava-report-*.out || fail "llava-report did not srun 2 tasks"
+  # two ranks over P pairs: each epoch ceil(ceil(P / 2) / batch) optimiser steps (one rank alone: ceil(P / batch))
+  py - "$results"/demo/default/llava-report/finetune-*/manifest.json << 'PYEOF' || fail "llava-report: not 2 ranks"
+import json, math, sys
+for path in sys.argv[1:]:
+    m = json.load(open(path))
+    p, batch, epochs = m["counts"]["pairs"], m["params"]["batch_size"], m["params"]["epochs"]
+    assert m["optimiser_steps"] == epochs * math.ceil(math.ceil(p / 2) / batch) < epochs * math.ceil(p / batch), m
+PYEOF
+  grep -q $'\r' "$logs"/*.out && fail "progress bars (carriage returns) in the batch logs"
+  [[ $(awk -F'\t' 'NR > 1 && $7 == 0' "$logs/jobs.tsv" | wc -l) == 23 ]] || { cat "$logs/jobs.tsv" >&2; fail "jobs.tsv"; }
+  say "every step's _SUCCESS, the report, classify and llava-report run by 2 srun tasks"
+
+  # idempotent: a finished benchmark submits nothing; a lost fidelity/_SUCCESS re-queues fidelity and the report only
+  local again stamps
+  again=$(submit_bench 2>&1) || fail "second submit.sh STAGES=all failed"
+  [[ $again == *"nothing to submit"* && -z $(grep -E '^chexbench-[a-z-]+ [0-9]+$' <<< "$again") ]] \
+    || fail "re-submission queued: $again"
+  stamps=$(stat -c '%n %Y' "$results"/demo/default*/*/_SUCCESS | grep -v -e /fidelity/ -e /report/)
+  rm "$results/demo/default/fidelity/_SUCCESS"
+  again=$(submit_bench 2> /dev/null) || fail "third submit.sh STAGES=all failed"
+  [[ $(awk '{print $1}' <<< "$again" | tr '\n' ' ') == "chexbench-fidelity chexbench-report " ]] \
+    || fail "after losing fidelity/_SUCCESS: $again"
+  mapfile -t ids < <(awk '{print $2}' <<< "$again")
+  wait_jobs 600 "${ids[@]}"
+  [[ $(job_state "${ids[0]}") == COMPLETED && $(job_state "${ids[1]}") == COMPLETED ]] \
+    || fail "re-queued fidelity / report: $(job_state "${ids[0]}") / $(job_state "${ids[1]}")"
+  [[ -f $results/demo/default/fidelity/_SUCCESS ]] || fail "the re-queued fidelity wrote no _SUCCESS"
+  [[ $(stat -c '%n %Y' "$results"/demo/default*/*/_SUCCESS | grep -v -e /fidelity/ -e /report/) == "$stamps" ]] \
+    || fail "steps other than fidelity and the report were redone"
+  say "re-queue is idempotent: a finished benchmark submits nothing; a lost fidelity/_SUCCESS re-queues fidelity + report"
+}
+
+# --- then the per-stage chain (GENERATE_ARGS, ...) on the demo's tiny models and inputs ------------------------------
 run_pipeline() {
   results=$work/Results
   export CHEXBENCH_CACHE_DIR=$work/cache HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-  mkdir -p "$work/models" "$results"
+  mkdir -p "$results"
+  run_whole_bench
 
-  # Inputs, made on the "login node": tiny random-weight Sana and RAD-DINO, the packaged real radiographs + prompts.
-  py - "$work/models" > "$work/tiny-models.log" 2>&1 << 'EOF' || { cat "$work/tiny-models.log" >&2; fail "tiny models"; }
-import sys
-from chexbench_embed.tiny import build_tiny_raddino
-from chexbench_generate.tiny import build_tiny_pipeline, write_tiny_config
-out = sys.argv[1]
-build_tiny_pipeline("sana", f"{out}/sana")
-write_tiny_config("sana", f"{out}/sana.json")
-build_tiny_raddino(f"{out}/raddino")
-EOF
-  "$root/.venv/bin/chexbench-bench" demo-inputs --results "$results" --model inputs --run-id slurm --n-drr 5 --size 64 \
-    2> "$work/demo-inputs.log" || { cat "$work/demo-inputs.log" >&2; fail "chexbench-bench demo-inputs"; }
-  inputs=$results/inputs/slurm/inputs
+  mkdir -p "$work/models"
+  ln -s "$results/demo/default/models/tiny-sana" "$work/models/sana"
+  ln -s "$results/demo/default/models/tiny-raddino" "$work/models/raddino"
+  py -c "import sys; from chexbench_generate.tiny import write_tiny_config; write_tiny_config('sana', sys.argv[1])" \
+    "$work/models/sana.json" || fail "tiny sana config"
+  inputs=$results/demo/default/inputs
   n_real=$(py -c "import pandas as pd, sys; print(len(pd.read_parquet(sys.argv[1])))" "$inputs/prompts.parquet")
-  say "inputs ready: tiny sana + raddino, $n_real real images and prompts"
 
+  # job ids grow: those of this chain come after this marker job's
+  first_job=$(($(sbatch --parsable --job-name=marker --mem=10M --output=/dev/null --wrap true) + 1))
   # --- the chain: generate[0-1] -> merge -> embed[0-1] -> merge -> fidelity -------------------------------------
   local submitted ids
   submitted=$(submit_chain r1) || fail "submit.sh failed"
@@ -60,9 +151,10 @@ EOF
   say "chain finished: 7 jobs COMPLETED"
 
   # afterok really ordered them: every job started after the previous step ended
-  py - "$work/log/jobcomp.txt" << 'EOF' || fail "the jobs did not run in dependency order"
+  jobcomp > "$work/chain-jobs.txt"
+  py - "$work/chain-jobs.txt" << 'EOF' || fail "the jobs did not run in dependency order"
 import re, sys
-rows = [dict(re.findall(r"(\w+)=(\S*)", line)) for line in open(sys.argv[1]) if " Name=chexbench-" in line]
+rows = [dict(re.findall(r"(\w+)=(\S*)", line)) for line in open(sys.argv[1])]
 order = ["chexbench-generate", "chexbench-generate-merge", "chexbench-embed", "chexbench-embed-merge",
          "chexbench-fidelity"]
 steps = [[r for r in rows if r["Name"] == name] for name in order]
@@ -148,43 +240,4 @@ EOF
   [[ $(awk -F'\t' 'NR > 1 {print $7}' "$results/tiny-sana/r2/slurm-logs/jobs.tsv" | sort -u) == 3 ]] \
     || fail "jobs.tsv of the failed run should record exit code 3"
   say "a failed embed array cancels its merge and fidelity (afterok + kill-on-invalid-dep)"
-
-  # --- a classify job on the finished run (its TRAIN prompts' images are in r1's generate): two tasks, one DDP rank
-  # each, started by the template's srun (what --ntasks-per-node=G --gres=gpu:G does on a GPU node) ---------------
-  local classify job
-  classify=$(MODEL=tiny-sana RUN_ID=r1 RESULTS=$results RUNNER=local STAGES=classify SBATCH_ARGS="--time=10 --cpus-per-task=1" \
-    CLASSIFY_ARGS="--train-prompts $inputs/prompts_train.parquet --test-prompts $inputs/prompts_holdout.parquet --real-root $inputs/real --setting all_original --setting augmented --size 32 --width 4 --epochs 1 --seeds 1 --batch-size 4 --workers 0 --val-fraction 0.25 --bootstrap 20 --device cpu --devices 2 --strategy ddp" \
-    MAKE_VARS="CACHE_DIR=$work/cache" CLASSIFY_SBATCH="--gres=none --mem=4G --ntasks-per-node=2" bash "$root/compose/hpc/submit.sh") \
-    || fail "submit.sh (classify) failed"
-  [[ $(echo "$classify" | awk '{print $1}') == chexbench-classify ]] || fail "submit.sh submitted: $classify"
-  job=$(echo "$classify" | awk '{print $2}')
-  wait_jobs 240 "$job"
-  [[ $(job_state "$job") == COMPLETED ]] || { tail -n 30 "$results"/tiny-sana/r1/slurm-logs/chexbench-classify-*.out >&2; fail "the classify job is $(job_state "$job")"; }
-  [[ -f $results/tiny-sana/r1/classify/_SUCCESS ]] || fail "the classify job wrote no _SUCCESS"
-  [[ $(wc -l < "$results/tiny-sana/r1/classify/classification_metrics.csv") == 3 ]] || fail "classify: expected 2 settings"
-  grep -q "2 tasks through srun" "$results"/tiny-sana/r1/slurm-logs/chexbench-classify-*.out || fail "classify did not srun 2 tasks"
-  grep -q "MEMBER: 2/2" "$results"/tiny-sana/r1/slurm-logs/chexbench-classify-*.out || fail "classify: no 2-rank DDP world"
-  say "classify job COMPLETED: 2 settings trained by 2 srun tasks (DDP) and tested on the run's images"
-
-  # --- a llava-report job on the same run: a tiny LLaVA-Rad converted on the "login node", fine-tuned by two srun
-  # tasks (one torch rank each, from Slurm's variables), rank 0 alone generating and scoring --------------------------
-  local convert_bin=$root/.venv/bin/chexbench-llava-convert llava
-  { "$convert_bin" tiny-llava-rad "$work/models/tiny-llava-rad" && "$convert_bin" convert --dtype float32 \
-      --llava-rad "$work/models/tiny-llava-rad/llava-rad" --vicuna "$work/models/tiny-llava-rad/vicuna" \
-      --out "$work/models/tiny-llava-hf"; } > "$work/tiny-llava.log" 2>&1 || { cat "$work/tiny-llava.log" >&2; fail "tiny llava"; }
-  llava=$(MODEL=tiny-sana RUN_ID=r1 RESULTS=$results RUNNER=local STAGES=llava-report SBATCH_ARGS="--time=10 --cpus-per-task=1" \
-    LLAVA_REPORT_ARGS="--model-dir $work/models/tiny-llava-hf --train-prompts $inputs/prompts_train.parquet --test-prompts $inputs/prompts_holdout.parquet --real-root $inputs/real --fraction 100 --no-zero-shot --epochs 2 --batch-size 1 --workers 0 --max-new-tokens 4 --bootstrap 20 --device cpu" \
-    MAKE_VARS="CACHE_DIR=$work/cache" LLAVA_REPORT_SBATCH="--gres=none --mem=4G --ntasks-per-node=2" bash "$root/compose/hpc/submit.sh") \
-    || fail "submit.sh (llava-report) failed"
-  job=$(echo "$llava" | awk '{print $2}')
-  wait_jobs 300 "$job"
-  local log=("$results"/tiny-sana/r1/slurm-logs/chexbench-llava-report-*.out)
-  [[ $(job_state "$job") == COMPLETED ]] || { tail -n 30 "${log[@]}" >&2; fail "the llava-report job is $(job_state "$job")"; }
-  [[ -f $results/tiny-sana/r1/llava-report/_SUCCESS ]] || fail "the llava-report job wrote no _SUCCESS"
-  grep -q "2 tasks through srun" "${log[@]}" || fail "llava-report did not srun 2 tasks"
-  # two ranks of batch 1 over P pairs: ceil(P / 2) optimiser steps per epoch (one rank alone would take P)
-  py -c "import json, math, sys; m = json.load(open(sys.argv[1])); p = m['counts']['pairs']
-assert p > 1 and m['optimiser_steps'] == 2 * math.ceil(p / 2), m" \
-    "$results/tiny-sana/r1/llava-report/finetune-p100/manifest.json" || fail "llava-report: not trained by 2 ranks"
-  say "llava-report job COMPLETED: fine-tuned by 2 srun tasks (torch ranks from Slurm), generated and scored by rank 0"
 }

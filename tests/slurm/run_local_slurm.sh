@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Real Slurm test of compose/hpc (`make slurm-test`): start slurmctld + slurmd on this machine, check arrays,
-# --dependency=afterok and --kill-on-invalid-dep with trivial jobs, then submit the real chain with
-# compose/hpc/submit.sh (generate as a 2-shard array, merge, embed as a 2-shard array, merge, fidelity) with
-# RUNNER=local on tiny random-weight models, wait, and check the merged outputs, the log names and that a second
-# submission re-queues nothing.
+# --dependency=afterok and --kill-on-invalid-dep with trivial jobs, then submit the whole benchmark on the embedded
+# default with compose/hpc/submit.sh STAGES=all (RUNNER=local, 2-shard arrays, classify and llava-report as 2-task
+# jobs; every step, the report included), then the per-stage chain (generate array, merge, embed array, merge,
+# fidelity) on its tiny models; wait, and check the outputs, the order, the log names and the idempotent re-queue.
 #
 # Installs Debian's slurm-wlm when it is missing (needs root and apt-get). Exit codes: 0 passed, 1 failed,
 # 77 SKIPPED (Slurm is missing and cannot be installed; a loud "SLURM TEST SKIPPED: <why>" line says why: never 0,
