@@ -20,6 +20,9 @@ VAL_MODELS         := $(VAL_DIR)/models
 VALIDATE_SEED      ?= 0
 VALIDATE_BOOTSTRAP ?= 200
 VALIDATE_STRICT    ?= --strict
+# utility: training seeds per planted-signal set; the relations read classify's mean over seeds, whose two-level CI
+# holds the seed-to-seed variation (an untaught classifier's response to the square has a random sign per seed)
+VALIDATE_UTILITY_SEEDS ?= 5
 # patient-disjoint parts of the pool: the reference / train pool, the holdout (fidelity's sets, privacy's calibration,
 # the classifiers' test set) and images no stage has seen (privacy's unseen images)
 VALIDATE_SPLITS    ?= --split reference=0.5 --split holdout=0.25 --split unseen=0.25
@@ -182,7 +185,7 @@ validate-utility: validate-split
 	  $(call stage_cmd,classify) run --results $(RESULTS) --model $(MODEL) --run-id $$run \
 	    --train-prompts $(VAL_SETS)/utility-real/prompts_reference.parquet \
 	    --test-prompts $(VAL_SETS)/utility-real/prompts_holdout.parquet --real-root $(VAL_SETS)/utility-real \
-	    --images $(RESULTS)/$(MODEL)/$$run/generate/images.parquet --setting all_synthetic --seeds 1 \
+	    --images $(RESULTS)/$(MODEL)/$$run/generate/images.parquet --setting all_synthetic --seeds $(VALIDATE_UTILITY_SEEDS) \
 	    --bootstrap $(VALIDATE_BOOTSTRAP) $(VALIDATE_CLASSIFY_ARGS) --device $(DEVICE) > /dev/null; \
 	done
 
