@@ -10,7 +10,8 @@ control's rule:
 
 - `intact` (level 0): where the label is 1, as in the real images -> AUROC on the real test images well above 0.5;
 - `absent` (level 1): on a seeded half of the positive and half of the negative images (no correlation with the
-  label in the twins) -> AUROC about 0.5;
+  label in the twins) -> AUROC 0.5 in expectation over training seeds (one seed's classifier still responds to the
+  square in a direction of its own, so the relations read the mean over several seeds);
 - `reversed` (level 2): where the label is not 1 -> AUROC well below 0.5.
 """
 
