@@ -68,7 +68,8 @@ def test_slurm_test_without_slurm_as_non_root_skips_loudly_with_77(tmp_path):
 
 
 FAKE_MAKE = """#!/bin/bash
-echo "$@" >> "$FAKE_MAKE_LOG"
+for arg in "$@"; do [[ $arg == *=* ]] || echo "$arg"; done >> "$FAKE_MAKE_LOG"
+echo "$@${CONTAINER_TEST_BUILD_ONLY:+ CONTAINER_TEST_BUILD_ONLY=$CONTAINER_TEST_BUILD_ONLY}" >> "$FAKE_MAKE_LOG.calls"
 case " ${FAKE_SKIP:-} " in
   *" $1 "*) echo "SKIPPED: no engine" > "$CHEXBENCH_SKIP_FILE"; exit 2 ;;
 esac
@@ -78,6 +79,7 @@ exit 0
 
 
 def run_ci(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """.ci/run against the stand-in make: (result, the make targets it asked for, in order)."""
     bindir = tmp_path / "fakebin"
     bindir.mkdir(exist_ok=True)
     make = bindir / "make"
@@ -85,16 +87,22 @@ def run_ci(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess, lis
     make.chmod(make.stat().st_mode | stat.S_IEXEC)
     log = tmp_path / "make.log"
     log.unlink(missing_ok=True)
+    Path(f"{log}.calls").unlink(missing_ok=True)
     full = {"PATH": f"{bindir}:/usr/bin:/bin", "HOME": str(tmp_path), "FAKE_MAKE_LOG": str(log)} | env
     result = subprocess.run(["bash", str(ROOT / ".ci/run")], env=full, capture_output=True, text=True, timeout=60)
     return result, log.read_text().split() if log.exists() else []
 
 
+def make_calls(tmp_path: Path) -> list[str]:
+    """The last .ci/run's make calls, one line each: its arguments (and CONTAINER_TEST_BUILD_ONLY when set)."""
+    return (tmp_path / "make.log.calls").read_text().splitlines()
+
+
 # what .ci/run asks make for, in order: the isolated environments go once tested, before the container images
 CI_TARGETS = [
-    *("test", "bench-repeat", "test-vision", "test-align-himl", "test-bench-himl"),
+    *("test", "bench-repeat", "validate", "test-vision", "test-align-himl", "test-bench-himl"),
     *("clean-vision", "clean-himl", "clean-torch-layer"),
-    *("test-radgraph", "clean-radgraph", "slurm-test", "container-test"),
+    *("test-radgraph", "clean-radgraph", "test-radeval", "clean-radeval", "slurm-test", "container-test"),
 ]
 
 
@@ -102,6 +110,10 @@ def test_ci_runs_test_vision_slurm_then_containers(tmp_path):
     result, targets = run_ci(tmp_path)
     assert result.returncode == 0, result.stderr
     assert targets == CI_TARGETS
+    calls = make_calls(tmp_path)
+    validate = next(call for call in calls if call.startswith("validate "))
+    assert "VALIDATE_AXES=fidelity reports utility" in validate and "--ladder blur" in validate
+    assert next(call for call in calls if call.startswith("container-test")).endswith("CONTAINER_TEST_BUILD_ONLY=1")
     assert "slurm-test: passed" in result.stdout and "container-test: passed" in result.stdout
 
 
