@@ -16,8 +16,9 @@ import yaml
 from chexbench_common.errors import BadInputError
 
 GPU_CHOICES = ("none", "optional", "required")
-# stage: a pipeline stage (a run folder, `run`, the Makefile's stage rule, a Slurm row); tool: a declared helper that
-# writes a contract table where it is told (chexbench-splits), with its own image but no run folder or Slurm row
+# stage: a pipeline stage (a run folder, `run`, the Makefile's stage rule, a Slurm row); tool: a declared helper with
+# its own image but no `run`, stage rule or Slurm row: it writes a contract table where it is told (chexbench-splits)
+# or, as a step of its own make target, a run folder (chexbench-validate's judge, from `make validate`)
 KINDS = ("stage", "tool")
 STAGE_NAME = re.compile(r"[a-z][a-z0-9-]*")
 REQUIRED_KEYS = ("stage", "summary", "gpu", "shards", "inputs", "outputs", "image", "slurm")
