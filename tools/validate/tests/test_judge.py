@@ -83,7 +83,7 @@ def test_declared_weights_count_unless_the_shape_contradicts_them(ladder):
 
     results, plan = ladder({"raddino": GOOD}, dims={"raddino": 32}, sha={"raddino": "cd" * 32})
     result = judge(results, plan, "--weights", "raddino=real")
-    assert result.exit_code != 0 and "32-d" in result.output
+    assert result.exit_code != 0 and "32-d" in result.output, result.output
 
 
 def test_an_unfinished_set_is_named(ladder):

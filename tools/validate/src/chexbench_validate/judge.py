@@ -25,8 +25,8 @@ from . import __version__
 from .kinds import FAIL, KINDS, STAND_IN, UNDERPOWERED, VERDICTS, Judgement, Point
 from .plan import read_plan
 from .relations import Relation, default_path, load_relations
+from .weights import PRIVACY_SPACES, UNVERIFIED, registry_pins, status_for
 from .weights import STAND_IN as WEIGHTS_STAND_IN
-from .weights import UNVERIFIED, registry_pins, status_for
 
 log = logging.getLogger(__name__)
 STAGE = "validate"
@@ -223,6 +223,7 @@ def judge(request: Request) -> tuple[StageRun, bool, pd.DataFrame]:
         for folder in tables.frames:
             key = f"{folder.parent.name}/{folder.name}"
             inputs[f"{key}/metrics"], inputs[f"{key}/manifest"] = folder / METRICS, folder / MANIFEST
+            inputs.update(_weights_evidence(folder))
         params = {"declared": declared, "registry_pins": sorted(pins)}
         if life.up_to_date(params, inputs):
             return stage, False, pd.read_csv(stage.dir / VALIDATION, keep_default_na=False)
@@ -250,6 +251,14 @@ def judge(request: Request) -> tuple[StageRun, bool, pd.DataFrame]:
         )
         life.finish(outputs)
     return stage, True, table
+
+
+def _weights_evidence(folder: Path) -> dict[str, Path]:
+    """The files a stage folder's weights status is read from besides its manifest (the run's embedding tables, a
+    privacy run's spaces.json), so that other weights behind the same metrics redo the judgement."""
+    run = folder.parent
+    files = sorted((run / "embed").glob("synthetic-*.parquet")) + [folder / PRIVACY_SPACES]
+    return {f"{run.name}/{path.parent.name}/{path.name}": path for path in files if path.is_file()}
 
 
 def _rows(relation: Relation, planned: pd.DataFrame, points: list[Point], judgement: Judgement, status) -> list[dict]:
