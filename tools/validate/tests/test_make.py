@@ -1,5 +1,5 @@
-"""`make validate`'s command chain (a dry run): the pool, the split, each axis's sets through the ordinary stages,
-then judge, the report page and the --strict gate."""
+"""`make validate`'s command chain (a dry run): the pool, the split (three ways for the privacy, utility and
+alignment axes), each axis's sets through the ordinary stages, then judge, the report page and the --strict gate."""
 
 from __future__ import annotations
 
@@ -48,3 +48,30 @@ def test_registry_model_uses_the_pool_split_and_registry_pins(tmp_path):
     assert f"split --pool-prompts {tmp_path}/prompts.parquet" in text
     assert "--source pool" in text and "--registry assets/models.yml" in text
     assert "demo-inputs" not in text
+
+
+def test_privacy_utility_and_alignment_run_through_their_stages_before_the_judge(tmp_path):
+    text = dry_run(f"RESULTS={tmp_path}")
+    assert "--split reference=0.5 --split holdout=0.25 --split unseen=0.25" in text
+    steps = [
+        "chexbench-privacy sample",
+        "chexbench-validate build privacy",
+        "--run-id validate-privacy-all",
+        "chexbench-privacy run",
+        "chexbench-validate build utility",
+        "chexbench-classify run",
+        "chexbench-validate build alignment",
+        "chexbench-align run",
+        "chexbench-validate judge",
+    ]
+    where = [text.index(step) for step in steps]
+    assert where == sorted(where)
+    assert f"--reid-weights {tmp_path}/demo/validate/models/tiny-reid.pth" in text
+    assert "--setting all_synthetic" in text and "--no-conditional" in text
+    assert "--controls 32" in text and "-n 32" in text
+
+
+def test_a_registry_model_checks_the_reid_and_biovil_weights(tmp_path):
+    text = dry_run(f"RESULTS={tmp_path}", "MODEL=sana", f"PROMPTS={tmp_path}/prompts.parquet")
+    assert "assets check reid" in text and "assets check biovil-t" in text
+    assert "tiny-reid" not in text and "--controls 500" in text
