@@ -63,8 +63,10 @@ endif
 
 .PHONY: validate validate-pool validate-split validate-judge $(addprefix validate-,$(VALIDATE_AXES))
 
+# -o setup: this make has made setup already, or holds it back (a Slurm job: compute nodes never install anything),
+# and make passes no -o to a sub-make
 validate: $(addprefix validate-,$(VALIDATE_AXES)) ## known-answer sets through every stage, each relation judged (--strict)
-	$(MAKE) --no-print-directory validate-judge
+	$(MAKE) --no-print-directory -o setup validate-judge
 
 validate-split: validate-pool
 	$(VALIDATE) split --pool-prompts $(VAL_POOL) --out $(VAL_SETS) --seed $(VALIDATE_SEED) $(VALIDATE_SPLITS)
