@@ -72,6 +72,28 @@ def test_random_stand_in_is_shown_not_judged(ladder):
     assert validation(results)["verdict"].iloc[0] == "stand-in"  # not-passing verdicts first
 
 
+def test_reasons_and_notes_name_each_set_once(ladder):
+    """A control's own set (level label = the control, as the plans label `original`) is named once in the reasons
+    and notes, and a stand-in's reason does not repeat its verdict."""
+    no_ci = [(10, None, None), *GOOD[1:]]
+    flipped = [(-v, -hi, -lo) for v, lo, hi in GOOD]
+    results, plan = ladder({"inception": no_ci, "raddino": flipped}, dims={"raddino": 32}, sha={"raddino": "ab" * 32})
+    plan.write_text(plan.read_text().replace(",original,0,L0,", ",original,0,original,"))
+    assert judge(results, plan).exit_code == 0
+    reasons = validation(results).drop_duplicates("relation").set_index("relation")["reason"]
+    assert reasons["fid-inception-blur"] == "rho = 1, but no CI at original 10"
+    assert reasons["fid-raddino-blur"] == (
+        "not judged (its vectors are 32-d; the published raddino gives 768-d); as computed: fail, Spearman rho -1: "
+        "original -10 [-12, -8] -> blur L1 -20 [-22, -18] does not increase"
+    )
+    metrics = read_table(results / "demo" / "validate" / "validate" / "metrics.parquet", "metrics")
+    notes = metrics.set_index(["metric", "subset"])["note"]
+    assert notes["fid-inception-blur", "all"] == "underpowered: rho = 1, but no CI at original 10"
+    assert notes["fid-raddino-blur", "all"].startswith("stand-in: not judged (")
+    assert notes["fid-inception-blur", "fidelity-original"] == "original"
+    assert notes["fid-inception-blur", "fidelity-blur-1"] == "blur L1"
+
+
 def test_declared_weights_count_unless_the_shape_contradicts_them(ladder):
     results, plan = ladder({"raddino": GOOD}, dims={"raddino": 768}, sha={"raddino": "cd" * 32})
     assert judge(results, plan).exit_code == 0

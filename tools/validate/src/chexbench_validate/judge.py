@@ -20,9 +20,10 @@ from chexbench_common.errors import BadInputError, BadRowsError
 from chexbench_common.lifecycle import Lifecycle
 from chexbench_common.rundir import MANIFEST, StageRun, is_finished, run_folder
 from chexbench_schema import read_table, write_table
+from chexbench_schema.metrics import MetricRow, metrics_frame
 
 from . import __version__
-from .kinds import FAIL, KINDS, STAND_IN, UNDERPOWERED, VERDICTS, Judgement, Point
+from .kinds import FAIL, KINDS, STAND_IN, UNDERPOWERED, VERDICTS, Judgement, Point, set_name
 from .plan import read_plan
 from .relations import Relation, default_path, load_relations
 from .weights import PRIVACY_SPACES, UNVERIFIED, registry_pins, status_for
@@ -55,6 +56,7 @@ COLUMNS = (
     "weights",
     "gate",
 )
+RIDE_ALONG = ["axis", "metric", "control", "level", "expected", "kind", "verdict", "gate"]  # metric: source_metric
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,7 @@ def evaluate(relation: Relation, points: list[Point], status) -> Judgement:
             STAND_IN,
             judgement.statistic,
             judgement.statistic_name,
-            f"stand-in: not judged ({status.evidence}); as computed: {judgement.verdict}, {judgement.reason}",
+            f"not judged ({status.evidence}); as computed: {judgement.verdict}, {judgement.reason}",
         )
     if status.status == UNVERIFIED:
         return Judgement(
@@ -303,53 +305,27 @@ def metrics_rows(table: pd.DataFrame, request: Request) -> pd.DataFrame:
     """The metrics contract's view: one row per relation (subset `all`: its statistic, the verdict in the note) and
     one per point (the set's run id, subset = set id: the value and CI the relation was judged on); the validation
     columns ride along."""
-    base = {"model": request.model, "stage": STAGE, "n_real": None, "n_synth": None}
     summary = table.drop_duplicates("relation")
     rows = [
-        {
-            **base,
-            "run_id": request.run_id,
-            "metric": r.relation,
-            "subset": "all",
-            "extractor": r.extractor or None,
-            "value": r.statistic,
-            "ci_low": None,
-            "ci_high": None,
-            "note": f"{r.verdict}: {r.reason}",
-            "axis": r.axis,
-            "source_metric": r.metric,
-            "control": None,
-            "level": None,
-            "expected": r.expected,
-            "kind": r.kind,
-            "verdict": r.verdict,
-            "gate": r.gate,
-        }
+        MetricRow(r.relation, r.statistic, "all", r.extractor or None, note=f"{r.verdict}: {r.reason}")
         for r in summary.itertuples()
     ]
     rows += [
-        {
-            **base,
-            "run_id": r.run_id,
-            "metric": r.relation,
-            "subset": r.set_id,
-            "extractor": r.extractor or None,
-            "value": r.value,
-            "ci_low": r.ci_low,
-            "ci_high": r.ci_high,
-            "note": f"{r.control} {r.level_label}",
-            "axis": r.axis,
-            "source_metric": r.metric,
-            "control": r.control,
-            "level": r.level,
-            "expected": r.expected,
-            "kind": r.kind,
-            "verdict": r.verdict,
-            "gate": r.gate,
-        }
+        MetricRow(
+            r.relation,
+            r.value,
+            r.set_id,
+            r.extractor or None,
+            r.ci_low,
+            r.ci_high,
+            note=set_name(r.control, r.level_label),
+        )
         for r in table.itertuples()
     ]
-    return pd.DataFrame(rows)
+    frame = metrics_frame(rows, model=request.model, run_id=request.run_id, stage=STAGE)
+    frame["run_id"] = [request.run_id] * len(summary) + list(table["run_id"])  # a point's row: its set's run
+    ride_along = pd.concat([summary[RIDE_ALONG].assign(control=None, level=None), table[RIDE_ALONG]], ignore_index=True)
+    return pd.concat([frame, ride_along.rename(columns={"metric": "source_metric"})], axis=1)
 
 
 def _write(stage: StageRun, request: Request, table: pd.DataFrame) -> dict:

@@ -35,10 +35,20 @@ class Point:
     def has_ci(self) -> bool:
         return _finite(self.ci_low) and _finite(self.ci_high)
 
+    @property
+    def name(self) -> str:
+        return set_name(self.control, self.level_label)
+
     def describe(self) -> str:
         ci = f" [{self.ci_low:.4g}, {self.ci_high:.4g}]" if self.has_ci else ""
         value = f"{self.value:.4g}" if _finite(self.value) else "no value"
-        return f"{self.control} {self.level_label} {value}{ci}"
+        return f"{self.name} {value}{ci}"
+
+
+def set_name(control: str, level_label: str) -> str:
+    """How a reason names a set: its control and level label ("blur sigma=0.008*side"), or the control alone where
+    the label only repeats it (a control's own set, e.g. "original")."""
+    return control if level_label.strip() in ("", control) else f"{control} {level_label}"
 
 
 @dataclass(frozen=True)
@@ -69,7 +79,7 @@ def _missing(points: list[Point], statistic_name: str) -> Judgement | None:
     for p in points:
         if not _finite(p.value):
             why = f": {p.note}" if p.note else ""
-            return Judgement(UNDERPOWERED, None, statistic_name, f"no value at {p.control} {p.level_label}{why}")
+            return Judgement(UNDERPOWERED, None, statistic_name, f"no value at {p.name}{why}")
     return None
 
 
