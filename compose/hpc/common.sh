@@ -50,12 +50,13 @@ chexbench_stage() {
   chexbench_make "$stage" "$subcmd" "$stage" CMD="$subcmd" ARGS="$args"
 }
 
-# chexbench_bench_step TARGET SHARD: one step of `make bench` (compose/hpc/bench.tsv) with the Makefile's arguments,
-# its prerequisites held back with -o (the jobs they belong to ran before this one); SHARD=auto in an array task.
+# chexbench_bench_step TARGET SHARD: one step of `make bench` (BENCH_TABLE: compose/hpc/bench.tsv) or of `make
+# validate` (compose/hpc/validate.tsv) with the Makefile's arguments, every other step's target held back with -o (the
+# jobs they belong to ran before this one); SHARD=auto in an array task.
 chexbench_bench_step() {
   local target=$1 shard=$2 t
   local -a hold=()
-  for t in $(awk -F'\t' '!/^#/ && $1 != "step" {print $2}' compose/hpc/bench.tsv); do
+  for t in $(awk -F'\t' '!/^#/ && $1 != "step" {print $2}' "${BENCH_TABLE:-compose/hpc/bench.tsv}"); do
     [[ $t == "$target" ]] || hold+=(-o "$t")
   done
   chexbench_make "$STAGE" "$target" "${hold[@]}" "$target" MODEL="$MODEL" RUN_ID="$RUN_ID" SHARD="$shard"

@@ -22,12 +22,19 @@
 # (inputs, llava-convert) is submitted whenever a step after it is. The <STAGE>_ARGS variables do not apply there:
 # BENCH_ARGS_GENERATE, BENCH_ARGS_CLASSIFY, BENCH_ARGS_LLAVA_REPORT (in the environment) and MAKE_VARS do.
 #
+# STAGES=validate submits `make validate` the same way (compose/hpc/validate.tsv): the pool, the split and the models
+# as preparation steps, one job per axis of VALIDATE_AXES, then the judge (judgement, report page, --strict gate) after
+# them, under the fixed run id "validate" (RUN_ID does not apply). VALIDATE_AXES and the other VALIDATE_* variables
+# come from MAKE_VARS (one word each) or the environment (values with spaces, e.g. VALIDATE_FIDELITY_ARGS="-n 500").
+#
 # Usage: MODEL=sana RUN_ID=r1 NUM_SHARDS=8 GENERATE_ARGS="..." EMBED_ARGS="..." compose/hpc/submit.sh [--dry-run]
 #        MODEL=sana RUN_ID=r1 STAGES=all compose/hpc/submit.sh [--dry-run]   (or make slurm-submit MODEL=sana STAGES=all)
+#        MODEL=sana STAGES=validate compose/hpc/submit.sh [--dry-run]  (make slurm-submit MODEL=sana STAGES=validate)
 #   (or `make slurm-submit MODEL=...`). Environment:
 #   MODEL (required: the output folder name), GENERATOR (generate's registry model, default MODEL),
 #   RUN_ID (default), RESULTS (Results), RUNNER (apptainer | local | docker), NUM_SHARDS (4),
-#   STAGES (default: every stage of compose/hpc/stages.tsv, in pipeline order; or a subset, in order; or all),
+#   STAGES (default: every stage of compose/hpc/stages.tsv, in pipeline order; or a subset, in order; or all; or
+#   validate),
 #   LOG_DIR ($RESULTS/$MODEL/$RUN_ID/slurm-logs),
 #   GENERATE_ARGS EMBED_ARGS FIDELITY_ARGS (stage options, space-separated), MAKE_VARS (make variables for the runner,
 #   e.g. "SIF_DIR=/scratch/$USER/sif MIMIC_ROOT=/data/mimic-cxr-jpg/2.0.0"),
@@ -49,6 +56,8 @@ dry_run=0
 export CHEXBENCH_ROOT=$root
 export MODEL=${MODEL:?set MODEL, e.g. MODEL=sana}
 export RUN_ID=${RUN_ID:-default}
+# make validate's sets and judgement live under <RESULTS>/<MODEL>/validate*, whatever the run id
+[[ ${STAGES:-} == validate ]] && RUN_ID=validate
 export RESULTS=${RESULTS:-Results}
 export RUNNER=${RUNNER:-apptainer}
 export NUM_SHARDS=${NUM_SHARDS:-4}
@@ -69,8 +78,9 @@ declared=$(awk -F'\t' 'NR > 1 && !/^#/ && $1 != "stage" {printf "%s ", $1}' "$TA
 chain=$(awk -F'\t' 'NR > 1 && !/^#/ && $1 != "stage" && $7 == "true" {printf "%s ", $1}' "$TABLE")
 STAGES=${STAGES:-$chain}  # default: every declared stage of the chain (column `chain`), in pipeline order
 whole=0
-if [[ $STAGES == all ]]; then
+if [[ $STAGES == all || $STAGES == validate ]]; then
   whole=1
+  [[ $STAGES == validate ]] && BENCH_TABLE=compose/hpc/validate.tsv
   [[ -f $BENCH_TABLE ]] || die "$BENCH_TABLE is missing"
   STAGES=$(awk -F'\t' '!/^#/ && $1 != "step" && $3 != "-" {print $3}' "$BENCH_TABLE" | awk '!seen[$0]++' | tr '\n' ' ')
 fi
@@ -94,12 +104,21 @@ for stage in $STAGES; do
   esac
 done
 if ((whole)); then
-  # make bench's own steps call chexbench-bench (demo inputs, the registry's paths) from the .venv under every runner
-  # shellcheck disable=SC2086
-  bench=$(make --no-print-directory -s -n -o setup bench-inputs RUNNER="$RUNNER" RESULTS="$RESULTS" $MAKE_VARS \
-    | awk '{for (i = 1; i <= NF; i++) if ($i ~ /chexbench-bench$/) {print $i; exit}}') \
-    || die "make -n bench-inputs failed"
-  [[ -x $bench ]] || die "$bench is missing: run 'make setup' on the login node first (make bench's steps use it)"
+  # Every program the steps' recipes name: the .venv's own tools (chexbench-bench: demo inputs, the registry's paths;
+  # chexbench-validate: the sets and the judgement) run from the .venv under every runner, and under apptainer each
+  # stage command needs its image (an axis of make validate runs several stages' images, not only its own stage's).
+  # shellcheck disable=SC2046,SC2086  # the table's targets and MAKE_VARS are lists of words
+  plan=$(make --no-print-directory -s -n -o setup $(awk -F'\t' '!/^#/ && $1 != "step" {print $2}' "$BENCH_TABLE") \
+    MODEL="$MODEL" RUN_ID="$RUN_ID" RUNNER="$RUNNER" RESULTS="$RESULTS" $MAKE_VARS) \
+    || die "make -n of the steps of $BENCH_TABLE failed"
+  for word in $(tr -s " \t;|&()\$\"'" '\n' <<< "$plan" | grep -E '/bin/chexbench-[a-z-]+$|\.sif$' | sort -u); do
+    if [[ $word == *.sif ]]; then
+      image=${word##*/chexbench-}
+      [[ -f $word ]] || die "$word is missing: build it once on the login node with 'make sif STAGE=${image%_*}'"
+    else
+      [[ -x $word ]] || die "$word is missing: run 'make setup' on the login node first (the steps' targets use it)"
+    fi
+  done
 fi
 
 ((dry_run)) || mkdir -p "$LOG_DIR"
@@ -219,7 +238,7 @@ submit_bench() {
     [[ -n $per_stage ]] && extra+=(${!per_stage:-})
     # shellcheck disable=SC2206
     [[ -n $per_step ]] && extra+=(${!per_step:-})
-    local exports="ALL,STAGE=$step,CHEXBENCH_SUBCMD=bench,BENCH_TARGET=${target[$step]}"
+    local exports="ALL,STAGE=$step,CHEXBENCH_SUBCMD=bench,BENCH_TARGET=${target[$step]},BENCH_TABLE=$BENCH_TABLE"
     name=chexbench-$step
     if [[ ${kind[$step]} == array ]] && ((NUM_SHARDS > 1)); then  # one shard: a plain job, never an implicit shard
       submit "$name" '%x-%A_%a.out' "${resources[@]}" --array="0-$((NUM_SHARDS - 1))" --export="$exports" \

@@ -315,8 +315,9 @@ def test_one_template_declares_the_slurm_conventions():
 # --- STAGES=all: the whole benchmark, one job per step of make bench (compose/hpc/bench.tsv) -------------------------
 
 
-def bench_table() -> list[dict[str, str]]:
-    lines = [ln for ln in (HPC / "bench.tsv").read_text().splitlines() if not ln.startswith("#")]
+def bench_table(name: str = "bench") -> list[dict[str, str]]:
+    """compose/hpc/<name>.tsv: bench (STAGES=all) or validate (STAGES=validate)."""
+    lines = [ln for ln in (HPC / f"{name}.tsv").read_text().splitlines() if not ln.startswith("#")]
     header = lines[0].split("\t")
     return [dict(zip(header, ln.split("\t"), strict=True)) for ln in lines[1:]]
 
@@ -326,7 +327,7 @@ def whole_venv(tmp_path):
     """Stand-ins for every stage's console script and chexbench-bench (make bench's own steps call it)."""
     bindir = tmp_path / "venv" / "bin"
     bindir.mkdir(parents=True)
-    for name in [*stage_table(), "bench", "llava-convert"]:
+    for name in [*stage_table(), "bench", "llava-convert", "validate"]:
         script = bindir / f"chexbench-{name}"
         script.write_text(FAKE_SCRIPT)
         script.chmod(0o755)
@@ -344,18 +345,18 @@ def whole(tmp_path: Path, venv: Path, **env: str) -> list[dict]:
     return calls
 
 
-def make_after(tmp_path: Path) -> dict[str, set[str]]:
+def make_after(tmp_path: Path, table: str = "bench", *variables: str) -> dict[str, set[str]]:
     """Each step's waits as the Makefile has them: its target's prerequisites (make's database), as steps."""
     database = subprocess.run(
-        ["make", "-pnq", "-o", "setup", "MODEL=demo", "RESULTS=" + str(tmp_path)],
+        ["make", "-pnq", "-o", "setup", "MODEL=demo", "RESULTS=" + str(tmp_path), *variables],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
     ).stdout
-    step_of = {r["target"]: r["step"] for r in bench_table()}
+    step_of = {r["target"]: r["step"] for r in bench_table(table)}
     after = {}
-    for row in bench_table():
+    for row in bench_table(table):
         match = re.search(rf"^{row['target']}:(.*)$", database, re.M)
         assert match, row["target"]
         prerequisites = set(match.group(1).split()) - {"setup"}
@@ -380,7 +381,8 @@ def test_whole_benchmark_jobs_resources_and_order(tmp_path, whole_venv):
         assert call["after"] == {by_name[last_job[s]]["id"] for s in after[row["step"]]}, row["step"]
         assert all(position[last_job[s]] < position[call["name"]] for s in after[row["step"]]), row["step"]
         assert call["opts"]["--export"] == (
-            f"ALL,STAGE={row['step']},CHEXBENCH_SUBCMD=bench,BENCH_TARGET={row['target']}"
+            f"ALL,STAGE={row['step']},CHEXBENCH_SUBCMD=bench,BENCH_TARGET={row['target']},"
+            "BENCH_TABLE=compose/hpc/bench.tsv"
         )
         assert call["opts"].get("--array") == ("0-1" if row["kind"] == "array" else None)
         if row["stage"] == "-":
@@ -492,3 +494,163 @@ def test_a_bench_step_runs_its_target_alone(tmp_path, whole_venv):
     result, calls = run_job(tmp_path, whole_venv, "report", FAKE_EXIT="4", **bench)
     assert result.returncode == 4
     assert [Path(c["argv"][0]).name for c in calls] == ["chexbench-report"] and "--shard" not in calls[0]["argv"]
+
+
+# --- STAGES=validate: make validate as its own chain (compose/hpc/validate.tsv) ---------------------------------------
+
+VALIDATE_STEPS = [
+    "validate-pool",
+    "validate-split",
+    "validate-models",
+    "validate-fidelity",
+    "validate-reports",
+    "validate-privacy",
+    "validate-utility",
+    "validate-alignment",
+    "validate-judge",
+]
+
+
+def test_validate_chain_jobs_resources_and_order(tmp_path, whole_venv):
+    """Every axis after the split (privacy and alignment after the models too), the judge after every axis, each job
+    with its stage's resources, under the fixed run id whatever RUN_ID says."""
+    calls = whole(tmp_path, whole_venv, STAGES="validate", RUN_ID="r", VALIDATE_REPORTS_SBATCH="--gres=gpu:a100:1")
+    rows, table = bench_table("validate"), stage_table()
+    after = make_after(tmp_path, "validate")
+    assert [c["name"] for c in calls] == [f"chexbench-{step}" for step in VALIDATE_STEPS]
+    assert after["validate-judge"] == {
+        f"validate-{axis}" for axis in ("fidelity", "reports", "privacy", "utility", "alignment")
+    }
+    assert after["validate-privacy"] == after["validate-alignment"] == {"validate-split", "validate-models"}
+    by_step = {c["name"].removeprefix("chexbench-"): c for c in calls}
+    logs = tmp_path / "Results" / "demo" / "validate" / "slurm-logs"
+    for row in rows:
+        call = by_step[row["step"]]
+        assert call["after"] == {by_step[s]["id"] for s in after[row["step"]]}, row["step"]
+        assert call["opts"]["--output"] == str(logs / "%x-%j.out") and "--array" not in call["opts"]
+        assert call["opts"]["--export"] == (
+            f"ALL,STAGE={row['step']},CHEXBENCH_SUBCMD=bench,BENCH_TARGET={row['target']},"
+            "BENCH_TABLE=compose/hpc/validate.tsv"
+        )
+        if row["stage"] == "-":
+            assert (call["opts"]["--cpus-per-task"], call["opts"]["--mem"]) == ("2", "8G") and "--gres" not in call[
+                "opts"
+            ]
+            continue
+        stage = table[row["stage"]]
+        for key, option in (("cpus", "--cpus-per-task"), ("mem", "--mem"), ("time", "--time")):
+            assert call["opts"][option] == stage[key], (row["step"], option)
+        gres = None if "none" in (stage["gpu"], row["gpu"]) else "gpu:1"
+        assert call["opts"].get("--gres") == ("gpu:a100:1" if row["step"] == "validate-reports" else gres), row["step"]
+    # the axes take their heavy stage's resources and a GPU; the judge the report's, none
+    assert {r["step"]: r["stage"] for r in rows if r["stage"] != "-"} == {
+        "validate-fidelity": "embed",
+        "validate-reports": "llava-report",
+        "validate-privacy": "privacy",
+        "validate-utility": "classify",
+        "validate-alignment": "align",
+        "validate-judge": "report",
+    }
+    assert (
+        by_step["validate-utility"]["opts"]["--gres"] == "gpu:1" and "--gres" not in by_step["validate-judge"]["opts"]
+    )
+    assert rows[-1]["target"] == "validate" and rows[-1]["folder"] == "validate"
+
+
+@pytest.mark.parametrize("where", ["MAKE_VARS", "environment"])
+def test_validate_axes_select_the_axis_steps(tmp_path, whole_venv, where):
+    """VALIDATE_AXES decides the judge's prerequisites: only those axes (and their preparation) are submitted."""
+    env = {"STAGES": "validate", "MODEL": "demo"}
+    if where == "MAKE_VARS":
+        env["MAKE_VARS"] = f"VENV={whole_venv} VALIDATE_AXES=reports"
+    else:
+        env["VALIDATE_AXES"] = "alignment reports"
+    calls = sbatch_calls(submit(tmp_path, whole_venv, **env))
+    names = [c["name"].removeprefix("chexbench-") for c in calls]
+    if where == "MAKE_VARS":
+        assert names == ["validate-pool", "validate-split", "validate-reports", "validate-judge"]
+    else:  # alignment needs the models step, reports does not
+        assert names == [
+            "validate-pool",
+            "validate-split",
+            "validate-models",
+            "validate-reports",
+            "validate-alignment",
+            "validate-judge",
+        ]
+    axes = [n for n in names if n not in ("validate-pool", "validate-split", "validate-models", "validate-judge")]
+    judge = calls[-1]["opts"]["--dependency"].removeprefix("afterok:").split(":")
+    assert sorted(judge) == sorted(str(1001 + names.index(axis)) for axis in axes)
+
+
+def test_validate_chain_is_skipped_once_judged(tmp_path, whole_venv):
+    judged = tmp_path / "Results" / "demo" / "validate" / "validate"
+    judged.mkdir(parents=True)
+    (judged / "_SUCCESS").write_text("")
+    result = submit(tmp_path, whole_venv, STAGES="validate", MODEL="demo")
+    assert sbatch_calls(result) == [] and "nothing to submit" in result.stderr
+    # a judgement of another run id does not count
+    (judged / "_SUCCESS").unlink()
+    other = tmp_path / "Results" / "demo" / "r" / "validate"
+    other.mkdir(parents=True)
+    (other / "_SUCCESS").write_text("")
+    assert len(sbatch_calls(submit(tmp_path, whole_venv, STAGES="validate", MODEL="demo"))) == len(VALIDATE_STEPS)
+
+
+def test_validate_chain_preflight(tmp_path, whole_venv):
+    """chexbench-validate runs from the .venv under every runner; under apptainer every image an axis uses must exist
+    (the fidelity axis also runs generate's and fidelity's, not only its embed resources' image)."""
+    (whole_venv / "bin" / "chexbench-validate").unlink()
+    result = submit(tmp_path, whole_venv, check=False, STAGES="validate", MODEL="demo")
+    assert result.returncode != 0 and "chexbench-validate is missing: run 'make setup'" in result.stderr
+    assert sbatch_calls(result) == []
+
+    (whole_venv / "bin" / "chexbench-validate").write_text(FAKE_SCRIPT)
+    (whole_venv / "bin" / "chexbench-validate").chmod(0o755)
+    sif_dir = tmp_path / "sif"
+    sif_dir.mkdir()
+    for image in ("embed", "llava-report", "privacy", "classify", "align", "report"):
+        (sif_dir / f"chexbench-{image}_7.7.7.sif").write_text("")
+    env = {"STAGES": "validate", "MODEL": "demo", "RUNNER": "apptainer"}
+    env["MAKE_VARS"] = f"VENV={whole_venv} SIF_DIR={sif_dir} IMAGE_TAG=7.7.7"
+    result = submit(tmp_path, whole_venv, check=False, **env)
+    assert result.returncode != 0 and sbatch_calls(result) == []
+    assert f"{sif_dir}/chexbench-fidelity_7.7.7.sif is missing" in result.stderr or (
+        f"{sif_dir}/chexbench-generate_7.7.7.sif is missing" in result.stderr
+    )
+    for image in ("generate", "fidelity"):
+        (sif_dir / f"chexbench-{image}_7.7.7.sif").write_text("")
+    assert len(sbatch_calls(submit(tmp_path, whole_venv, **env))) == len(VALIDATE_STEPS)
+
+
+def test_the_validate_judge_step_runs_the_judge_alone(tmp_path, whole_venv):
+    """The judge job: make validate with every axis held back runs the judgement, the report page and the gate, no
+    axis's commands and no setup (the sub-make that runs the judge gets -o setup too)."""
+    job = {"CHEXBENCH_SUBCMD": "bench", "BENCH_TARGET": "validate", "BENCH_TABLE": "compose/hpc/validate.tsv"}
+    job |= {"MODEL": "demo", "RUN_ID": "validate", "VALIDATE_AXES": "reports utility"}
+    result, calls = run_job(tmp_path, whole_venv, "validate-judge", **job)
+    assert result.returncode == 0, result.stderr
+    commands = [(Path(c["argv"][0]).name, c["argv"][1]) for c in calls]
+    assert commands == [("chexbench-validate", "judge"), ("chexbench-report", "run"), ("chexbench-validate", "judge")]
+    assert "--strict" in calls[2]["argv"] and "--strict" not in calls[0]["argv"]
+    assert not (whole_venv / "bin" / "python").exists()  # setup never ran
+    row = (tmp_path / "Results/demo/validate/slurm-logs/jobs.tsv").read_text().splitlines()[1].split("\t")
+    assert row[5:7] == ["validate-judge validate", "0"]
+
+    # the judge's own exit code (8: a relation failed) is the job's, not the sub-make's 2
+    (tmp_path / "calls.jsonl").unlink()
+    result, calls = run_job(tmp_path, whole_venv, "validate-judge", FAKE_EXIT="8", **job)
+    assert result.returncode == 8 and len(calls) == 1
+    row = (tmp_path / "Results/demo/validate/slurm-logs/jobs.tsv").read_text().splitlines()[2].split("\t")
+    assert row[5:7] == ["validate-judge validate", "8"]
+
+
+def test_a_validate_axis_step_runs_its_axis_alone(tmp_path, whole_venv):
+    """An axis job: its own commands only, the pool and the split (jobs before it) held back."""
+    job = {"CHEXBENCH_SUBCMD": "bench", "BENCH_TARGET": "validate-reports", "BENCH_TABLE": "compose/hpc/validate.tsv"}
+    result, calls = run_job(tmp_path, whole_venv, "validate-reports", MODEL="demo", RUN_ID="validate", **job)
+    assert result.returncode == 0, result.stderr
+    commands = [(Path(c["argv"][0]).name, c["argv"][1]) for c in calls]
+    assert commands[0] == ("chexbench-validate", "build") and calls[0]["argv"][2] == "reports"
+    assert ("chexbench-llava-report", "score") in commands
+    assert ("chexbench-bench", "validation-pool") not in commands and ("chexbench-validate", "split") not in commands
