@@ -173,13 +173,17 @@ bench-inputs: setup
 	$(BENCH) assets plan $(MODEL)
 	$(BENCH) assets check $(MODEL)
 	$(BENCH) assets check raddino
+	$(foreach e,$(REGISTRY_EXTRACTORS),$(BENCH) assets path --optional $(e) > /dev/null &&) true
 	@test -f $(PROMPTS) || { echo "make: $(PROMPTS) is missing: convert the split first (make splits, see MIMIC_Splits/README.md)" >&2; exit 3; }
 	@test -d $(MIMIC_ROOT) || { echo "make: MIMIC_ROOT=$(MIMIC_ROOT) is not a folder: point it at your MIMIC-CXR-JPG 2.0.0 copy" >&2; exit 3; }
 GENERATOR_ARGS = --generator $(MODEL) --model $(MODEL) $$($(BENCH) assets generate-args $(MODEL))
 RADDINO_PATH = $$($(BENCH) assets path raddino)
-# your local DINOv2 ViT-L/14 folder (FD_DINOv2, KD_DINOv2) and CLIP ViT-L/14-336 folder (CMMD); unset: not computed
-DINOV2_PATH ?=
-CLIP_PATH ?=
+# DINOv2 ViT-L/14 (FD_DINOv2, KD_DINOv2) and CLIP ViT-L/14-336 (CMMD): the registry's dinov2 and clip when present
+# (make weights fetches them), or your own folders (DINOV2_PATH=..., CLIP_PATH=...; empty: left out); bench-inputs
+# says in one line per missing one which metrics the run then does not compute
+DINOV2_PATH ?= $$($(BENCH) assets path --optional dinov2 2>/dev/null)
+CLIP_PATH ?= $$($(BENCH) assets path --optional clip 2>/dev/null)
+REGISTRY_EXTRACTORS = $(if $(filter file,$(origin DINOV2_PATH)),dinov2) $(if $(filter file,$(origin CLIP_PATH)),clip)
 REID_WEIGHTS = $$($(BENCH) assets path reid)
 BIOVIL_DIR = $$($(BENCH) assets path biovil-t)
 BIOVIL_TEXT = $(BIOVIL_DIR)
@@ -215,7 +219,9 @@ bench-generate: bench-inputs
 	$(call stage_cmd,generate) run $(GENERATOR_ARGS) --prompts $(BENCH_PROMPTS) --results $(RESULTS) \
 	  --run-id $(RUN_ID) --device $(DEVICE) $(BENCH_ARGS_GENERATE) $(SHARD_ARGS)
 
-EXTRA_EXTRACTORS = $(if $(DINOV2_PATH),--extractor dinov2=$(DINOV2_PATH)) $(if $(CLIP_PATH),--extractor clip=$(CLIP_PATH))
+# evaluated by the shell: a registry path is only known once `assets path` has run (empty: the extractor is left out)
+EXTRA_EXTRACTORS = $$(p="$(DINOV2_PATH)"; test -z "$$p" || echo "--extractor dinov2=$$p") \
+  $$(p="$(CLIP_PATH)"; test -z "$$p" || echo "--extractor clip=$$p")
 
 bench-embed: bench-generate
 	$(call stage_cmd,embed) run --results $(RESULTS) --model $(MODEL) --run-id $(RUN_ID) \

@@ -349,6 +349,16 @@ REAL_REPOS = {
         "modeling_cxrbert.py configuration_cxrbert.py special_tokens_map.json tokenizer.json README.md",
         {"refs": ("main", "v1.0")},
     ),
+    "facebook/dinov2-large": (
+        "config.json preprocessor_config.json model.safetensors pytorch_model.bin README.md",
+        {"commit": "47b73eefe95e8d44ec3623f8890bd894b6ea2d6c"},
+    ),
+    # no safetensors copy at the pinned commit: the weights are the PyTorch file
+    "openai/clip-vit-large-patch14-336": (
+        "config.json preprocessor_config.json pytorch_model.bin tf_model.h5 tokenizer.json vocab.json merges.txt "
+        "README.md",
+        {"commit": "ce19dc912ca5cd21c8a653c79e251e808ccabcd1"},
+    ),
     "raman07/Patient_ReIdentification_MIMIC": ("ResNet-50_epoch11_data_handling_RPN.pth", {}),
     "microsoft/llava-rad": (
         "config.json adapter_config.json adapter_model.bin non_lora_trainables.bin biomedclipcxr_518_checkpoint.pt "
@@ -367,7 +377,7 @@ REAL_REPOS = {
     ),
 }
 UNLOADED = {"README.md", "diffusion_pytorch_model.fp16.safetensors", "backbone_compatible.safetensors"}
-UNLOADED |= {"dino_head.safetensors", "biomedclipcxr_518.json", "radgraph-xl.tar.gz"}
+UNLOADED |= {"dino_head.safetensors", "biomedclipcxr_518.json", "radgraph-xl.tar.gz", "tf_model.h5", "merges.txt"}
 
 
 def test_make_weights_sana_fetches_verifies_and_pins_what_the_repository_registry_declares(hub, tmp_path):
@@ -394,7 +404,7 @@ def test_make_weights_sana_fetches_verifies_and_pins_what_the_repository_registr
     )
     rows = json.loads(plan.stdout)["assets"]
     assert {r["id"]: r["status"] for r in rows} == {r["id"]: "present" for r in rows}  # all fetched and pinned
-    assert len(rows) == 12
+    assert len(rows) == 14
     pinned = yaml.safe_load(registry.read_text())
     biovil = pinned["bases"]["biovil-t"]
     assert biovil["revision"] == hub.repos["microsoft/BiomedVLP-BioViL-T"].commit  # the tag, pinned to its commit
@@ -406,6 +416,17 @@ def test_make_weights_sana_fetches_verifies_and_pins_what_the_repository_registr
         "config.json",
         "diffusion_pytorch_model.safetensors",
     ]
+    # the embed extractors' folders: the config and one weights file each (safetensors where the repository has it)
+    assert sorted(p.name for p in (tmp_path / "assets/checkpoints/dinov2-large").iterdir()) == [
+        "config.json",
+        "model.safetensors",
+    ]
+    assert sorted(p.name for p in (tmp_path / "assets/checkpoints/clip-vit-large-patch14-336").iterdir()) == [
+        "config.json",
+        "pytorch_model.bin",
+    ]
+    assert pinned["extractors"]["clip"]["revision"] == "ce19dc912ca5cd21c8a653c79e251e808ccabcd1"
+    assert pinned["extractors"]["dinov2"]["sha256"] is not None
     check = subprocess.run(
         [str(BENCH), "assets", "check", "sana"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
     )

@@ -145,9 +145,14 @@ def test_the_repository_plan_covers_every_stage_that_loads_weights(model):
     stages = {s for r in rows for s in r.stages}
     assert stages == {"generate", "embed", "align", "privacy", "classify", "llava-report"}
     ids = [r.asset.id for r in rows]
-    for needed in ("raddino", "biovil-t", "reid", "resnet50-imagenet", "llava-rad", "vicuna-7b", "chexbert"):
+    for needed in ("raddino", "dinov2", "clip", "biovil-t", "reid", "resnet50-imagenet", "llava-rad", "vicuna-7b"):
         assert needed in ids
     assert ids[0] == model and all(r.stages[0] == "generate" for r in rows[: ids.index("inception")])
+    # FD_DINOv2/KD_DINOv2 and CMMD: listed, fetched by make weights, optional for a run
+    extra = {r.asset.id: r for r in rows if r.asset.id in ("dinov2", "clip")}
+    assert all(
+        r.stages == ("embed",) and r.asset.optional and r.needs_fetch == (r.status == "missing") for r in extra.values()
+    )
 
 
 def test_the_repository_registry_is_fetchable_as_declared():
@@ -163,7 +168,33 @@ def test_the_repository_registry_is_fetchable_as_declared():
             assert asset.url.startswith("https://") and asset.sha256_prefix in asset.url
     assert assets["sana"].revision == "6c8989d92e75fbcfc91a82c3570389293867ad6a"
     assert assets["pixart_sigma"].revision == "ab837e1d3d7b5aeccb4dcbc4d3abcf1c2ed24727"
+    assert (assets["dinov2"].repo, assets["dinov2"].revision) == (
+        "facebook/dinov2-large",
+        "47b73eefe95e8d44ec3623f8890bd894b6ea2d6c",
+    )
+    assert (assets["clip"].repo, assets["clip"].revision) == (
+        "openai/clip-vit-large-patch14-336",
+        "ce19dc912ca5cd21c8a653c79e251e808ccabcd1",
+    )
     assert [a.id for a in assets.values() if a.local_path and not a.fetchable and a.kind != "package"] == []
+
+
+def test_path_optional_names_what_a_missing_asset_costs_and_still_refuses_a_changed_one(world):
+    def path(asset_id):
+        args = ["assets", "path", "--optional", asset_id, "--registry", str(world)]
+        return CliRunner().invoke(main, args, catch_exceptions=False)
+
+    present = path("loose")
+    assert (present.exit_code, present.stdout) == (0, "ckpt/loose.pth\n")
+    Path("ckpt/loose.pth").unlink()
+    missing = path("loose")
+    assert (missing.exit_code, missing.stdout) == (0, "")
+    assert missing.stderr == (
+        f"loose: not at {Path.cwd() / 'ckpt' / 'loose.pth'}: nothing breaks without it "
+        "(chexbench-bench assets fetch loose)\n"
+    )
+    changed = path("base")  # present but not what the registry pinned: an error, not a skipped metric
+    assert changed.exit_code == 5 and "does not match the pinned sha256" in changed.stderr and changed.stdout == ""
 
 
 def test_set_fields_keeps_comments_quotes_what_yaml_would_misread_and_adds_missing_keys(tmp_path):

@@ -35,7 +35,7 @@ from .pool import (
     write_views,
 )
 from .prompts import CR_PROMPT, MAX_POOL_PROMPTS, demo_prompts, label_row, pool_prompts, prompt_id
-from .registry import check, generate_args, load_registry, pin, resolve_path, shown_path
+from .registry import check, fetch_hint, generate_args, load_registry, pin, resolve_path, shown_path
 from .repeat import EXCLUDED_FIELDS, EXCLUDED_FILES, EXCLUDED_PATHS, RunsDifferError, compare_roots
 
 main = stage_group(
@@ -310,12 +310,24 @@ def assets_generate_args(model: str, registry: Path) -> None:
 
 @assets.command("path")
 @click.argument("asset_id")
+@click.option(
+    "--optional",
+    "optional",
+    is_flag=True,
+    help="A missing ASSET_ID prints nothing here and one line on stderr saying what a run loses without it.",
+)
 @REGISTRY_OPTION
-def assets_path(asset_id: str, registry: Path) -> None:
+def assets_path(asset_id: str, optional: bool, registry: Path) -> None:
     """Print the local path of ASSET_ID (after checking it and what it needs)."""
     assets_ = load_registry(registry)
+    asset = assets_.get(asset_id)
+    path = None if asset is None else resolve_path(asset, Path.cwd())
+    if optional and path is not None and not path.exists():
+        loses = asset.optional or "the metrics that need it are not computed"
+        click.echo(f"{asset_id}: not at {path}: {loses} ({fetch_hint(asset)})", err=True)
+        return
     check(assets_, asset_id, Path.cwd(), registry)
-    click.echo(shown_path(assets_[asset_id], Path.cwd()))
+    click.echo(shown_path(asset, Path.cwd()))
 
 
 @main.command()
