@@ -7,18 +7,24 @@ undegraded case), `strength` is only used by the privacy ladder, `run_id` is the
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 from chexbench_common.atomic import atomic_path
-from chexbench_common.errors import BadInputError, BadRowsError
+from chexbench_common.errors import BadInputError, BadRowsError, StageBusyError
 from chexbench_common.lock import FolderLock
 from chexbench_common.options import FOLDER_NAME
 
 PLAN = "plan.csv"
 COLUMNS = ("set_id", "axis", "control", "level", "level_label", "strength", "run_id", "note")
 RUN_PREFIX = "validate-"
+# Several builds may write the plan at once (make validate's axes as parallel Slurm jobs) and each holds the folder's
+# lock only for the plan's read-modify-write, so a busy lock is waited for (this long at most), not an error.
+PLAN_LOCK_WAIT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,7 @@ def add_sets(out: Path, sets: list[PlannedSet]) -> Path:
     """Write `sets` into out/plan.csv, replacing rows with the same set_id (under the folder's lock)."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / PLAN
-    with FolderLock(out):
+    with _plan_lock(out):
         old = read_plan(path) if path.is_file() else pd.DataFrame(columns=COLUMNS)
         new = pd.DataFrame([asdict(s) for s in sets], columns=COLUMNS)
         kept = old[~old["set_id"].isin(new["set_id"])]
@@ -54,6 +60,25 @@ def add_sets(out: Path, sets: list[PlannedSet]) -> Path:
         with atomic_path(path) as tmp:
             table.to_csv(tmp, index=False)
     return path
+
+
+@contextmanager
+def _plan_lock(out: Path) -> Iterator[None]:
+    """The sets folder's lock, waiting while another build holds it."""
+    deadline = time.monotonic() + PLAN_LOCK_WAIT_S
+    while True:
+        lock = FolderLock(out)
+        try:
+            lock.acquire()
+            break
+        except StageBusyError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def read_plan(path: Path) -> pd.DataFrame:
