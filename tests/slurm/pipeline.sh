@@ -117,11 +117,83 @@ PYEOF
   say "re-queue is idempotent: a finished benchmark submits nothing; a lost fidelity/_SUCCESS re-queues fidelity + report"
 }
 
+# --- make validate as its own chain (compose/hpc/submit.sh STAGES=validate) on the embedded default -----------------
+# Two axes, so that every kind of step runs: the pool, the split, the models (alignment's stand-in BioViL-T), the
+# report scorers (60 reports) and alignment side by side, then the judge with its --strict gate.
+submit_validate() {
+  MODEL=demo RUN_ID=ignored RESULTS=$results RUNNER=local STAGES=validate MAKE_VARS="CACHE_DIR=$work/cache" \
+    VALIDATE_AXES="reports alignment" VALIDATE_REPORTS_ARGS="-n 60" \
+    SBATCH_ARGS="--time=15 --cpus-per-task=1 --mem=3G --gres=none" bash "$root/compose/hpc/submit.sh"
+}
+
+run_validate_chain() {
+  local submitted ids lines bad logs=$results/demo/validate/slurm-logs judged=$results/demo/validate/validate
+  first_job=$(($(sbatch --parsable --job-name=marker --mem=10M --output=/dev/null --wrap true) + 1))
+  submitted=$(submit_validate) || fail "submit.sh STAGES=validate failed"
+  printf '    %s\n' "${submitted//$'\n'/$'\n'    }"
+  [[ $(awk '{print $1}' <<< "$submitted" | tr '\n' ' ') == "chexbench-validate-pool chexbench-validate-split \
+chexbench-validate-models chexbench-validate-reports chexbench-validate-alignment chexbench-validate-judge " ]] \
+    || fail "submit.sh STAGES=validate submitted: $submitted"
+  mapfile -t ids < <(awk '{print $2}' <<< "$submitted")
+  wait_jobs 900 "${ids[@]}"
+  lines=$(jobcomp)
+  bad=$(grep -v "JobState=COMPLETED" <<< "$lines" || true)
+  [[ -z $bad ]] || { echo "$bad" >&2; tail -n 30 "$logs"/*.out >&2; fail "a job of the validate chain did not complete"; }
+  [[ $(grep -c . <<< "$lines") == 6 ]] || { echo "$lines" >&2; fail "expected 6 finished validate jobs"; }
+  [[ $(awk -F'\t' 'NR > 1 && $7 == 0' "$logs/jobs.tsv" | wc -l) == 6 ]] || { cat "$logs/jobs.tsv" >&2; fail "jobs.tsv"; }
+
+  # afterok ordered them as make validate's prerequisites say; the judge ran after both axes
+  py - "$work/log/jobcomp.txt" "$logs/steps.tsv" << 'PYEOF' || fail "the validate jobs did not run in make's order"
+import re, sys
+rows = [dict(re.findall(r"(\w+)=(\S*)", line)) for line in open(sys.argv[1]) if " Name=chexbench-validate" in line]
+job = {r["JobId"]: r for r in rows}
+steps = {s[0]: s for s in (line.rstrip("\n").split("\t") for line in open(sys.argv[2]))}
+want = {"validate-pool": set(), "validate-split": {"validate-pool"}, "validate-models": {"validate-pool"},
+        "validate-reports": {"validate-split"}, "validate-alignment": {"validate-split", "validate-models"},
+        "validate-judge": {"validate-reports", "validate-alignment"}}
+assert set(steps) == set(want), steps
+for step, before in want.items():
+    waits = set(filter(None, steps[step][3].split(":")))
+    assert waits == {steps[b][1] for b in before}, (step, waits)
+    for b in waits:
+        assert job[b]["EndTime"] <= job[steps[step][1]]["StartTime"], (step, b)
+print("validate dependency order ok")
+PYEOF
+
+  # the judgement, its report page, and the gate passed (the judge job completed): the report scorers' relations pass
+  [[ -f $judged/_SUCCESS && -s $judged/validation.csv ]] || fail "the judge wrote no validation.csv"
+  [[ -s $results/demo/validate/report/report.html ]] || fail "the judge job wrote no report page"
+  py - "$judged/validation.csv" << 'PYEOF' || fail "validation.csv"
+import sys
+import pandas as pd
+table = pd.read_csv(sys.argv[1])
+assert (table.groupby("relation")["verdict"].nunique() == 1).all(), table
+verdict = table.groupby("relation")["verdict"].first()
+assert {"BLEU-1-references", "BLEU-4-references", "ROUGE-L-references", "alignment-order"} <= set(verdict.index), verdict
+assert (verdict[["BLEU-1-references", "BLEU-4-references", "ROUGE-L-references"]] == "pass").all(), verdict
+assert verdict["alignment-order"] == "stand-in" and not (verdict == "fail").any(), verdict
+print(f"validation.csv ok: {verdict.value_counts().to_dict()}")
+PYEOF
+  grep -q "validate-judge validate" "$logs/jobs.tsv" || fail "jobs.tsv has no judge line"
+
+  # judged: a second submission queues nothing
+  local again
+  again=$(submit_validate 2>&1) || fail "second submit.sh STAGES=validate failed"
+  [[ $again == *"nothing to submit"* && -z $(grep -E '^chexbench-[a-z-]+ [0-9]+$' <<< "$again") ]] \
+    || fail "re-submission of the judged validate chain queued: $again"
+  say "validate chain: 6 jobs COMPLETED in make validate's order, the judgement written and its gate passed"
+}
+
 # --- then the per-stage chain (GENERATE_ARGS, ...) on the demo's tiny models and inputs ------------------------------
+# SLURM_TEST_ONLY=validate: the validate chain alone (while working on it; the whole test runs it last).
 run_pipeline() {
   results=$work/Results
   export CHEXBENCH_CACHE_DIR=$work/cache HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
   mkdir -p "$results"
+  if [[ ${SLURM_TEST_ONLY:-} == validate ]]; then
+    run_validate_chain
+    return
+  fi
   run_whole_bench
 
   mkdir -p "$work/models"
@@ -240,4 +312,6 @@ EOF
   [[ $(awk -F'\t' 'NR > 1 {print $7}' "$results/tiny-sana/r2/slurm-logs/jobs.tsv" | sort -u) == 3 ]] \
     || fail "jobs.tsv of the failed run should record exit code 3"
   say "a failed embed array cancels its merge and fidelity (afterok + kill-on-invalid-dep)"
+
+  run_validate_chain
 }
