@@ -104,13 +104,14 @@ for stage in $STAGES; do
   esac
 done
 if ((whole)); then
-  # Every program the steps' recipes name: the .venv's own tools (chexbench-bench: demo inputs, the registry's paths;
-  # chexbench-validate: the sets and the judgement) run from the .venv under every runner, and under apptainer each
-  # stage command needs its image (an axis of make validate runs several stages' images, not only its own stage's).
-  # shellcheck disable=SC2046,SC2086  # the table's targets and MAKE_VARS are lists of words
-  plan=$(make --no-print-directory -s -n -o setup $(awk -F'\t' '!/^#/ && $1 != "step" {print $2}' "$BENCH_TABLE") \
-    MODEL="$MODEL" RUN_ID="$RUN_ID" RUNNER="$RUNNER" RESULTS="$RESULTS" $MAKE_VARS) \
-    || die "make -n of the steps of $BENCH_TABLE failed"
+  # Every program the chain's recipes name (make -n of the table's last target, which needs every step submitted):
+  # the .venv's own tools (chexbench-bench: demo inputs, the registry's paths; chexbench-validate: the sets and the
+  # judgement) run from the .venv under every runner, and under apptainer each stage command needs its image (an axis
+  # of make validate runs several stages' images, not only its resources' stage's).
+  last=$(awk -F'\t' '!/^#/ && $1 != "step" && NF {t = $2} END {print t}' "$BENCH_TABLE")
+  # shellcheck disable=SC2086  # MAKE_VARS is a list of VAR=value words
+  plan=$(make --no-print-directory -s -n -o setup "$last" MODEL="$MODEL" RUN_ID="$RUN_ID" RUNNER="$RUNNER" \
+    RESULTS="$RESULTS" $MAKE_VARS) || die "make -n $last failed"
   for word in $(tr -s " \t;|&()\$\"'" '\n' <<< "$plan" | grep -E '/bin/chexbench-[a-z-]+$|\.sif$' | sort -u); do
     if [[ $word == *.sif ]]; then
       image=${word##*/chexbench-}

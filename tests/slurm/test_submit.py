@@ -618,6 +618,9 @@ def test_validate_chain_preflight(tmp_path, whole_venv):
     assert f"{sif_dir}/chexbench-fidelity_7.7.7.sif is missing" in result.stderr or (
         f"{sif_dir}/chexbench-generate_7.7.7.sif is missing" in result.stderr
     )
+    # the axes left out need no image (the report scorers import no images: no generate image)
+    calls = sbatch_calls(submit(tmp_path, whole_venv, VALIDATE_AXES="reports", **env))
+    assert [c["name"] for c in calls][-2:] == ["chexbench-validate-reports", "chexbench-validate-judge"]
     for image in ("generate", "fidelity"):
         (sif_dir / f"chexbench-{image}_7.7.7.sif").write_text("")
     assert len(sbatch_calls(submit(tmp_path, whole_venv, **env))) == len(VALIDATE_STEPS)
