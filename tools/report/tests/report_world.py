@@ -163,6 +163,9 @@ def labelled_rows(metric: str, extractor: str | None, rng, scale: float, with_ci
     return rows
 
 
+CT_NOTE = "no cell of the data-copying test has 20 synthetic and 1 held-out image"
+
+
 def _fidelity(stage: StageRun, facts: RunFacts, prompts, rng, fid) -> None:
     value, low, high = fid
     rows = [
@@ -173,7 +176,16 @@ def _fidelity(stage: StageRun, facts: RunFacts, prompts, rng, fid) -> None:
         {"metric": "precision", "subset": "all", "extractor": "raddino", "value": 0.6, "ci_low": 0.5, "ci_high": 0.7},
         *labelled_rows("FID", "raddino", rng, value, True),
         *labelled_rows("KID", "raddino", rng, 0.02, False),
-        *labelled_rows("precision", "raddino", rng, 0.5, True),  # not charted: fidelity charts FID and KID only
+        *labelled_rows("precision", "raddino", rng, 0.5, True),  # not charted: fidelity charts its chosen metrics
+        {"metric": "CMMD", "subset": "all", "extractor": "clip", "value": 0.4, "ci_low": 0.3, "ci_high": 0.5},
+        *labelled_rows("CMMD", "clip", rng, 0.4, True),
+        *labelled_rows("FID", "dinov2", rng, value * 2, True),  # FD_DINOv2
+        *labelled_rows("vendi", "raddino", rng, 3.0, True),
+        *labelled_rows("vendi_real", "raddino", rng, 4.0, True),  # drawn beside vendi, not charted on its own
+        *(
+            {"metric": "C_T", "subset": label, "extractor": "inception", "value": None, "note": CT_NOTE}
+            for label in POSITIVE
+        ),
     ]
     stage.manifest["params"]["extra_info"] = f"{stage.model} seed {stage.manifest['params']['seed']}"
     _finish_metrics(stage, facts, rows)

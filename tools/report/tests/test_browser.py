@@ -135,11 +135,14 @@ def _assert_chart_marks(visit: Visit, run) -> None:
     fidelity, align = run.metrics["fidelity"], run.metrics["align"]
     charts = {
         "fidelity: FID (raddino)": _expected_series(fidelity, "FID", "raddino"),
+        "fidelity: FD_DINOv2 (FID on dinov2)": _expected_series(fidelity, "FID", "dinov2"),
         "fidelity: KID (raddino)": _expected_series(fidelity, "KID", "raddino"),
+        "fidelity: CMMD (clip)": _expected_series(fidelity, "CMMD", "clip"),
+        "fidelity: vendi (raddino) (◇ real set (the ceiling))": _expected_series(fidelity, "vendi", "raddino"),
         "align: alignment (biovil-t)": _expected_series(align, "alignment", "biovil-t"),
     }
     figures = visit.page.locator("section#pathology figure")
-    assert figures.count() == 4  # the three above and classify's AUROC per class
+    assert figures.count() == 8  # the six above, C_T (its note: no label has a value) and classify's AUROC per class
     for i in range(figures.count()):
         caption = figures.nth(i).locator("figcaption").inner_text()
         if caption not in charts:
@@ -148,6 +151,8 @@ def _assert_chart_marks(visit: Visit, run) -> None:
         chart = figures.nth(i).get_attribute("data-chart")
         assert visit.count(f'[id^="{chart}-bar-"]') == len(expected), caption
         assert visit.count(f'[id^="{chart}-ci-"]') == int(expected["ci_low"].notna().sum()), caption
+        if "vendi" in caption:  # the real set's Vendi beside each bar
+            assert visit.count(f'[id^="{chart}-ref-"]') == len(_expected_series(fidelity, "vendi_real", "raddino"))
         # the bars' drawn lengths are proportional to the values (the axis starts at 0)
         widths = visit.page.evaluate(
             f"Array.from(document.querySelectorAll('[id^=\"{chart}-bar-\"] path')).map(p => p.getBBox().width)"
@@ -181,7 +186,7 @@ def test_partial_and_failed_runs_in_chromium(browser, results, report_cli, tmp_p
     for section, stage in (("classification", "classify"), ("headline", "align")):
         badge = visit.page.locator(f'section#{section} [data-stage="{stage}"] .badge')
         assert badge.inner_text() == "not run"
-    assert visit.count("section#pathology figure") == 2  # fidelity's FID and KID only
+    assert visit.count("section#pathology figure") == 6  # fidelity's only
     visit.close()
 
 

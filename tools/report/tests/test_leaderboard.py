@@ -39,10 +39,15 @@ def test_two_seeds_in_the_original_layout_with_cis(report_cli, results, tmp_path
     ]
     # per pathology: one row per run and label with a value, FID per label from fidelity's rows
     assert set(conditional["Pathology"]) == set(POSITIVE)
-    atelectasis = fidelity[(fidelity["metric"] == "FID") & (fidelity["subset"] == "Atelectasis")]
     row = conditional[(conditional["Run ID"] == "seed1") & (conditional["Pathology"] == "Atelectasis")]
-    assert row["FID (RadDino)"].item() == atelectasis["value"].item()
-    assert row["FID (RadDino) CI low"].item() == atelectasis["ci_low"].item()
+    atelectasis = fidelity[fidelity["subset"] == "Atelectasis"].set_index(["metric", "extractor"])
+    for column, key in (
+        ("FID (RadDino)", ("FID", "raddino")),
+        ("FD_DINOv2", ("FID", "dinov2")),
+        ("CMMD", ("CMMD", "clip")),
+    ):
+        assert row[column].item() == atelectasis.loc[key, "value"], column
+        assert row[f"{column} CI low"].item() == atelectasis.loc[key, "ci_low"], column
     assert result.stdout.splitlines()[-1].endswith("leaderboard.html")
 
 

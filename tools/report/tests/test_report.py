@@ -3,6 +3,7 @@ partial runs, failed stages, empty and missing folders; the lifecycle (skip, red
 
 import hashlib
 import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -10,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from chexbench_common.rundir import StageRun, is_finished
-from chexbench_schema import write_table
+from chexbench_schema import CHEXPERT_LABELS, write_table
 from click.testing import CliRunner
-from report_world import POSITIVE, build_run, report_json, run_args
+from report_world import CT_NOTE, POSITIVE, build_run, report_json, run_args
 
 
 @pytest.fixture(scope="module")
@@ -41,20 +42,65 @@ def test_report_holds_what_the_tables_say(rendered):
     assert shown == {
         (r.metric, r.extractor): (r.value, None if pd.isna(r.ci_low) else r.ci_low) for r in expected.itertuples()
     }
-    # per pathology: fidelity FID and KID (not precision), align, classify's all_synthetic AUROC
+    # per pathology: fidelity's chosen metrics (not precision), align, classify's all_synthetic AUROC
     titles = [c["title"] for c in report["pathology"]]
     assert titles == [
+        "fidelity: FD_DINOv2 (FID on dinov2)",
         "fidelity: FID (raddino)",
         "fidelity: KID (raddino)",
+        "fidelity: CMMD (clip)",
+        "fidelity: vendi (raddino)",
+        "fidelity: C_T (inception)",
         "align: alignment (biovil-t)",
         "classify: AUROC per class, trained all_synthetic",
     ]
-    fid_points = {p["label"]: p["value"] for p in report["pathology"][0]["points"]}
-    labelled = fidelity[(fidelity["metric"] == "FID") & (fidelity["subset"] != "all")]
+    fid_points = {p["label"]: p["value"] for p in report["pathology"][1]["points"]}
+    labelled = fidelity[
+        (fidelity["metric"] == "FID") & (fidelity["extractor"] == "raddino") & (fidelity["subset"] != "all")
+    ]
     assert fid_points == {r.subset: (None if pd.isna(r.value) else r.value) for r in labelled.itertuples()}
     # the stage statuses, llava-report listed as not run
     assert {s["stage"]: s["status"] for s in report["stages"]}["llava-report"] == "not run"
     assert all(s["status"] == "success" for s in report["stages"] if s["stage"] != "llava-report")
+
+
+def test_each_fidelity_metric_is_charted_per_pathology_with_its_ci_as_written(rendered):
+    full_run, _, result = rendered
+    assert result.exit_code == 0, result.output
+    fidelity = full_run.metrics["fidelity"]
+    charts = {(c["metric"], c["extractor"]): c for c in report_json(full_run)["pathology"] if c["stage"] == "fidelity"}
+    for (metric, extractor), chart in charts.items():
+        rows = fidelity[(fidelity["metric"] == metric) & (fidelity["extractor"] == extractor)]
+        rows = rows[rows["subset"] != "all"].set_index("subset")
+        assert [p["label"] for p in chart["points"]] == [s for s in CHEXPERT_LABELS if s in rows.index], metric
+        for p in chart["points"]:
+            row = rows.loc[p["label"]]
+            expected = [None if pd.isna(row[k]) else row[k] for k in ("value", "ci_low", "ci_high")]
+            assert [p["value"], p["ci_low"], p["ci_high"]] == expected, (metric, p["label"])
+    # Vendi carries the real set's Vendi of the same label as its ceiling; vendi_real is not a chart of its own
+    vendi, real = charts["vendi", "raddino"], fidelity[fidelity["metric"] == "vendi_real"].set_index("subset")
+    assert vendi["reference"] == "real set (the ceiling)" and ("vendi_real", "raddino") not in charts
+    assert {p["label"]: p["reference"] for p in vendi["points"]} == {
+        p["label"]: None if pd.isna(real.at[p["label"], "value"]) else real.at[p["label"], "value"]
+        for p in vendi["points"]
+    }
+    # a metric no label has a value of is its note, not an empty chart
+    assert charts["C_T", "inception"]["empty_note"] == CT_NOTE
+    assert all(c["empty_note"] is None for key, c in charts.items() if key != ("C_T", "inception"))
+    html = (full_run.dir / "report" / "report.html").read_text()
+    section = html[html.index('<section id="pathology">') : html.index('<section id="samples">')]
+    for i, chart in enumerate(report_json(full_run)["pathology"]):
+        figure = re.search(rf'<figure class="chart" data-chart="pathology-{i}".*?</figure>', section, re.S).group(0)
+        assert chart["title"] in figure
+        bars = len(re.findall(rf'id="pathology-{i}-bar-', figure))
+        assert bars == sum(p["value"] is not None for p in chart["points"]), chart["title"]
+        assert len(re.findall(rf'id="pathology-{i}-ci-', figure)) == sum(
+            p["ci_low"] is not None for p in chart["points"]
+        )
+        refs = sum(p.get("reference") is not None for p in chart["points"])
+        assert len(re.findall(rf'id="pathology-{i}-ref-', figure)) == refs, chart["title"]
+        if chart["empty_note"] is not None:
+            assert "<svg" not in figure and f"No value for any label: {chart['empty_note']}" in figure
 
 
 def test_classification_shows_each_settings_selection_rule_and_chosen_epoch(rendered):
@@ -149,7 +195,7 @@ def test_a_run_with_some_stages_lists_the_others_as_not_run(report_cli, results)
     status = {s["stage"]: s["status"] for s in report["stages"]}
     assert [status[s] for s in ("align", "privacy", "classify")] == ["not run"] * 3
     assert report["privacy"] is None and report["classification"] is None
-    assert [c["stage"] for c in report["pathology"]] == ["fidelity", "fidelity"]
+    assert [c["stage"] for c in report["pathology"]] == ["fidelity"] * 6
     html = (run.dir / "report" / "report.html").read_text()
     assert 'data-stage="privacy"><span class="badge not-run">not run</span>' in html
 

@@ -26,6 +26,7 @@ STYLE = {
 }
 BAR = "#3b6ea8"
 SYNTH, REAL = "#d1495b", "#3b6ea8"
+REAL_MARK = "#e07b00"  # the real set's value beside a bar (it must stand out from BAR)
 _ID = re.compile(r'\bid="([^"]+)"')
 
 
@@ -47,16 +48,21 @@ def _finite(x) -> bool:
     return x is not None and isinstance(x, int | float) and math.isfinite(x)
 
 
-def bar_chart(chart_id: str, points: list[dict], xlabel: str) -> str:
-    """Horizontal bars, one per point with a value ({label, value, ci_low, ci_high}), CI whiskers where known.
+def bar_chart(chart_id: str, points: list[dict], xlabel: str, reference: str | None = None) -> str:
+    """Horizontal bars, one per point with a value ({label, value, ci_low, ci_high}), CI whiskers where known; with
+    `reference` (its legend text), each point's `reference` value as an open diamond on the bar's row.
 
-    Marks: `<chart_id>-bar-<i>` per bar and `<chart_id>-ci-<i>` per whisker; a label without a value gets no bar and
-    the text `n/a`.
+    Marks: `<chart_id>-bar-<i>` per bar, `<chart_id>-ci-<i>` per whisker and `<chart_id>-ref-<i>` per reference
+    marker; a label without a value gets no bar and the text `n/a`.
     """
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(6.2, 0.28 * max(len(points), 3) + 0.8))
         ys = list(range(len(points)))[::-1]
         for i, (y, p) in enumerate(zip(ys, points, strict=True)):
+            if reference and _finite(p.get("reference")):
+                (mark,) = ax.plot([p["reference"]], [y], "D", mfc="none", mec=REAL_MARK, ms=6, mew=1.3, zorder=3)
+                mark.set_gid(f"ref-{i}")
+                mark.set_label(reference if not ax.get_legend_handles_labels()[0] else None)
             if not _finite(p.get("value")):
                 ax.text(0, y, " n/a", va="center", fontsize=8, color="#777")
                 continue
@@ -67,6 +73,8 @@ def bar_chart(chart_id: str, points: list[dict], xlabel: str) -> str:
                 line.set_gid(f"ci-{i}")
         ax.set_yticks(ys, [p["label"] for p in points])
         ax.set_xlabel(xlabel)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="lower left", bbox_to_anchor=(0, 1), frameon=False, fontsize=8, borderaxespad=0.2)
         ax.axvline(0, color="#999", lw=0.6)
         ax.margins(y=0.02)
         return _svg(fig, chart_id)

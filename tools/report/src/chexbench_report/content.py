@@ -13,7 +13,7 @@ from .sources import run_pictures
 from .summary import headline, pathology_series, records, stage_statuses
 from .validation import validation_panel
 
-REPORT_VERSION = "1.2.0"  # 1.1: the published-comparison block; 1.2: the validation panel
+REPORT_VERSION = "1.3.0"  # 1.1: the published-comparison block; 1.2: the validation panel; 1.3: chart notes, references
 
 
 def build(run: Run, embedding_map: str = "pca") -> dict:

@@ -89,7 +89,8 @@ def _chart_jobs(report: dict) -> list[tuple[str, object]]:
     jobs = []
     for i, chart in enumerate(report["pathology"]):
         key = f"pathology-{i}"
-        jobs.append((key, lambda c=chart, k=key: charts.bar_chart(k, c["points"], c["metric"])))
+        if chart["empty_note"] is None:  # a chart without any value is its note on the page
+            jobs.append((key, lambda c=chart, k=key: charts.bar_chart(k, c["points"], c["metric"], c["reference"])))
     for i, chart in enumerate((report["classification"] or {}).get("auroc", [])):
         key = f"auroc-{i}"
         jobs.append((key, lambda c=chart, k=key: charts.bar_chart(k, c["points"], "AUROC")))

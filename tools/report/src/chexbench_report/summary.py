@@ -37,7 +37,14 @@ LLAVA_HEADLINE = (
 )
 CLASSIFY_METRICS = ("auc_macro", "auprc_macro", "f1_macro_05")
 # per-pathology charts: the metrics charted for these stages; any other stage gets every metric with label rows
-CHARTED = {"fidelity": ("FID", "KID"), "align": ("alignment",)}
+CHARTED = {
+    "fidelity": ("FID", "KID", "CMMD", "vendi", "vendi_per_prompt", "MiFID", "C_T", "FRD"),
+    "align": ("alignment",),
+}
+# a metric drawn with another metric's value per label beside each bar (same stage and extractor): its reference
+REFERENCES = {("fidelity", "vendi"): ("vendi_real", "real set (the ceiling)")}
+# the names the leaderboard and dgm-eval give a metric on one extractor's features
+ALIASES = {("FID", "dinov2"): "FD_DINOv2", ("KID", "dinov2"): "KD_DINOv2"}
 MAX_GENERIC_CHARTS = 6  # per stage without a chosen selection
 # the classify setting charted with the other per-pathology charts: train on synthetic, test on real
 UTILITY_SETTING = "all_synthetic"
@@ -127,8 +134,39 @@ def _series(rows: pd.DataFrame, label_of) -> list[dict]:
     return [points[label] for label in CHEXPERT_LABELS if label in points]
 
 
-def _chart(stage: str, metric: str, extractor, points: list[dict], title: str) -> dict:
-    return {"stage": stage, "metric": metric, "extractor": extractor, "title": title, "points": points}
+def _chart(stage: str, metric: str, extractor, points: list[dict], title: str, empty_note=None, reference=None) -> dict:
+    """A per-label bar chart: `empty_note` says why no label has a value, `reference` names the marker each point's
+    `reference` value draws beside its bar."""
+    return {
+        "stage": stage,
+        "metric": metric,
+        "extractor": extractor,
+        "title": title,
+        "points": points,
+        "empty_note": empty_note,
+        "reference": reference,
+    }
+
+
+def _title(stage: str, metric: str, extractor) -> str:
+    alias = ALIASES.get((metric, extractor))
+    if alias:
+        return f"{stage}: {alias} ({metric} on {extractor})"
+    return f"{stage}: {metric}" + (f" ({extractor})" if extractor else "")
+
+
+def _with_reference(points: list[dict], rows: pd.DataFrame) -> list[dict]:
+    """Each point with the reference metric's value of its label (None where that has none)."""
+    reference = {p["label"]: p["value"] for p in _series(rows, lambda r: r["subset"])}
+    return [p | {"reference": reference.get(p["label"])} for p in points]
+
+
+def _empty_note(rows: pd.DataFrame) -> str | None:
+    """Why a chart has no value for any label: the note of its first row (None when some label has a value)."""
+    if rows["value"].notna().any():
+        return None
+    notes = [n for n in rows["note"] if isinstance(n, str) and n]
+    return notes[0] if notes else "no value"
 
 
 def pathology_series(run: Run) -> list[dict]:
@@ -153,8 +191,13 @@ def pathology_series(run: Run) -> list[dict]:
         for metric, extractor in keys:
             same_extractor = labelled["extractor"].fillna("") == (extractor or "")
             rows = labelled[(labelled["metric"] == metric) & same_extractor]
-            title = f"{stage.name}: {metric}" + (f" ({extractor})" if extractor else "")
-            charts.append(_chart(stage.name, metric, extractor, _series(rows, lambda r: r["subset"]), title))
+            points = _series(rows, lambda r: r["subset"])
+            extra = {"empty_note": _empty_note(rows[rows["subset"].isin([p["label"] for p in points])])}
+            reference = REFERENCES.get((stage.name, metric))
+            if reference is not None:
+                points = _with_reference(points, labelled[(labelled["metric"] == reference[0]) & same_extractor])
+                extra["reference"] = reference[1]
+            charts.append(_chart(stage.name, metric, extractor, points, _title(stage.name, metric, extractor), **extra))
     return [c for c in charts if c["points"]]
 
 
