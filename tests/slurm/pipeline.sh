@@ -3,7 +3,8 @@
 # wait_jobs and SLURM_CONF). Runs the whole benchmark on the embedded default (compose/hpc/submit.sh STAGES=all,
 # RUNNER=local, 2 shards) and checks every step, the order, the 2-rank jobs and the idempotent re-queue; then, on
 # its tiny models and inputs, the per-stage chain (submit.sh with GENERATE_ARGS ..., RUNNER=local,
-# 2 shards), waits, and checks the outputs, the logs, the dependency order and the idempotent re-queue.
+# 2 shards), waits, and checks the outputs, the logs, the dependency order and the idempotent re-queue; last, make
+# validate as its own chain (submit.sh STAGES=validate).
 
 py() { "$root/.venv/bin/python" "$@"; }
 
@@ -179,8 +180,9 @@ PYEOF
   # judged: a second submission queues nothing
   local again
   again=$(submit_validate 2>&1) || fail "second submit.sh STAGES=validate failed"
-  [[ $again == *"nothing to submit"* && -z $(grep -E '^chexbench-[a-z-]+ [0-9]+$' <<< "$again") ]] \
-    || fail "re-submission of the judged validate chain queued: $again"
+  if [[ $again != *"nothing to submit"* ]] || grep -qE '^chexbench-[a-z-]+ [0-9]+$' <<< "$again"; then
+    fail "re-submission of the judged validate chain queued: $again"
+  fi
   say "validate chain: 6 jobs COMPLETED in make validate's order, the judgement written and its gate passed"
 }
 

@@ -3,7 +3,8 @@
 # --dependency=afterok and --kill-on-invalid-dep with trivial jobs, then submit the whole benchmark on the embedded
 # default with compose/hpc/submit.sh STAGES=all (RUNNER=local, 2-shard arrays, classify and llava-report as 2-task
 # jobs; every step, the report included), then the per-stage chain (generate array, merge, embed array, merge,
-# fidelity) on its tiny models; wait, and check the outputs, the order, the log names and the idempotent re-queue.
+# fidelity) on its tiny models, then make validate's chain (STAGES=validate, two axes); wait, and check the outputs,
+# the order, the log names and the idempotent re-queue. SLURM_TEST_ONLY=validate: only the validate chain.
 #
 # Installs Debian's slurm-wlm when it is missing (needs root and apt-get). Exit codes: 0 passed, 1 failed,
 # 77 SKIPPED (Slurm is missing and cannot be installed; a loud "SLURM TEST SKIPPED: <why>" line says why: never 0,
