@@ -83,3 +83,18 @@ def test_weights_fingerprint_tells_same_size_checkpoints_apart(tmp_path):
     assert folder_fingerprint(epoch20) != folder_fingerprint(epoch33)
     (copy / "model_index.json").write_text('{"a": 1}')
     assert folder_fingerprint(epoch20) != folder_fingerprint(copy)
+
+
+def test_weights_fingerprint_of_a_model_kept_under_a_cache_folder(tmp_path):
+    """A model under ~/.cache/huggingface is fingerprinted by its files; only a .cache inside it is skipped."""
+    from chexbench_generate.loading import folder_fingerprint
+
+    first, second = tmp_path / ".cache" / "models" / "a", tmp_path / ".cache" / "models" / "b"
+    for folder, text in ((first, '{"epoch": 20}'), (second, '{"epoch": 33}')):
+        folder.mkdir(parents=True)
+        (folder / "model_index.json").write_text(text)
+    assert folder_fingerprint(first) != folder_fingerprint(second)
+    before = folder_fingerprint(second)
+    (second / ".cache").mkdir()
+    (second / ".cache" / "x").write_text("y")
+    assert folder_fingerprint(second) == before

@@ -42,7 +42,10 @@ def folder_fingerprint(folder: Path) -> str:
     """sha256 over every file's relative path, size and content (sampled for files over 1 MiB): reads a few MB per
     weight file, yet tells apart checkpoints of identical size (e.g. two epochs of one fine-tune)."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and ".cache" not in p.parts):
+    # a .cache folder *inside* the model folder (hub download state) is not the weights; one above it (a model
+    # kept in ~/.cache/huggingface) is no reason to skip anything
+    files = (p for p in folder.rglob("*") if p.is_file() and ".cache" not in p.relative_to(folder).parts)
+    for path in sorted(files):
         size = path.stat().st_size
         content = sha256_file(path) if size <= _SMALL_FILE else _sampled_sha256(path, size)
         digest.update(f"{path.relative_to(folder).as_posix()}\0{size}\0{content}\n".encode())
