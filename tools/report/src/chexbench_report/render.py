@@ -4,6 +4,8 @@ pictures as data URIs, CSS inline; no script, no external reference of any kind.
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import jinja2
 import numpy as np
@@ -49,6 +51,28 @@ def _paths(node, keys: tuple[str, ...]):
     elif isinstance(node, list):
         for item in node:
             yield from _paths(item, keys)
+
+
+def portable(node, folder: Path, root: Path):
+    """A copy of the report's data whose picture paths under the results `root` are relative to `folder` (the
+    report's own): report.json then reads the same under every runner and stays valid when the results move."""
+    if isinstance(node, dict):
+        return {
+            key: _relative(value, folder, root)
+            if key in THUMB_KEYS + FIGURE_KEYS and isinstance(value, str)
+            else portable(value, folder, root)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [portable(item, folder, root) for item in node]
+    return node
+
+
+def _relative(path: str, folder: Path, root: Path) -> str:
+    absolute = Path(path).absolute()
+    if not absolute.is_relative_to(root.absolute()):
+        return path
+    return os.path.relpath(absolute, folder.absolute())
 
 
 class Pictures:

@@ -18,7 +18,7 @@ from . import __version__
 from .collect import METRICS, REPORT, Run, check_run_folder, load_run
 from .content import REPORT_VERSION, build
 from .published import digest as published_digest
-from .render import render_html
+from .render import portable, render_html
 
 log = logging.getLogger(__name__)
 HTML, JSON = "report.html", "report.json"
@@ -55,7 +55,8 @@ def run(
         html, problems = render_html(report)
         for problem in problems:
             log.warning("picture not shown: %s", problem)
-        write_text_atomic(stage.dir / JSON, json.dumps(report, indent=1, default=str) + "\n")
+        portable_report = portable(report, stage.dir, results)
+        write_text_atomic(stage.dir / JSON, json.dumps(portable_report, indent=1, default=str) + "\n")
         write_text_atomic(stage.dir / HTML, html)
         life.update(
             seconds=round(time.monotonic() - t0, 3),
