@@ -13,7 +13,9 @@ from .sources import run_pictures
 from .summary import headline, pathology_series, records, stage_statuses
 from .validation import validation_panel
 
-REPORT_VERSION = "1.3.0"  # 1.1: the published-comparison block; 1.2: the validation panel; 1.3: chart notes, references
+# 1.1: the published-comparison block; 1.2: the validation panel; 1.3: chart notes, references; 1.4: relative
+# picture paths in report.json
+REPORT_VERSION = "1.4.0"
 
 
 def build(run: Run, embedding_map: str = "pca") -> dict:
