@@ -78,6 +78,6 @@ LADDERS = {
         Ladder("noise", additive_noise, (0.007, 0.02, 0.06, 0.2), "std={:g}"),
         Ladder("jpeg", jpeg, (60, 30, 15, 7), "quality={:g}"),
         Ladder("gamma", gamma, (2.5, 4.0, 8.0, 16.0), "gamma={:g}"),
-        Ladder("resample", down_up, (4, 6, 9, 16), "down-up x{:g}"),
+        Ladder("resample", down_up, (5, 9, 16, 32), "down-up x{:g}"),
     )
 }
