@@ -26,6 +26,11 @@ VALIDATE_UTILITY_SEEDS ?= 10
 # patient-disjoint parts of the pool: the reference / train pool, the holdout (fidelity's sets, privacy's calibration,
 # the classifiers' test set) and images no stage has seen (privacy's unseen images)
 VALIDATE_SPLITS    ?= --split reference=0.5 --split holdout=0.25 --split unseen=0.25
+# fidelity sets run at a time, and the intra-op threads of each one's stage processes (RUNNER=local)
+VALIDATE_CPUS      := $(shell nproc 2> /dev/null || echo 1)
+VALIDATE_JOBS      ?= $(VALIDATE_CPUS)
+VALIDATE_SET_THREADS ?= $(shell echo $$(( $(VALIDATE_CPUS) / $(VALIDATE_JOBS) > 0 ? $(VALIDATE_CPUS) / $(VALIDATE_JOBS) : 1 )))
+VALIDATE_SET_ENV   ?= $(if $(filter local,$(RUNNER)),OMP_NUM_THREADS=$(VALIDATE_SET_THREADS))
 # the axes `make validate` builds, runs and judges (each a validate-<axis> target)
 VALIDATE_AXES      ?= fidelity reports privacy utility alignment
 
@@ -72,22 +77,32 @@ validate-split: validate-pool
 	$(VALIDATE) split --pool-prompts $(VAL_POOL) --out $(VAL_SETS) --seed $(VALIDATE_SEED) $(VALIDATE_SPLITS)
 
 # Fidelity: each set imported as a run, embedded against the reference half, scored (no conditional subsets).
+# VALIDATE_JOBS sets at a time (a sub-make, one validate-fidelity-set/<set> each): a set is ~20 images, so most of
+# its time is one thread starting Python and loading models, and the sets overlap well; each stage process then gets
+# VALIDATE_SET_THREADS intra-op threads (RUNNER=local), so the sets do not spin on each other's cores.
+# make -n: the plan does not exist before the build has run, so a dry run shows one (placeholder) set's commands
+VAL_DRY_RUN := $(findstring n,$(firstword -$(MAKEFLAGS)))
 validate-fidelity: validate-split
 	$(VALIDATE) build fidelity --pool-prompts $(VAL_POOL) --pool-root $(VAL_ROOT) --out $(VAL_SETS) \
 	  --seed $(VALIDATE_SEED) $(VALIDATE_FIDELITY_ARGS) > /dev/null
-	set -e -o pipefail; $(VALIDATE) sets --plan $(VAL_PLAN) --axis fidelity | \
-	while IFS=$$'\t' read -r set run control; do \
-	  echo "validate: $$set" >&2; \
-	  frd=; case " $(VALIDATE_FRD_CONTROLS) " in *" $$control "*) frd="$(RADIOMICS_EXTRACTOR)";; esac; \
-	  $(call stage_cmd,generate) import --csv $(VAL_SETS)/$$set/images.csv \
-	    --prompts $(VAL_SETS)/prompts_holdout.parquet --model $(MODEL) --results $(RESULTS) --run-id $$run > /dev/null; \
-	  $(call stage_cmd,embed) run --results $(RESULTS) --model $(MODEL) --run-id $$run \
-	    --images $(RESULTS)/$(MODEL)/$$run/generate/images.parquet --images-root $(RESULTS)/$(MODEL)/$$run/generate/images \
-	    --prompts $(VAL_SETS)/prompts_reference.parquet --real-root $(VAL_ROOT) --num-workers 0 \
-	    --extractor inception$(INCEPTION_WEIGHTS) --extractor raddino=$(VAL_RADDINO) $$frd --device $(DEVICE) > /dev/null; \
-	  $(call stage_cmd,fidelity) run --results $(RESULTS) --model $(MODEL) --run-id $$run --prompts $(VAL_POOL) \
-	    --prdc-extractor inception --prdc-extractor raddino --bootstrap $(VALIDATE_BOOTSTRAP) > /dev/null; \
-	done
+	$(if $(VAL_DRY_RUN),$(MAKE) --no-print-directory validate-fidelity-set/SET,set -e -o pipefail; \
+	  sets=$$($(VALIDATE) sets --plan $(VAL_PLAN) --axis fidelity | cut -f1); \
+	  $(MAKE) --no-print-directory -j$(VALIDATE_JOBS) $$(printf 'validate-fidelity-set/%s ' $$sets))
+
+validate-fidelity-set/%:
+	@echo "validate: $*" >&2
+	set -e -o pipefail; read -r run control < <($(VALIDATE) sets --plan $(VAL_PLAN) --axis fidelity | \
+	  awk -F'\t' -v s=$* '$$1 == s {print $$2, $$3}'); \
+	test -n "$$run" || { echo "make: no fidelity set $* in $(VAL_PLAN)" >&2; exit 3; }; \
+	frd=; case " $(VALIDATE_FRD_CONTROLS) " in *" $$control "*) frd="$(RADIOMICS_EXTRACTOR)";; esac; \
+	$(call stage_cmd,generate) import --csv $(VAL_SETS)/$*/images.csv \
+	  --prompts $(VAL_SETS)/prompts_holdout.parquet --model $(MODEL) --results $(RESULTS) --run-id $$run > /dev/null; \
+	$(VALIDATE_SET_ENV) $(call stage_cmd,embed) run --results $(RESULTS) --model $(MODEL) --run-id $$run \
+	  --images $(RESULTS)/$(MODEL)/$$run/generate/images.parquet --images-root $(RESULTS)/$(MODEL)/$$run/generate/images \
+	  --prompts $(VAL_SETS)/prompts_reference.parquet --real-root $(VAL_ROOT) --num-workers 0 \
+	  --extractor inception$(INCEPTION_WEIGHTS) --extractor raddino=$(VAL_RADDINO) $$frd --device $(DEVICE) > /dev/null; \
+	$(VALIDATE_SET_ENV) $(call stage_cmd,fidelity) run --results $(RESULTS) --model $(MODEL) --run-id $$run \
+	  --prompts $(VAL_POOL) --prdc-extractor inception --prdc-extractor raddino --bootstrap $(VALIDATE_BOOTSTRAP) > /dev/null
 
 # Report scorers: the four controls' predictions scored side by side in one run (validate-reports).
 validate-reports: validate-split
