@@ -47,7 +47,9 @@ def roots(tmp_path):
     pd.DataFrame({"Model": ["demo"], "FID": [12.5], "Extra Info": ["x"]}).to_csv(run / "fidelity" / "leaderboard.csv")
     vectors = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
     pd.DataFrame({"id": ["a", "b", "c"], "vector": list(vectors)}).to_parquet(run / "embed" / "synthetic.parquet")
-    stages = [{"stage": "fidelity", "started": "t0", "seconds": 1.5, "inputs": {"real": "aa"}}]
+    stages = [
+        {"stage": "fidelity", "started": "t0", "seconds": 1.5, "inputs": {"real": "aa"}, "command": ".venv/bin/x"}
+    ]
     report = {"headline": {"FID": 12.5}, "provenance": {"stages": stages}}
     (run / "report" / "report.json").write_text(json.dumps(report))
     second = tmp_path / "second"
@@ -62,10 +64,13 @@ def _compare(first, second):
 def test_equal_runs_pass_with_one_line_per_stage_and_provenance_left_out(roots):
     first, second = roots
     run = second / "demo" / "default"
-    # what legitimately changes between identical runs: manifests, wall-clock times, durations, host
+    # what legitimately changes between identical runs: manifests, wall-clock times, durations, host, and between
+    # runners the program's path in each stage's command line
     (run / "fidelity" / "manifest.json").write_text(json.dumps({"status": "success", "started": "t9", "host": "b"}))
     report = json.loads((run / "report" / "report.json").read_text())
-    report["provenance"]["stages"][0].update(started="t9", seconds=7.25, inputs={"real": "bb"})
+    report["provenance"]["stages"][0].update(
+        started="t9", seconds=7.25, inputs={"real": "bb"}, command="/opt/venv/bin/x"
+    )
     (run / "report" / "report.json").write_text(json.dumps(report))
     result = _compare(first, second)
     assert result.exit_code == 0, result.output + result.stderr

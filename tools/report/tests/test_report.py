@@ -329,3 +329,5 @@ def test_relative_paths_resolve_in_the_folder_the_stages_ran_in(report_cli, tmp_
     assert all((folder / row["real_file"]).is_file() for row in report["embedding"]["outliers"]["rows"])
     # relative to the report's folder: the same wherever the results root lies (every runner writes the same)
     assert all(not Path(f).is_absolute() and f.startswith("../") for f in real)
+    assert (folder / report["provenance"]["prompts"]["path"]).is_file()
+    assert report["provenance"]["prompts"]["path"].startswith("../")

@@ -44,6 +44,8 @@ EXCLUDED_PATHS = {
     ("report.json", "provenance.stages[].inputs"): "sha256 of each stage's input files, repeated from the manifests: "
     "a file that records its run folder (an embeddings table records its weights' path) hashes differently under "
     "another results root; the tables themselves are compared value by value",
+    ("report.json", "provenance.stages[].command"): "the command line each stage ran, repeated from its manifest: its "
+    "program's path is the runner's (.venv/bin on the host, /opt/venv/bin in a stage image)",
 }
 
 # What a path under either results root is read as, so that tables recording paths compare equal across the roots.

@@ -61,6 +61,12 @@ def image_digest(pictures: Pictures | None) -> dict | None:
     return {"count": len(digests), "sha256": hashlib.sha256("\n".join(digests).encode()).hexdigest()}
 
 
+def _resolved(stage, key: str) -> str | None:
+    """An input's path as the stage recorded it, resolved where the stage ran."""
+    path = stage.input_path(key) if stage is not None else None
+    return str(path) if path is not None else None
+
+
 def provenance(run: Run, pictures: Pictures | None) -> dict:
     generate = run.stage("generate")
     prompts = generate.manifest.get("inputs", {}).get("prompts", {}) if generate else {}
@@ -72,7 +78,7 @@ def provenance(run: Run, pictures: Pictures | None) -> dict:
         "model": run.model,
         "run_id": run.run_id,
         "generator_weights": (generate.manifest.get("weights") or {}) if generate else {},
-        "prompts": {"path": prompts.get("path"), "sha256": prompts.get("sha256")},
+        "prompts": {"path": _resolved(generate, "prompts"), "sha256": prompts.get("sha256")},
         "images": image_digest(pictures),
         "libraries": {name: sorted(v) for name, v in sorted(libraries.items())},
         "stages": [_stage(s) for s in run.ran],

@@ -53,13 +53,17 @@ def _paths(node, keys: tuple[str, ...]):
             yield from _paths(item, keys)
 
 
+# the report's file paths: the pictures and the prompts table its provenance names
+PATH_KEYS = (*THUMB_KEYS, *FIGURE_KEYS, "path")
+
+
 def portable(node, folder: Path, root: Path):
-    """A copy of the report's data whose picture paths under the results `root` are relative to `folder` (the
+    """A copy of the report's data whose file paths under the results `root` are relative to `folder` (the
     report's own): report.json then reads the same under every runner and stays valid when the results move."""
     if isinstance(node, dict):
         return {
             key: _relative(value, folder, root)
-            if key in THUMB_KEYS + FIGURE_KEYS and isinstance(value, str)
+            if key in PATH_KEYS and isinstance(value, str)
             else portable(value, folder, root)
             for key, value in node.items()
         }
