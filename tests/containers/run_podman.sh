@@ -364,7 +364,10 @@ local_results=${CONTAINER_TEST_LOCAL:-${CHEXBENCH_CACHE_DIR:-$root/.cache}/conta
 say "make bench (RUNNER=local) -> $local_results"
 t_local=$(date +%s)
 make --no-print-directory -o "$VENV/.setup-done" bench RUNNER=local RESULTS="$local_results" RADIOMICS_EXTRACTOR= \
-  > "$OUT/bench-local.log" 2>&1 || { tail -n 30 "$OUT/bench-local.log" >&2; fail "make bench RUNNER=local"; }
+  > "$OUT/bench-local.log" 2>&1 || {
+  tail -n 30 "$OUT/bench-local.log" >&2
+  fail "make bench RUNNER=local into $local_results (a reference kept from older code may refuse to be resumed: remove that folder and run again)"
+}
 say "make bench RUNNER=local took $(($(date +%s) - t_local)) s"
 
 # --- 7. every stage's outputs against the RUNNER=local ones: every table of every stage folder equal ------------
