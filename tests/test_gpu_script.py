@@ -29,6 +29,7 @@ def snapshot(folder: Path) -> dict[str, int]:
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_check_runs_every_part_into_its_own_folder(tmp_path):
     fake_nvidia_smi(tmp_path / "bin")
     results = ROOT / "benchmarks" / "results"

@@ -101,7 +101,7 @@ def make_calls(tmp_path: Path) -> list[str]:
 
 # what .ci/run asks make for, in order: the isolated environments go once tested, before the container images
 CI_TARGETS = [
-    *("test", "bench-repeat", "validate", "test-vision", "test-align-himl", "test-bench-himl"),
+    *("test", "test-system", "bench-repeat", "validate", "test-vision", "test-align-himl", "test-bench-himl"),
     *("clean-vision", "clean-himl", "clean-torch-layer"),
     *("test-radgraph", "clean-radgraph", "test-radeval", "clean-radeval", "slurm-test", "container-test"),
 ]

@@ -148,6 +148,7 @@ def test_synthetic_only_training_never_selects_on_real_labels(tmp_path):
     assert rules == {"held-out-synthetic"}
 
 
+@pytest.mark.system
 def test_a_sigkill_resumes_at_the_epoch_after_the_last_one_finished(fresh):
     """Killed (SIGKILL) at the start of phase 1's fourth epoch: the rerun trains phase 1 on from its fourth epoch
     and leaves the finished phase 0 alone. No validation label has both classes, so validation macro-AUROC stays
@@ -175,6 +176,7 @@ def test_a_sigkill_resumes_at_the_epoch_after_the_last_one_finished(fresh):
     assert [(r["epoch"], r["epochs_trained"]) for r in records] == [(1, 5), (1, 5)]
 
 
+@pytest.mark.system
 def test_the_same_seed_gives_the_same_tables_run_after_run(fresh):
     """The same command twice on CPU, each a fresh process (the second reads the image cache the first built):
     equal metrics tables and predictions. It covers a synthetic-only phase on the fixed schedule (its last epoch)
@@ -280,6 +282,7 @@ def _validation_auroc(world, checkpoint: Path, val_fraction: float) -> tuple[flo
     return macro(np.arange(len(y))), np.mean([macro(np.array(padded[rank::2])) for rank in (0, 1)])
 
 
+@pytest.mark.system
 def test_ddp_on_two_cpu_processes_trains_once_and_predicts_every_test_image(tmp_path):
     """Lightning's DDP launcher re-runs the command in a second process: that rank trains alongside rank 0 and writes
     nothing; rank 0 owns the outputs and predicts on one device, so no test image is lost to a distributed sampler.
@@ -304,6 +307,7 @@ def test_ddp_on_two_cpu_processes_trains_once_and_predicts_every_test_image(tmp_
     assert abs(per_rank_mean - single) > 0.01, (per_rank_mean, single)  # the case tells the two apart
 
 
+@pytest.mark.system
 def test_ddp_under_srun_each_task_a_rank_rank0_predicts(fresh):
     """What `srun --ntasks-per-node=2` starts: two processes of the same command whose SLURM_* variables make them
     ranks 0 and 1 (Lightning's SLURMEnvironment, no launcher of its own); rank 0's one-device prediction must not

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 from chexbench_common.lock import FolderLock
 from chexbench_schema import read_embeddings
 from PIL import Image
@@ -74,6 +75,7 @@ def test_failed_rerun_over_a_finished_run_leaves_nothing_valid_looking(tmp_path,
     assert manifest["status"] == "failed" and not (_out(tmp_path) / "_SUCCESS").exists()
 
 
+@pytest.mark.system
 def test_sigkill_mid_run_then_rerun_completes(tmp_path, tiny_raddino, image_sets):
     exe = Path(sys.executable).with_name("chexbench-embed")
     args = [str(exe), *map(str, _args(image_sets, tiny_raddino)), "--results", str(tmp_path / "Results")]

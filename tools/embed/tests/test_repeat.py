@@ -42,6 +42,7 @@ def _run(tmp_path, image_sets, tiny_raddino, name: str, hash_seed: int | None) -
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_the_same_run_twice_gives_bit_identical_vectors(tmp_path, image_sets, tiny_raddino):
     first = _run(tmp_path, image_sets, tiny_raddino, "first", None)
     second = _run(tmp_path, image_sets, tiny_raddino, "second", 12345)

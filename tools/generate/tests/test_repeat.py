@@ -8,12 +8,14 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 from chexbench_generate.cli import main
 from chexbench_schema import read_table
 from click.testing import CliRunner
 from generate_helpers import make_prompts, numbered_prompts, sana_args
 
 
+@pytest.mark.system
 def test_the_same_run_twice_gives_bit_identical_images(tiny, tmp_path):
     import torch
 

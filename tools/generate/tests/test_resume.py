@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from chexbench_common.hashing import sha256_file
 from chexbench_common.imageio import load_grey
 from chexbench_schema import read_table
@@ -19,6 +20,7 @@ def _ledger_lines(ledger: Path) -> int:
     return len(ledger.read_text().splitlines()) if ledger.exists() else 0
 
 
+@pytest.mark.system
 def test_kill_mid_run_then_resume_gives_exactly_the_full_set(tiny, tmp_path, cli):
     prompts = make_prompts(tmp_path / "prompts.parquet", numbered_prompts(N))
     args = [str(a) for a in sana_args(tiny, prompts, tmp_path, "killed", "--batch-size", 2)]

@@ -315,6 +315,7 @@ def _cli(args, fault=None):
     return subprocess.run([str(cli), *args], env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.system
 def test_a_killed_finetune_resumes_from_its_last_checkpoint(tiny_llava, tmp_path):
     world = make_world(tmp_path)
     args = finetune_args(world, tiny_llava, "--epochs", "3", "--batch-size", "2", "--save-steps", "2")  # 6 steps
@@ -342,6 +343,7 @@ def test_a_killed_finetune_resumes_from_its_last_checkpoint(tiny_llava, tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_torchrun_on_two_cpu_processes_trains_once_and_rank_0_alone_writes(tiny_llava, tmp_path):
     world = make_world(tmp_path)
     torchrun = Path(sys.executable).parent / "torchrun"
@@ -387,6 +389,7 @@ def test_run_calls_the_steps_library_functions_with_the_commands_defaults(tiny_l
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_run_under_two_srun_tasks_trains_on_both_and_rank_0_alone_generates_and_scores(tiny_llava, tmp_path):
     """What a Slurm job with --ntasks-per-node=2 starts (compose/hpc/common.sh): the same `run` twice with only
     Slurm's variables; they form one torch world, train once, and rank 0 alone writes, generates and scores."""
@@ -409,6 +412,7 @@ def test_run_under_two_srun_tasks_trains_on_both_and_rank_0_alone_generates_and_
     assert "metrics.parquet" in rank0.stdout and rank1.stdout == ""  # rank 1 trained and wrote nothing
 
 
+@pytest.mark.system
 def test_a_killed_generate_resumes_from_its_finished_batches(tiny_llava, tmp_path):
     """SIGKILL after the first finished batch: it stays in parts/, and the next run generates only the rest."""
     world = make_world(tmp_path)
@@ -469,6 +473,7 @@ def run_args(world, results: Path, model_dir, chexbert, *extra):
     ]
 
 
+@pytest.mark.system
 def test_the_same_run_twice_gives_equal_losses_predictions_and_metrics(tiny_llava, tiny_chexbert, tmp_path):
     """`run` (fine-tune on 50 and 100 %, generate, score) twice in fresh processes with the same seed: equal losses,
     predictions and metrics tables, exactly. The second process has another hash seed (set and dict orders differ)
