@@ -7,7 +7,7 @@ import datetime as dt
 import hashlib
 
 from .collect import Run, Stage
-from .sources import Pictures
+from .sources import Pictures, recorded_input
 
 
 def _seconds(manifest: dict) -> float | None:
@@ -61,9 +61,7 @@ def image_digest(pictures: Pictures | None) -> dict | None:
     return {"count": len(digests), "sha256": hashlib.sha256("\n".join(digests).encode()).hexdigest()}
 
 
-def _resolved(stage, key: str) -> str | None:
-    """An input's path as the stage recorded it, resolved where the stage ran."""
-    path = stage.input_path(key) if stage is not None else None
+def _text(path) -> str | None:
     return str(path) if path is not None else None
 
 
@@ -78,7 +76,7 @@ def provenance(run: Run, pictures: Pictures | None) -> dict:
         "model": run.model,
         "run_id": run.run_id,
         "generator_weights": (generate.manifest.get("weights") or {}) if generate else {},
-        "prompts": {"path": _resolved(generate, "prompts"), "sha256": prompts.get("sha256")},
+        "prompts": {"path": _text(recorded_input(run, "generate", "prompts")), "sha256": prompts.get("sha256")},
         "images": image_digest(pictures),
         "libraries": {name: sorted(v) for name, v in sorted(libraries.items())},
         "stages": [_stage(s) for s in run.ran],

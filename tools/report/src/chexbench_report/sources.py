@@ -54,7 +54,8 @@ def real_files(prompts: Path, real_root: Path | None) -> pd.DataFrame:
     return frame.assign(file=files)
 
 
-def _recorded(run: Run, stage: str, key: str) -> Path | None:
+def recorded_input(run: Run, stage: str, key: str) -> Path | None:
+    """The path `stage` recorded for its input `key`, resolved where it ran (None when it did not run or record it)."""
     s = run.stage(stage)
     return s.input_path(key) if s is not None else None
 
@@ -64,8 +65,8 @@ def run_pictures(run: Run) -> Pictures | None:
     recorded them (no generate or embed)."""
     notes: list[str] = []
     generate, embed = run.finished("generate"), run.finished("embed")
-    images = generate.output("images", "images.parquet") if generate else _recorded(run, "embed", "images")
-    prompts = _recorded(run, "generate", "prompts") or _recorded(run, "embed", "prompts")
+    images = generate.output("images", "images.parquet") if generate else recorded_input(run, "embed", "images")
+    prompts = recorded_input(run, "generate", "prompts") or recorded_input(run, "embed", "prompts")
     if images is None and prompts is None:
         return None
     params = embed.manifest.get("params", {}) if embed else {}
