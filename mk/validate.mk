@@ -31,8 +31,9 @@ VALIDATE_CPUS      := $(shell nproc 2> /dev/null || echo 1)
 VALIDATE_JOBS      ?= $(VALIDATE_CPUS)
 VALIDATE_SET_THREADS ?= $(shell echo $$(( $(VALIDATE_CPUS) / $(VALIDATE_JOBS) > 0 ? $(VALIDATE_CPUS) / $(VALIDATE_JOBS) : 1 )))
 VALIDATE_SET_ENV   ?= $(if $(filter local,$(RUNNER)),OMP_NUM_THREADS=$(VALIDATE_SET_THREADS))
-# the axes `make validate` builds, runs and judges (each a validate-<axis> target)
-VALIDATE_AXES      ?= fidelity reports privacy utility alignment
+# the axes `make validate` builds, runs and judges (each a validate-<axis> target); make starts them in this order,
+# so the long ones come first (utility's trainings, then fidelity's union embed runs)
+VALIDATE_AXES      ?= utility fidelity privacy alignment reports
 
 ifeq ($(MODEL),demo)
 # the embedded default's pool: 56 pseudo-patients rendered from the demo CT (chexbench-bench validation-pool), and
@@ -66,42 +67,70 @@ validate-pool: setup
 	@test -f $(PROMPTS) || { echo "make: $(PROMPTS) is missing: convert the split first (make splits)" >&2; exit 3; }
 endif
 
-.PHONY: validate validate-pool validate-split validate-judge $(addprefix validate-,$(VALIDATE_AXES))
+.PHONY: validate validate-run validate-pool validate-split validate-judge $(addprefix validate-,$(VALIDATE_AXES))
+
+# -j for a sub-make that runs sets side by side: VALIDATE_JOBS, unless it runs under a make that already shares job
+# slots (make validate runs the axes side by side, and their sets share those VALIDATE_JOBS slots)
+VAL_J = $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$(VALIDATE_JOBS))
 
 # -o setup: this make has made setup already, or holds it back (a Slurm job: compute nodes never install anything),
 # and make passes no -o to a sub-make
-validate: $(addprefix validate-,$(VALIDATE_AXES)) ## known-answer sets through every stage, each relation judged (--strict)
+validate: setup ## known-answer sets through every stage, each relation judged (--strict)
+	$(MAKE) --no-print-directory -o setup $(VAL_J) validate-run
+
+# the axes of VALIDATE_AXES (side by side under make -j), then the judge (the Slurm chain's last step)
+validate-run: $(addprefix validate-,$(VALIDATE_AXES))
 	$(MAKE) --no-print-directory -o setup validate-judge
 
 validate-split: validate-pool
 	$(VALIDATE) split --pool-prompts $(VAL_POOL) --out $(VAL_SETS) --seed $(VALIDATE_SEED) $(VALIDATE_SPLITS)
 
-# Fidelity: each set imported as a run, embedded against the reference half, scored (no conditional subsets).
-# VALIDATE_JOBS sets at a time (a sub-make, one validate-fidelity-set/<set> each): a set is ~20 images, so most of
-# its time is one thread starting Python and loading models, and the sets overlap well; each stage process then gets
-# VALIDATE_SET_THREADS intra-op threads (RUNNER=local), so the sets do not spin on each other's cores.
-# make -n: the plan does not exist before the build has run, so a dry run shows one (placeholder) set's commands
+# Every set of an axis through its validate-<axis>-set/<set_id> target, VALIDATE_JOBS at a time (a sub-make): a set
+# is small, so most of its time is one thread starting Python and loading models, and the sets overlap well; each
+# stage process then gets VALIDATE_SET_THREADS intra-op threads (RUNNER=local), so the sets do not spin on each
+# other's cores. make -n: the plan does not exist before the build has run, so a dry run shows one placeholder set.
 VAL_DRY_RUN := $(findstring n,$(firstword -$(MAKEFLAGS)))
+# The axis's sets are listed once (<sets>/sets-<axis>.tsv: set_id, run_id, control), not by one process per set.
+val_each_set = $(if $(VAL_DRY_RUN),$(MAKE) --no-print-directory validate-$(1)-set/SET,set -e -o pipefail; \
+  $(VALIDATE) sets --plan $(VAL_PLAN) --axis $(1) > $(VAL_SETS)/sets-$(1).tsv; \
+  $(MAKE) --no-print-directory $(VAL_J) $$(cut -f1 $(VAL_SETS)/sets-$(1).tsv | sed 's|^|validate-$(1)-set/|'))
+# in a set's recipe: its run id and control in $$run and $$control
+val_set_vars = echo "validate: $*" >&2; \
+  read -r run control < <(awk -F'\t' -v s=$* '$$1 == s {print $$2, $$3}' $(VAL_SETS)/sets-$(1).tsv); \
+  test -n "$$run" || { echo "make: no $(1) set $* in $(VAL_SETS)/sets-$(1).tsv (make validate-$(1) lists them)" >&2; exit 3; }
+
+# Fidelity: every set's images embedded by one embed run against the reference half (the union, validate-fidelity-all;
+# radiomics, ~1 s per image and core, only on the FRD controls' sets: validate-fidelity-frd), each set's rows sliced
+# into its own tables (chexbench-validate slice), then each set scored by its own fidelity run (no conditional subsets).
+VAL_FID_ALL := validate-fidelity-all
+VAL_FID_FRD := $(if $(and $(strip $(VALIDATE_FRD_CONTROLS)),$(strip $(RADIOMICS_EXTRACTOR))),validate-fidelity-frd)
 validate-fidelity: validate-split
 	$(VALIDATE) build fidelity --pool-prompts $(VAL_POOL) --pool-root $(VAL_ROOT) --out $(VAL_SETS) \
 	  --seed $(VALIDATE_SEED) $(VALIDATE_FIDELITY_ARGS) > /dev/null
-	$(if $(VAL_DRY_RUN),$(MAKE) --no-print-directory validate-fidelity-set/SET,set -e -o pipefail; \
-	  sets=$$($(VALIDATE) sets --plan $(VAL_PLAN) --axis fidelity | cut -f1); \
-	  $(MAKE) --no-print-directory -j$(VALIDATE_JOBS) $$(printf 'validate-fidelity-set/%s ' $$sets))
+	$(VALIDATE) union --plan $(VAL_PLAN) --axis fidelity --out $(VAL_SETS)/$(VAL_FID_ALL:validate-%=%) > /dev/null
+	$(if $(VAL_FID_FRD),$(VALIDATE) union --plan $(VAL_PLAN) --axis fidelity --out $(VAL_SETS)/$(VAL_FID_FRD:validate-%=%) \
+	  $(addprefix --control ,$(VALIDATE_FRD_CONTROLS)) > /dev/null)
+	$(MAKE) --no-print-directory $(VAL_J) $(addprefix validate-fidelity-union/,$(VAL_FID_ALL) $(VAL_FID_FRD))
+	+$(call val_each_set,fidelity)
+
+# one union: imported (files relative to the sets' folder) and embedded, then sliced into the sets' embed/ folders
+validate-fidelity-union/%:
+	$(call stage_cmd,generate) import --csv $(VAL_SETS)/$(*:validate-%=%)/images.csv --images-dir $(VAL_SETS) \
+	  --prompts $(VAL_SETS)/prompts_holdout.parquet --model $(MODEL) --results $(RESULTS) --run-id $* > /dev/null
+	$(VALIDATE_SET_ENV) $(call stage_cmd,embed) run --results $(RESULTS) --model $(MODEL) --run-id $* \
+	  --images $(RESULTS)/$(MODEL)/$*/generate/images.parquet --images-root $(RESULTS)/$(MODEL)/$*/generate/images \
+	  --prompts $(VAL_SETS)/prompts_reference.parquet --real-root $(VAL_ROOT) \
+	  $(if $(filter $(VAL_FID_FRD),$*),$(RADIOMICS_EXTRACTOR) --num-workers $(VALIDATE_CPUS),\
+	  --extractor inception$(INCEPTION_WEIGHTS) --extractor raddino=$(VAL_RADDINO) --num-workers 0) \
+	  --device $(DEVICE) > /dev/null
+	$(VALIDATE) slice --union $(VAL_SETS)/$(*:validate-%=%)/images.csv --run $(RESULTS)/$(MODEL)/$* --out $(VAL_SETS) > /dev/null
 
 validate-fidelity-set/%:
-	@echo "validate: $*" >&2
-	set -e -o pipefail; read -r run control < <($(VALIDATE) sets --plan $(VAL_PLAN) --axis fidelity | \
-	  awk -F'\t' -v s=$* '$$1 == s {print $$2, $$3}'); \
-	test -n "$$run" || { echo "make: no fidelity set $* in $(VAL_PLAN)" >&2; exit 3; }; \
-	frd=; case " $(VALIDATE_FRD_CONTROLS) " in *" $$control "*) frd="$(RADIOMICS_EXTRACTOR)";; esac; \
-	$(call stage_cmd,generate) import --csv $(VAL_SETS)/$*/images.csv \
-	  --prompts $(VAL_SETS)/prompts_holdout.parquet --model $(MODEL) --results $(RESULTS) --run-id $$run > /dev/null; \
-	$(VALIDATE_SET_ENV) $(call stage_cmd,embed) run --results $(RESULTS) --model $(MODEL) --run-id $$run \
-	  --images $(RESULTS)/$(MODEL)/$$run/generate/images.parquet --images-root $(RESULTS)/$(MODEL)/$$run/generate/images \
-	  --prompts $(VAL_SETS)/prompts_reference.parquet --real-root $(VAL_ROOT) --num-workers 0 \
-	  --extractor inception$(INCEPTION_WEIGHTS) --extractor raddino=$(VAL_RADDINO) $$frd --device $(DEVICE) > /dev/null; \
+	set -e -o pipefail; $(call val_set_vars,fidelity); \
+	tables=$(VAL_SETS)/$*/embed; \
 	$(VALIDATE_SET_ENV) $(call stage_cmd,fidelity) run --results $(RESULTS) --model $(MODEL) --run-id $$run \
+	  $$(for t in $$tables/real-*.parquet; do printf ' --real %s' $$t; done) \
+	  $$(for t in $$tables/synthetic-*.parquet; do printf ' --synth %s' $$t; done) --images $$tables/images.parquet \
 	  --prompts $(VAL_POOL) --prdc-extractor inception --prdc-extractor raddino --bootstrap $(VALIDATE_BOOTSTRAP) > /dev/null
 
 # Report scorers: the four controls' predictions scored side by side in one run (validate-reports).
@@ -167,59 +196,66 @@ validate-privacy: validate-split validate-models
 	  --controls $(VALIDATE_PRIVACY_N) > /dev/null
 	$(VALIDATE) build privacy --pool-prompts $(VAL_POOL) --pool-root $(VAL_ROOT) --out $(VAL_SETS) \
 	  --seed $(VALIDATE_SEED) --sample-dir $(VAL_PRIV_SAMPLE) -n $(VALIDATE_PRIVACY_N) > /dev/null
+	$(MAKE) --no-print-directory $(VAL_J) validate-privacy-embed/validate-privacy-all validate-privacy-embed/validate-privacy
+	+$(call val_each_set,privacy)
+
+# the two embed runs of every privacy set: the training pool with every distinct synthetic image, the holdout with the
+# control copies
+validate-privacy-embed/validate-privacy-all:
 	$(call stage_cmd,generate) import --csv $(VAL_SETS)/privacy-all/images.csv \
 	  --prompts $(VAL_SETS)/prompts_reference.parquet --model $(MODEL) --results $(RESULTS) --run-id validate-privacy-all > /dev/null
-	$(call stage_cmd,embed) run --results $(RESULTS) --model $(MODEL) --run-id validate-privacy-all \
+	$(VALIDATE_SET_ENV) $(call stage_cmd,embed) run --results $(RESULTS) --model $(MODEL) --run-id validate-privacy-all \
 	  --images $(VAL_PRIV_ALL)/generate/images.parquet --images-root $(VAL_PRIV_ALL)/generate/images \
 	  --prompts $(VAL_SETS)/prompts_reference.parquet --real-root $(VAL_ROOT) --num-workers 0 \
 	  --extractor inception$(INCEPTION_WEIGHTS) --device $(DEVICE) > /dev/null
-	$(call stage_cmd,embed) run --results $(RESULTS) --model $(MODEL) --run-id validate-privacy \
+
+validate-privacy-embed/validate-privacy:
+	$(VALIDATE_SET_ENV) $(call stage_cmd,embed) run --results $(RESULTS) --model $(MODEL) --run-id validate-privacy \
 	  --images $(VAL_PRIV_SAMPLE)/control/images.parquet --images-root $(VAL_PRIV_SAMPLE)/control/images \
 	  --prompts $(VAL_SETS)/prompts_holdout.parquet --real-root $(VAL_ROOT) --num-workers 0 \
 	  --extractor inception$(INCEPTION_WEIGHTS) --device $(DEVICE) > /dev/null
-	set -e -o pipefail; $(VALIDATE) sets --plan $(VAL_PLAN) --axis privacy | \
-	while IFS=$$'\t' read -r set run control; do \
-	  echo "validate: $$set" >&2; \
-	  $(call stage_cmd,generate) import --csv $(VAL_SETS)/$$set/images.csv \
-	    --prompts $(VAL_SETS)/prompts_reference.parquet --model $(MODEL) --results $(RESULTS) --run-id $$run > /dev/null; \
-	  $(call stage_cmd,privacy) run --results $(RESULTS) --model $(MODEL) --run-id $$run \
-	    --train-prompts $(VAL_SETS)/prompts_reference.parquet --holdout-prompts $(VAL_SETS)/prompts_holdout.parquet \
-	    --real-root $(VAL_ROOT) --reid-weights $(VAL_REID) --extractor inception --sample-dir $(VAL_PRIV_SAMPLE) \
-	    --images $(RESULTS)/$(MODEL)/$$run/generate/images.parquet \
-	    --synth-embeddings $(VAL_PRIV_ALL)/embed/synthetic-inception.parquet \
-	    --train-embeddings $(VAL_PRIV_ALL)/embed/real-inception.parquet \
-	    --holdout-embeddings $(RESULTS)/$(MODEL)/validate-privacy/embed/real-inception.parquet \
-	    --control-embeddings $(RESULTS)/$(MODEL)/validate-privacy/embed/synthetic-inception.parquet \
-	    --workers 0 --bootstrap $(VALIDATE_BOOTSTRAP) --device $(DEVICE) > /dev/null; \
-	done
+
+validate-privacy-set/%:
+	set -e -o pipefail; $(call val_set_vars,privacy); \
+	$(call stage_cmd,generate) import --csv $(VAL_SETS)/$*/images.csv \
+	  --prompts $(VAL_SETS)/prompts_reference.parquet --model $(MODEL) --results $(RESULTS) --run-id $$run > /dev/null; \
+	$(VALIDATE_SET_ENV) $(call stage_cmd,privacy) run --results $(RESULTS) --model $(MODEL) --run-id $$run \
+	  --train-prompts $(VAL_SETS)/prompts_reference.parquet --holdout-prompts $(VAL_SETS)/prompts_holdout.parquet \
+	  --real-root $(VAL_ROOT) --reid-weights $(VAL_REID) --extractor inception --sample-dir $(VAL_PRIV_SAMPLE) \
+	  --images $(RESULTS)/$(MODEL)/$$run/generate/images.parquet \
+	  --synth-embeddings $(VAL_PRIV_ALL)/embed/synthetic-inception.parquet \
+	  --train-embeddings $(VAL_PRIV_ALL)/embed/real-inception.parquet \
+	  --holdout-embeddings $(RESULTS)/$(MODEL)/validate-privacy/embed/real-inception.parquet \
+	  --control-embeddings $(RESULTS)/$(MODEL)/validate-privacy/embed/synthetic-inception.parquet \
+	  --workers 0 --bootstrap $(VALIDATE_BOOTSTRAP) --device $(DEVICE) > /dev/null
 
 # Utility: classifiers trained only on the planted-signal twins (all_synthetic), tested on the planted real images.
 validate-utility: validate-split
 	$(VALIDATE) build utility --pool-prompts $(VAL_POOL) --pool-root $(VAL_ROOT) --out $(VAL_SETS) \
 	  --seed $(VALIDATE_SEED) $(VALIDATE_UTILITY_ARGS) > /dev/null
-	set -e -o pipefail; $(VALIDATE) sets --plan $(VAL_PLAN) --axis utility | \
-	while IFS=$$'\t' read -r set run control; do \
-	  echo "validate: $$set" >&2; \
-	  $(call stage_cmd,generate) import --csv $(VAL_SETS)/$$set/images.csv \
-	    --prompts $(VAL_SETS)/utility-real/prompts_reference.parquet --model $(MODEL) --results $(RESULTS) \
-	    --run-id $$run > /dev/null; \
-	  $(VALIDATE_CLASSIFY_ENV) $(call stage_cmd,classify) run --results $(RESULTS) --model $(MODEL) --run-id $$run \
-	    --train-prompts $(VAL_SETS)/utility-real/prompts_reference.parquet \
-	    --test-prompts $(VAL_SETS)/utility-real/prompts_holdout.parquet --real-root $(VAL_SETS)/utility-real \
-	    --images $(RESULTS)/$(MODEL)/$$run/generate/images.parquet --setting all_synthetic --seeds $(VALIDATE_UTILITY_SEEDS) \
-	    --bootstrap $(VALIDATE_BOOTSTRAP) $(VALIDATE_CLASSIFY_ARGS) --device $(DEVICE) > /dev/null; \
-	done
+	+$(call val_each_set,utility)
+
+validate-utility-set/%:
+	set -e -o pipefail; $(call val_set_vars,utility); \
+	$(call stage_cmd,generate) import --csv $(VAL_SETS)/$*/images.csv \
+	  --prompts $(VAL_SETS)/utility-real/prompts_reference.parquet --model $(MODEL) --results $(RESULTS) \
+	  --run-id $$run > /dev/null; \
+	$(VALIDATE_CLASSIFY_ENV) $(call stage_cmd,classify) run --results $(RESULTS) --model $(MODEL) --run-id $$run \
+	  --train-prompts $(VAL_SETS)/utility-real/prompts_reference.parquet \
+	  --test-prompts $(VAL_SETS)/utility-real/prompts_holdout.parquet --real-root $(VAL_SETS)/utility-real \
+	  --images $(RESULTS)/$(MODEL)/$$run/generate/images.parquet --setting all_synthetic --seeds $(VALIDATE_UTILITY_SEEDS) \
+	  --bootstrap $(VALIDATE_BOOTSTRAP) $(VALIDATE_CLASSIFY_ARGS) --device $(DEVICE) > /dev/null
 
 # Alignment: the same real images under matched, other-pathology and shuffled prompts, scored by chexbench-align.
 validate-alignment: validate-split validate-models
 	$(VALIDATE) build alignment --pool-prompts $(VAL_POOL) --pool-root $(VAL_ROOT) --out $(VAL_SETS) \
 	  --seed $(VALIDATE_SEED) $(VALIDATE_ALIGNMENT_ARGS) > /dev/null
-	set -e -o pipefail; $(VALIDATE) sets --plan $(VAL_PLAN) --axis alignment | \
-	while IFS=$$'\t' read -r set run control; do \
-	  echo "validate: $$set" >&2; \
-	  $(call stage_cmd,generate) import --csv $(VAL_SETS)/$$set/images.csv --prompts $(VAL_POOL) \
-	    --model $(MODEL) --results $(RESULTS) --run-id $$run > /dev/null; \
-	  $(call stage_cmd,align) run --results $(RESULTS) --model $(MODEL) --run-id $$run --prompts $(VAL_POOL) \
-	    --image-weights $(VAL_BIOVIL)/biovil_t_image_model_proj_size_128.pt --text-model $(VAL_BIOVIL_TEXT) \
-	    --no-conditional --bootstrap $(VALIDATE_BOOTSTRAP) --seed $(VALIDATE_SEED) --device $(DEVICE) > /dev/null; \
-	done
+	+$(call val_each_set,alignment)
+
+validate-alignment-set/%:
+	set -e -o pipefail; $(call val_set_vars,alignment); \
+	$(call stage_cmd,generate) import --csv $(VAL_SETS)/$*/images.csv --prompts $(VAL_POOL) \
+	  --model $(MODEL) --results $(RESULTS) --run-id $$run > /dev/null; \
+	$(VALIDATE_SET_ENV) $(call stage_cmd,align) run --results $(RESULTS) --model $(MODEL) --run-id $$run --prompts $(VAL_POOL) \
+	  --image-weights $(VAL_BIOVIL)/biovil_t_image_model_proj_size_128.pt --text-model $(VAL_BIOVIL_TEXT) \
+	  --no-conditional --bootstrap $(VALIDATE_BOOTSTRAP) --seed $(VALIDATE_SEED) --device $(DEVICE) > /dev/null

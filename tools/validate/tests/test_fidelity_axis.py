@@ -1,6 +1,6 @@
 """The fidelity axis: the patient-disjoint split, ladders that worsen at every level, the sets written for and
-imported by `chexbench-generate import`, and the whole chain (import -> embed -> fidelity -> judge) on the real FID
-Inception, where a sign-flipped FID makes judge fail."""
+imported by `chexbench-generate import`, and the whole chain (every set in one union imported and embedded, sliced
+into each set's tables -> fidelity -> judge) on the real FID Inception, where a sign-flipped FID makes judge fail."""
 
 from __future__ import annotations
 
@@ -156,12 +156,67 @@ def test_collapse_must_be_below_the_holdout_size(real_pool, tmp_path):
     assert result.exit_code != 0 and "--collapse 8" in result.output
 
 
-@pytest.fixture(scope="module")
-def blur_chain(real_pool, tmp_path_factory):
-    """The blur ladder (8 holdout images, 12 reference images) imported and embedded with the real FID Inception."""
+def cli(command, *args):
+    result = CliRunner().invoke(command, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def run_args(results, run_id):
+    """A stage's `run` command for the demo model's run."""
+    return ["run", "--results", results, "--model", "demo", "--run-id", run_id]
+
+
+def embed_run(results, run_id, gen, out, root, cache):
     from chexbench_embed.cli import main as embed
+
+    cli(
+        embed,
+        *run_args(results, run_id),
+        "--images",
+        gen / "images.parquet",
+        "--images-root",
+        gen / "images",
+        "--prompts",
+        out / "prompts_reference.parquet",
+        "--real-root",
+        root,
+        "--extractor",
+        "inception",
+        "--num-workers",
+        "0",
+        "--device",
+        "cpu",
+        "--cache-dir",
+        cache,
+    )
+
+
+def import_run(results, run_id, csv, out, *extra):
     from chexbench_generate.cli import main as generate
 
+    cli(
+        generate,
+        "import",
+        "--csv",
+        csv,
+        "--prompts",
+        out / "prompts_holdout.parquet",
+        "--model",
+        "demo",
+        "--results",
+        results,
+        "--run-id",
+        run_id,
+        *extra,
+    )
+    return results / "demo" / run_id / "generate"
+
+
+@pytest.fixture(scope="module")
+def blur_chain(real_pool, tmp_path_factory):
+    """The blur ladder (8 holdout images, 12 reference images) as make validate runs it: every set in one union,
+    imported and embedded once with the real FID Inception, then sliced into each set's tables."""
     prompts, root = real_pool
     base = tmp_path_factory.mktemp("chain")
     out, results = base / "sets", base / "Results"
@@ -185,75 +240,74 @@ def blur_chain(real_pool, tmp_path_factory):
     plan = pd.read_csv(out / "plan.csv", keep_default_na=False)
     plan = plan[plan["control"] != "collapse"]
     plan.to_csv(out / "plan.csv", index=False)
-    for row in plan.itertuples():
-        gen = results / "demo" / row.run_id / "generate"
-        for cli, args in (
-            (
-                generate,
-                [
-                    "import",
-                    "--csv",
-                    out / row.set_id / "images.csv",
-                    "--prompts",
-                    out / "prompts_holdout.parquet",
-                    "--model",
-                    "demo",
-                    "--run-id",
-                    row.run_id,
-                ],
-            ),
-            (
-                embed,
-                [
-                    "run",
-                    "--model",
-                    "demo",
-                    "--run-id",
-                    row.run_id,
-                    "--images",
-                    gen / "images.parquet",
-                    "--images-root",
-                    gen / "images",
-                    "--prompts",
-                    out / "prompts_reference.parquet",
-                    "--real-root",
-                    root,
-                    "--extractor",
-                    "inception",
-                    "--num-workers",
-                    "0",
-                    "--device",
-                    "cpu",
-                    "--cache-dir",
-                    base / "cache",
-                ],
-            ),
-        ):
-            result = CliRunner().invoke(cli, [str(a) for a in [*args, "--results", results]])
-            assert result.exit_code == 0, result.output
+    run("union", "--plan", out / "plan.csv", "--axis", "fidelity", "--out", out / "fidelity-all")
+    gen = import_run(results, "validate-fidelity-all", out / "fidelity-all" / "images.csv", out, "--images-dir", out)
+    embed_run(results, "validate-fidelity-all", gen, out, root, base / "cache")
+    run("slice", "--union", out / "fidelity-all" / "images.csv", "--run", gen.parent, "--out", out)
     return results, out / "plan.csv", plan, prompts
+
+
+def test_the_union_holds_every_set_and_a_slice_equals_an_embed_run_of_its_set_alone(blur_chain, real_pool):
+    from chexbench_schema import read_embeddings
+
+    results, plan_path, plan, _ = blur_chain
+    out, (_, root) = plan_path.parent, real_pool
+    union = pd.read_csv(out / "fidelity-all" / "images.csv", keep_default_na=False)
+    assert union.groupby("set_id").size().to_dict() == dict.fromkeys(plan["set_id"], 8)
+    assert union.groupby("set_id")["sample_index"].nunique().eq(1).all()  # the set's position names its images
+
+    gen = import_run(results, "alone", out / "fidelity-blur-2" / "images.csv", out)
+    embed_run(results, "alone", gen, out, root, results.parent / "cache")
+    alone = read_embeddings(results / "demo" / "alone" / "embed" / "synthetic-inception.parquet")
+    sliced = read_embeddings(out / "fidelity-blur-2" / "embed" / "synthetic-inception.parquet")
+    images = read_table(out / "fidelity-blur-2" / "embed" / "images.parquet", "images")
+    assert sliced.frame["image_id"].tolist() == images["image_id"].tolist()
+    prompt_of = dict(zip(images["image_id"], images["prompt_id"], strict=True))
+    order = [alone.frame["image_id"].tolist().index(f"{prompt_of[i]}-0") for i in sliced.frame["image_id"]]
+    assert len(sliced.frame) == 8
+    np.testing.assert_allclose(sliced.vectors, alone.vectors[order], rtol=1e-5, atol=1e-5)
+    for key in ("extractor", "weights_sha256", "preprocessing"):
+        assert sliced.metadata["extra"][key] == alone.metadata["extra"][key]
+    real = out / "fidelity-blur-2" / "embed" / "real-inception.parquet"
+    assert real.is_symlink() and real.resolve() == results / "demo" / "validate-fidelity-all" / "embed" / real.name
+
+
+def test_union_and_slice_refuse_what_they_cannot_do(blur_chain, tmp_path):
+    results, plan_path, _, _ = blur_chain
+    result = CliRunner().invoke(
+        main, ["union", "--plan", str(plan_path), "--axis", "fidelity", "--control", "gama", "--out", str(tmp_path)]
+    )
+    assert result.exit_code != 0 and "--control gama: no such fidelity control" in result.output
+    union = pd.read_csv(plan_path.parent / "fidelity-all" / "images.csv")
+    union.loc[len(union)] = ["p-unknown", "fidelity-original/images/x.png", 9, "fidelity-x"]
+    union.to_csv(tmp_path / "images.csv", index=False)
+    args = ["slice", "--union", tmp_path / "images.csv", "--run", results / "demo" / "validate-fidelity-all"]
+    result = CliRunner().invoke(main, [str(a) for a in [*args, "--out", tmp_path / "sets"]])
+    assert result.exit_code != 0 and "image p-unknown-9 of set fidelity-x is missing" in result.output
+    assert not (tmp_path / "sets").exists()
 
 
 def fidelity(results, plan, prompts):
     from chexbench_fidelity.cli import main as fidelity_cli
 
-    for run_id in plan["run_id"]:
+    sets = results.parent / "sets"
+    for row in plan.itertuples():
+        tables = sets / row.set_id / "embed"
         args = [
-            "run",
-            "--results",
-            results,
-            "--model",
-            "demo",
-            "--run-id",
-            run_id,
+            *run_args(results, row.run_id),
+            "--real",
+            tables / "real-inception.parquet",
+            "--synth",
+            tables / "synthetic-inception.parquet",
+            "--images",
+            tables / "images.parquet",
             "--prompts",
             prompts,
             "--bootstrap",
             "50",
             "--force",
         ]
-        result = CliRunner().invoke(fidelity_cli, [str(a) for a in args])
-        assert result.exit_code == 0, result.output
+        cli(fidelity_cli, *args)
 
 
 def fid_verdict(results):
@@ -272,6 +326,9 @@ def test_real_fid_does_not_fail_the_blur_ladder_and_a_sign_flip_does(blur_chain,
     result = CliRunner().invoke(main, [str(a) for a in args])
     verdict, values = fid_verdict(results)
     assert verdict in ("pass", "underpowered"), result.output  # 8 images may not separate every level
+    # the weights status comes from the sliced tables fidelity read (its manifest), as from an embed folder
+    table = pd.read_csv(results / "demo" / "validate" / "validate" / "validation.csv", keep_default_na=False)
+    assert table.loc[table["relation"] == "fid-inception-blur", "weights"].str.startswith("real: sha256").all()
     assert all(b > a for a, b in zip(values, values[1:], strict=False)), values
 
     # the broken metric: FID with its sign flipped, in the value and in every bootstrap replicate

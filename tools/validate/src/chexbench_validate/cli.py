@@ -122,3 +122,30 @@ def judge(results, model, run_id, plan, relations, declarations, registry, stric
             f"{len(failed)} relation(s) did not pass: {', '.join(failed['relation'])} "
             f"(see {stage.dir / 'validation.csv'})"
         )
+
+
+@main.command()
+@click.option("--plan", type=_path, required=True, help="plan.csv of the sets (written by build).")
+@click.option("--axis", required=True, help="The axis whose sets go into the union.")
+@click.option("--control", "controls", multiple=True, help="Only these controls' sets (repeat) [default: every set].")
+@click.option("--out", type=_path, required=True, help="Folder of the union's images.csv.")
+def union(plan, axis, controls, out):
+    """One images.csv of every set of an axis, for one `chexbench-generate import --images-dir <sets>` and one embed
+    run over all of them; `slice` then gives each set its own tables."""
+    from .union import write_union
+
+    path, count = write_union(plan, axis, controls, out)
+    click.echo(f"{path} ({count} sets)")
+
+
+@main.command("slice")
+@click.option("--union", "union_csv", type=_path, required=True, help="images.csv written by `union`.")
+@click.option("--run", "run_dir", type=_path, required=True, help="The run that imported and embedded it.")
+@click.option("--out", type=_path, required=True, help="Folder of the sets (each set's tables go to <set_id>/embed/).")
+def slice_tables(union_csv, run_dir, out):
+    """Write each set's rows of the union run's images and synthetic embeddings tables, and link its real tables,
+    into OUT/<set_id>/embed/ (the tables an embed run of the set alone would give)."""
+    from .union import slice_run
+
+    written = slice_run(union_csv, run_dir, out)
+    click.echo(f"{len(written)} tables under {out}/*/embed")

@@ -26,7 +26,7 @@ from . import __version__
 from .kinds import FAIL, KINDS, STAND_IN, UNDERPOWERED, VERDICTS, Judgement, Point, set_name
 from .plan import read_plan
 from .relations import Relation, default_path, load_relations
-from .weights import PRIVACY_SPACES, UNVERIFIED, registry_pins, status_for
+from .weights import PRIVACY_SPACES, UNVERIFIED, registry_pins, status_for, synthetic_tables
 from .weights import STAND_IN as WEIGHTS_STAND_IN
 
 log = logging.getLogger(__name__)
@@ -259,7 +259,7 @@ def _weights_evidence(folder: Path) -> dict[str, Path]:
     """The files a stage folder's weights status is read from besides its manifest (the run's embedding tables, a
     privacy run's spaces.json), so that other weights behind the same metrics redo the judgement."""
     run = folder.parent
-    files = sorted((run / "embed").glob("synthetic-*.parquet")) + [folder / PRIVACY_SPACES]
+    files = synthetic_tables(folder) + [folder / PRIVACY_SPACES]
     return {f"{run.name}/{path.parent.name}/{path.name}": path for path in files if path.is_file()}
 
 

@@ -88,11 +88,27 @@ def decide(name: str, sha256: str | None, off_shape: str | None, declared: str |
     return Status(UNVERIFIED, "no pinned sha256 matches and nothing was declared (--weights NAME=real|stand-in)")
 
 
-def extractor_status(embed_dir: Path, name: str, declared: str | None, pins: dict[str, str]) -> Status:
-    """From the synthetic embeddings table the set's embed stage wrote for `name`."""
+def synthetic_tables(stage_dir: Path) -> list[Path]:
+    """The synthetic embeddings tables a stage read: those its manifest records (`synth_<i>` inputs: a set sliced
+    from a union run), else those of its run's embed/ folder."""
+    manifest = stage_dir / MANIFEST
+    record = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    recorded = [
+        recorded_path(record, entry["path"])
+        for key, entry in record.get("inputs", {}).items()
+        if key.startswith("synth_") and key[len("synth_") :].isdigit()
+    ]
+    return recorded or sorted((stage_dir.parent / "embed").glob("synthetic-*.parquet"))
+
+
+def extractor_status(stage_dir: Path, name: str, declared: str | None, pins: dict[str, str]) -> Status:
+    """From the synthetic embeddings table of `name` the set's stage read."""
     if name in WEIGHTLESS:
         return Status(NONE, WEIGHTLESS[name])
-    table = embed_dir / f"synthetic-{name}.parquet"
+    table = next(
+        (t for t in synthetic_tables(stage_dir) if t.name == f"synthetic-{name}.parquet"),
+        stage_dir.parent / "embed" / f"synthetic-{name}.parquet",
+    )
     if not table.is_file():
         return decide(name, None, None, declared, pins) if declared else Status(UNVERIFIED, f"{table} not found")
     extra = read_metadata(table).get("extra", {})
@@ -163,7 +179,7 @@ def status_for(
         elif (folder / stage / PRIVACY_SPACES).is_file() and not (folder / "embed").is_dir():
             found.append(privacy_space_status(folder / stage, weights))
         else:
-            found.append(extractor_status(folder / "embed", weights, declared.get(weights), pins))
+            found.append(extractor_status(folder / stage, weights, declared.get(weights), pins))
     for status in (STAND_IN, UNVERIFIED, NONE, REAL):
         match = [s for s in found if s.status == status]
         if match:
