@@ -175,7 +175,7 @@ assert (verdict[["BLEU-1-references", "BLEU-4-references", "ROUGE-L-references"]
 assert verdict["alignment-order"] == "stand-in" and not (verdict == "fail").any(), verdict
 print(f"validation.csv ok: {verdict.value_counts().to_dict()}")
 PYEOF
-  grep -q "validate-judge validate" "$logs/jobs.tsv" || fail "jobs.tsv has no judge line"
+  grep -q "validate-judge validate-run" "$logs/jobs.tsv" || fail "jobs.tsv has no judge line"
 
   # judged: a second submission queues nothing
   local again

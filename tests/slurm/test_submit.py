@@ -554,7 +554,7 @@ def test_validate_chain_jobs_resources_and_order(tmp_path, whole_venv):
     assert (
         by_step["validate-utility"]["opts"]["--gres"] == "gpu:1" and "--gres" not in by_step["validate-judge"]["opts"]
     )
-    assert rows[-1]["target"] == "validate" and rows[-1]["folder"] == "validate"
+    assert rows[-1]["target"] == "validate-run" and rows[-1]["folder"] == "validate"
 
 
 @pytest.mark.parametrize("where", ["MAKE_VARS", "environment"])
@@ -627,9 +627,9 @@ def test_validate_chain_preflight(tmp_path, whole_venv):
 
 
 def test_the_validate_judge_step_runs_the_judge_alone(tmp_path, whole_venv):
-    """The judge job: make validate with every axis held back runs the judgement, the report page and the gate, no
-    axis's commands and no setup (the sub-make that runs the judge gets -o setup too)."""
-    job = {"CHEXBENCH_SUBCMD": "bench", "BENCH_TARGET": "validate", "BENCH_TABLE": "compose/hpc/validate.tsv"}
+    """The judge job: make validate-run with every axis held back runs the judgement, the report page and the gate,
+    no axis's commands and no setup (the sub-make that runs the judge gets -o setup too)."""
+    job = {"CHEXBENCH_SUBCMD": "bench", "BENCH_TARGET": "validate-run", "BENCH_TABLE": "compose/hpc/validate.tsv"}
     job |= {"MODEL": "demo", "RUN_ID": "validate", "VALIDATE_AXES": "reports utility"}
     result, calls = run_job(tmp_path, whole_venv, "validate-judge", **job)
     assert result.returncode == 0, result.stderr
@@ -638,14 +638,14 @@ def test_the_validate_judge_step_runs_the_judge_alone(tmp_path, whole_venv):
     assert "--strict" in calls[2]["argv"] and "--strict" not in calls[0]["argv"]
     assert not (whole_venv / "bin" / "python").exists()  # setup never ran
     row = (tmp_path / "Results/demo/validate/slurm-logs/jobs.tsv").read_text().splitlines()[1].split("\t")
-    assert row[5:7] == ["validate-judge validate", "0"]
+    assert row[5:7] == ["validate-judge validate-run", "0"]
 
     # the judge's own exit code (8: a relation failed) is the job's, not the sub-make's 2
     (tmp_path / "calls.jsonl").unlink()
     result, calls = run_job(tmp_path, whole_venv, "validate-judge", FAKE_EXIT="8", **job)
     assert result.returncode == 8 and len(calls) == 1
     row = (tmp_path / "Results/demo/validate/slurm-logs/jobs.tsv").read_text().splitlines()[2].split("\t")
-    assert row[5:7] == ["validate-judge validate", "8"]
+    assert row[5:7] == ["validate-judge validate-run", "8"]
 
 
 def test_a_validate_axis_step_runs_its_axis_alone(tmp_path, whole_venv):
