@@ -54,3 +54,51 @@ def test_fid_replicates_spread_shrinks_with_more_prompts():
     assert spreads[1] < 0.6 * spreads[0]  # ~1/sqrt(n): 10x the prompts, ~0.32x the spread
     assert spreads[0] > 0
     assert np.std(fid_replicates(real, synth, units, 30, seed=0)) == pytest.approx(spreads[1])
+
+
+def unbiased_mmd2_of_rows(real, synth):
+    """The textbook unbiased MMD² (different sizes allowed) with sklearn's polynomial kernel."""
+    from sklearn.metrics.pairwise import polynomial_kernel
+
+    def k(a, b):
+        return polynomial_kernel(a, b, degree=3, gamma=1.0 / real.shape[1], coef0=1.0)
+
+    m, n = len(real), len(synth)
+    xx, yy = k(real, real), k(synth, synth)
+    return (
+        (xx.sum() - np.trace(xx)) / (m * (m - 1))
+        + (yy.sum() - np.trace(yy)) / (n * (n - 1))
+        - 2.0 * k(real, synth).mean()
+    )
+
+
+def test_weighted_mmd2_is_the_unbiased_mmd2_of_the_resampled_rows():
+    from chexbench_fidelity.bootstrap import weighted_mmd2
+    from chexbench_fidelity.kid import kernel_matrix
+
+    rng = np.random.default_rng(4)
+    real, synth = correlated(rng, 12, 5), correlated(rng, 9, 5, shift=0.4)
+    k_rr, k_ss, k_rs = kernel_matrix(real, real), kernel_matrix(synth, synth), kernel_matrix(real, synth)
+    ones_r, ones_s = np.ones(12, np.int64), np.ones(9, np.int64)
+    assert weighted_mmd2(k_rr, k_ss, k_rs, ones_r, ones_s) == pytest.approx(unbiased_mmd2_of_rows(real, synth))
+    for _ in range(3):  # a row drawn twice pairs with its copy; a row not drawn is gone
+        w_real, w_synth = rng.multinomial(12, np.full(12, 1 / 12)), rng.multinomial(9, np.full(9, 1 / 9))
+        expected = unbiased_mmd2_of_rows(np.repeat(real, w_real, axis=0), np.repeat(synth, w_synth, axis=0))
+        assert weighted_mmd2(k_rr, k_ss, k_rs, w_real, w_synth) == pytest.approx(expected, rel=1e-6)
+    assert weighted_mmd2(k_rr, k_ss, k_rs, np.eye(12, dtype=np.int64)[0], ones_s) is None
+
+
+def test_kid_replicates_are_centred_on_the_sets_and_shrink_with_more_prompts():
+    from chexbench_fidelity.bootstrap import kid_replicates
+
+    rng = np.random.default_rng(5)
+    spreads = []
+    for n in (40, 400):
+        real, synth = correlated(rng, n, 6), correlated(rng, n, 6, shift=0.3)
+        ids = np.array([f"p{i}" for i in range(n)], dtype=object)
+        units = Units.from_labels(ids, ids, paired=True)
+        reps = kid_replicates(real, synth, units, 40, seed=0)
+        assert len(reps) == 40
+        assert abs(reps.mean() - unbiased_mmd2_of_rows(real, synth)) < 3 * reps.std()
+        spreads.append(reps.std())
+    assert 0 < spreads[1] < 0.6 * spreads[0]

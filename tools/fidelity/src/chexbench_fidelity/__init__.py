@@ -1,3 +1,3 @@
 """chexbench fidelity stage: distribution metrics between real and synthetic embeddings."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -2,6 +2,7 @@
 move together).
 
 * FID: B bootstrap replicates (prompts drawn with replacement; the covariances become Xᵀ diag(w) X).
+* KID: the same draws of the whole sets' unbiased MMD² (the kernel matrices weighted by the multiplicities).
 * P/R/D/C: resampling with replacement would put zero-distance duplicates into the k-NN balls, so B half-samples of
   the prompts without replacement are used instead (half-sampling: for mean-like statistics the spread of half-sample
   estimates equals the sampling spread of the full-sample estimate).
@@ -94,6 +95,31 @@ def weighted_fid(real: np.ndarray, synth: np.ndarray, w_real: np.ndarray, w_synt
         return frechet_distance_low_rank(real, synth, w_real, w_synth)
     g_real = fit_gaussian(real, w_real)
     return frechet_distance(g_real, fit_gaussian(synth, w_synth), psd_sqrt(g_real.cov))
+
+
+def kid_replicates(
+    real: np.ndarray, synth: np.ndarray, units: Units, reps: int, seed: int, tick: Callable[[], None] = lambda: None
+) -> np.ndarray:
+    """Unbiased polynomial-kernel MMD² of the whole sets in `reps` prompt-bootstrap replicates: the kernel matrices
+    once, then each draw's multiplicity-weighted sums (KID's subsets average this same U-statistic)."""
+    from .kid import kernel_matrix
+
+    k_rr, k_ss, k_rs = kernel_matrix(real, real), kernel_matrix(synth, synth), kernel_matrix(real, synth)
+    return replicates(units, reps, seed, tick, lambda w_real, w_synth: weighted_mmd2(k_rr, k_ss, k_rs, w_real, w_synth))
+
+
+def weighted_mmd2(
+    k_rr: np.ndarray, k_ss: np.ndarray, k_rs: np.ndarray, w_real: np.ndarray, w_synth: np.ndarray
+) -> float | None:
+    """Unbiased MMD² of the multiset in which row i appears w_i times: within a set every pair of distinct
+    positions (a row's copies pair with each other, never with themselves); None when a side has fewer than 2."""
+    m, n = int(w_real.sum()), int(w_synth.sum())
+    if m < 2 or n < 2:
+        return None
+    w, v = w_real.astype(np.float64), w_synth.astype(np.float64)
+    xx = (w @ k_rr @ w - w @ np.diag(k_rr)) / (m * (m - 1))
+    yy = (v @ k_ss @ v - v @ np.diag(k_ss)) / (n * (n - 1))
+    return float(xx + yy - 2.0 * (w @ k_rs @ v) / (m * n))
 
 
 def frd_replicates(

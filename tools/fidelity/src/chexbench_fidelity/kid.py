@@ -34,6 +34,15 @@ def _kernel_sum(x: np.ndarray, y: np.ndarray | None, gamma: float, coef: float, 
     return float(p.sum(dtype=np.float64)), float(np.trace(p, dtype=np.float64))
 
 
+def kernel_matrix(
+    x: np.ndarray, y: np.ndarray, *, degree: int = 3, gamma: float | None = None, coef: float = 1.0
+) -> np.ndarray:
+    """k(x_i, y_j) for every pair, float64 (the Gram product a float32 GEMM, as in the kernel sums)."""
+    gamma = 1.0 / x.shape[1] if gamma is None else gamma
+    g = np.asarray(x, np.float32) @ np.asarray(y, np.float32).T
+    return (g.astype(np.float64) * gamma + coef) ** degree
+
+
 def _self_offdiagonal_sum(x: np.ndarray, gamma: float, coef: float, degree: int) -> float:
     """Sum of k(x_i, x_j) over i != j. Own blocking rather than one x @ x.T: the Gram matrix is symmetric, so with
     x = [a; b] three half-size products (aaᵀ, bbᵀ and abᵀ counted twice) replace four (BLAS syrk is no faster)."""

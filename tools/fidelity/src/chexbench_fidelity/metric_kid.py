@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from . import bootstrap
 from . import kid as kid_lib
 from .manifold import compute_prdc_kid, pass_tiles
 from .registry import Context, Metric, Row, suffix
 
 LEADERBOARD_NAMES = {"dinov2": "KD_DINOv2"}  # dgm-eval's name for KID on DINOv2 features
+# the CI's kernel matrices (real², synthetic², real x synthetic, float64): at most this many elements (800 MB)
+CI_MAX_ELEMENTS = 10**8
 
 
 def fused_pass(ctx: Context):
@@ -56,10 +59,20 @@ def compute(ctx: Context) -> list[Row]:
             f"KID std unavailable: both sets ({len(x_real)} real, {len(x_synth)} synthetic) fit in one subset of "
             f"{s.kid_subset_size}, so every subset is the whole set and the spread measures nothing"
         )
-    return [
-        Row("KID", ctx.group.name, name, kid.mean, **n, notes=list(note)),
-        Row("KID_std", ctx.group.name, name, std, **n, notes=std_note),
-    ]
+    row = Row("KID", ctx.group.name, name, kid.mean, **n, notes=list(note))
+    _confidence_interval(row, ctx)
+    return [row, Row("KID_std", ctx.group.name, name, std, **n, notes=std_note)]
+
+
+def _confidence_interval(row: Row, ctx: Context) -> None:
+    """With --bootstrap: prompt-bootstrap replicates of the whole sets' unbiased MMD², centred on KID."""
+    elements = (len(ctx.x_real) + len(ctx.x_synth)) ** 2
+    if ctx.settings.bootstrap and elements > CI_MAX_ELEMENTS:
+        row.notes.append(
+            f"KID CI unavailable: its kernel matrices would hold {elements:.3g} values (at most {CI_MAX_ELEMENTS:.0e})"
+        )
+        return
+    ctx.evaluator.bootstrap_ci(row, ctx, bootstrap.kid_replicates)
 
 
 def column(row: Row, primary: str | None) -> str:
@@ -71,7 +84,8 @@ METRIC = Metric(
     name="kid",
     outputs=("KID", "KID_std"),
     features="every embedding extractor (DINOv2: KD_DINOv2)",
-    ci="spread over 100 seeded subsets of 1000 (KID_std, ddof 0); not a CI",
+    ci="prompt bootstrap of the whole sets' unbiased MMD² (weighted kernel matrices), centred percentile; KID_std: "
+    "spread over 100 seeded subsets of 1000 (ddof 0), not a CI",
     reference="torchmetrics KID on the same subsets, pair-by-pair unbiased MMD²",
     measures="unbiased MMD² with the cubic polynomial kernel (xᵀy/d + 1)³",
     compute=compute,
