@@ -278,6 +278,12 @@ def test_union_and_slice_refuse_what_they_cannot_do(blur_chain, tmp_path):
         main, ["union", "--plan", str(plan_path), "--axis", "fidelity", "--control", "gama", "--out", str(tmp_path)]
     )
     assert result.exit_code != 0 and "--control gama: no such fidelity control" in result.output
+    # a plan built with fewer ladders than the controls named: the present ones, and a warning for the rest
+    args = ["union", "--plan", plan_path, "--axis", "fidelity", "--control", "blur", "--control", "noise"]
+    result = CliRunner().invoke(main, [str(a) for a in [*args, "--out", tmp_path / "frd"]])
+    assert result.exit_code == 0 and "no fidelity sets of control(s) noise" in result.output
+    chosen = pd.read_csv(tmp_path / "frd" / "images.csv")
+    assert sorted(chosen["set_id"].unique()) == [f"fidelity-blur-{level}" for level in range(1, 5)]
     union = pd.read_csv(plan_path.parent / "fidelity-all" / "images.csv")
     union.loc[len(union)] = ["p-unknown", "fidelity-original/images/x.png", 9, "fidelity-x"]
     union.to_csv(tmp_path / "images.csv", index=False)
