@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 from chexbench_common.atomic import atomic_path
 from chexbench_common.errors import BadInputError, BadRowsError
-from chexbench_schema import read_embeddings, read_metadata, read_table, write_embeddings, write_table
+from chexbench_schema import Embeddings, read_embeddings, read_metadata, read_table, write_embeddings, write_table
 
 from . import __version__
 from .axes.common import IMAGES_CSV
@@ -86,12 +86,15 @@ def slice_run(union_csv: Path, run_dir: Path, sets_dir: Path) -> list[Path]:
         )
     images = read_table(images_path, "images")
     _check_covers(images_path, images["image_id"], set_of)
+    images_extra = read_metadata(images_path).get("extra", {})
+    tables = {path: read_embeddings(path) for path in synthetic}  # each read once, sliced for every set
+    for path, emb in tables.items():
+        _check_covers(path, emb.frame["image_id"], set_of)
     written = []
     for set_id in dict.fromkeys(union["set_id"]):
         folder = sets_dir / set_id / SLICE_DIR
         folder.mkdir(parents=True, exist_ok=True)
         mine = images["image_id"].map(set_of).eq(set_id).to_numpy()
-        extra = read_metadata(images_path).get("extra", {}) | _origin(images_path, folder, set_id)
         written.append(
             write_table(
                 images[mine].reset_index(drop=True),
@@ -99,10 +102,10 @@ def slice_run(union_csv: Path, run_dir: Path, sets_dir: Path) -> list[Path]:
                 "images",
                 producer=PRODUCER,
                 run_id=run_dir.name,
-                extra=extra,
+                extra=images_extra | _origin(images_path, folder, set_id),
             )
         )
-        written += [_slice_embeddings(path, set_of, set_id, folder) for path in synthetic]
+        written += [_slice_embeddings(path, emb, set_of, set_id, folder) for path, emb in tables.items()]
         written += [_link(path, folder) for path in real]
     return written
 
@@ -117,9 +120,7 @@ def _check_covers(path: Path, image_ids: pd.Series, set_of: dict[str, str]) -> N
         )
 
 
-def _slice_embeddings(path: Path, set_of: dict[str, str], set_id: str, folder: Path) -> Path:
-    emb = read_embeddings(path)
-    _check_covers(path, emb.frame["image_id"], set_of)
+def _slice_embeddings(path: Path, emb: Embeddings, set_of: dict[str, str], set_id: str, folder: Path) -> Path:
     mine = emb.frame["image_id"].map(set_of).eq(set_id).to_numpy()
     meta = emb.metadata.get("extra", {})
     keep = {k: v for k, v in meta.items() if k not in ("extractor", "weights_sha256", "preprocessing", "dim")}
