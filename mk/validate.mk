@@ -101,7 +101,8 @@ val_set_vars = echo "validate: $*" >&2; \
 
 # Fidelity: every set's images embedded by one embed run against the reference half (the union, validate-fidelity-all;
 # radiomics, ~1 s per image and core, only on the FRD controls' sets: validate-fidelity-frd), each set's rows sliced
-# into its own tables (chexbench-validate slice), then each set scored by its own fidelity run (no conditional subsets).
+# into its own tables (chexbench-validate slice, once, after both), then each set scored by its own fidelity run (no
+# conditional subsets).
 VAL_FID_ALL := validate-fidelity-all
 VAL_FID_FRD := $(if $(and $(strip $(VALIDATE_FRD_CONTROLS)),$(strip $(RADIOMICS_EXTRACTOR))),validate-fidelity-frd)
 validate-fidelity: validate-split
@@ -111,9 +112,11 @@ validate-fidelity: validate-split
 	$(if $(VAL_FID_FRD),$(VALIDATE) union --plan $(VAL_PLAN) --axis fidelity --out $(VAL_SETS)/$(VAL_FID_FRD:validate-%=%) \
 	  $(addprefix --control ,$(VALIDATE_FRD_CONTROLS)) > /dev/null)
 	$(MAKE) --no-print-directory $(VAL_J) $(addprefix validate-fidelity-union/,$(VAL_FID_ALL) $(VAL_FID_FRD))
+	$(VALIDATE) slice $(foreach r,$(VAL_FID_ALL) $(VAL_FID_FRD),--union $(VAL_SETS)/$(r:validate-%=%)/images.csv \
+	  --run $(RESULTS)/$(MODEL)/$(r)) --out $(VAL_SETS) > /dev/null
 	+$(call val_each_set,fidelity)
 
-# one union: imported (files relative to the sets' folder) and embedded, then sliced into the sets' embed/ folders
+# one union: imported (files relative to the sets' folder) and embedded; `slice` then gives each set its tables
 validate-fidelity-union/%:
 	$(call stage_cmd,generate) import --csv $(VAL_SETS)/$(*:validate-%=%)/images.csv --images-dir $(VAL_SETS) \
 	  --prompts $(VAL_SETS)/prompts_holdout.parquet --model $(MODEL) --results $(RESULTS) --run-id $* > /dev/null
@@ -123,7 +126,6 @@ validate-fidelity-union/%:
 	  $(if $(filter $(VAL_FID_FRD),$*),$(RADIOMICS_EXTRACTOR) --num-workers $(VALIDATE_CPUS),\
 	  --extractor inception$(INCEPTION_WEIGHTS) --extractor raddino=$(VAL_RADDINO) --num-workers 0) \
 	  --device $(DEVICE) > /dev/null
-	$(VALIDATE) slice --union $(VAL_SETS)/$(*:validate-%=%)/images.csv --run $(RESULTS)/$(MODEL)/$* --out $(VAL_SETS) > /dev/null
 
 validate-fidelity-set/%:
 	set -e -o pipefail; $(call val_set_vars,fidelity); \

@@ -272,6 +272,31 @@ def test_the_union_holds_every_set_and_a_slice_equals_an_embed_run_of_its_set_al
     assert real.is_symlink() and real.resolve() == results / "demo" / "validate-fidelity-all" / "embed" / real.name
 
 
+def test_several_unions_sliced_at_once_give_each_set_one_images_table(blur_chain, tmp_path):
+    import shutil
+
+    from chexbench_schema import read_metadata
+
+    results, plan_path, _, _ = blur_chain
+    union_all, run_all = plan_path.parent / "fidelity-all" / "images.csv", results / "demo" / "validate-fidelity-all"
+    run_copy = tmp_path / "validate-fidelity-copy"  # a second union run (radiomics in make validate)
+    shutil.copytree(run_all, run_copy, symlinks=True)
+    run("union", "--plan", plan_path, "--axis", "fidelity", "--control", "blur", "--out", tmp_path / "blur")
+    args = ["slice", "--union", union_all, "--run", run_all, "--union", tmp_path / "blur" / "images.csv"]
+    args += ["--run", run_copy, "--out", tmp_path / "sets"]
+    run(*args)
+    embed = tmp_path / "sets" / "fidelity-blur-2" / "embed"
+    first = (embed / "images.parquet").read_bytes()
+    run(*args)
+    assert (embed / "images.parquet").read_bytes() == first  # the same table whichever union also holds the set
+    assert "validate-fidelity-all" in read_metadata(embed / "images.parquet")["extra"]["sliced_from"]
+    assert "validate-fidelity-copy" in read_metadata(embed / "synthetic-inception.parquet")["extra"]["sliced_from"]
+    original = tmp_path / "sets" / "fidelity-original" / "embed" / "synthetic-inception.parquet"
+    assert "validate-fidelity-all" in read_metadata(original)["extra"]["sliced_from"]
+    result = CliRunner().invoke(main, [str(a) for a in ["slice", "--union", union_all, "--out", tmp_path / "x"]])
+    assert result.exit_code == 2 and "--run" in result.output
+
+
 def test_union_and_slice_refuse_what_they_cannot_do(blur_chain, tmp_path):
     results, plan_path, _, _ = blur_chain
     result = CliRunner().invoke(

@@ -139,13 +139,25 @@ def union(plan, axis, controls, out):
 
 
 @main.command("slice")
-@click.option("--union", "union_csv", type=_path, required=True, help="images.csv written by `union`.")
-@click.option("--run", "run_dir", type=_path, required=True, help="The run that imported and embedded it.")
+@click.option(
+    "--union", "unions", type=_path, multiple=True, required=True, help="images.csv written by `union` (repeat)."
+)
+@click.option(
+    "--run",
+    "runs",
+    type=_path,
+    multiple=True,
+    required=True,
+    help="The run that imported and embedded it (repeat, one per --union, in the same order).",
+)
 @click.option("--out", type=_path, required=True, help="Folder of the sets (each set's tables go to <set_id>/embed/).")
-def slice_tables(union_csv, run_dir, out):
-    """Write each set's rows of the union run's images and synthetic embeddings tables, and link its real tables,
-    into OUT/<set_id>/embed/ (the tables an embed run of the set alone would give)."""
-    from .union import slice_run
+def slice_tables(unions, runs, out):
+    """Write each set's rows of the union runs' synthetic embeddings tables, link their real tables, and write the
+    set's images table (from the first union that holds it) into OUT/<set_id>/embed/: the tables an embed run of the
+    set alone would give."""
+    from .union import slice_runs
 
-    written = slice_run(union_csv, run_dir, out)
+    if len(unions) != len(runs):
+        raise click.UsageError(f"{len(unions)} --union but {len(runs)} --run: give one run per union")
+    written = slice_runs(list(zip(unions, runs, strict=True)), out)
     click.echo(f"{len(written)} tables under {out}/*/embed")

@@ -67,9 +67,18 @@ def write_union(plan: Path, axis: str, controls: tuple[str, ...], out: Path) -> 
     return path, len(rows)
 
 
-def slice_run(union_csv: Path, run_dir: Path, sets_dir: Path) -> list[Path]:
-    """Write every set's rows of the run's images table and synthetic embeddings tables, and link its real tables,
-    into sets_dir/<set_id>/embed/; returns the paths written."""
+def slice_runs(pairs: list[tuple[Path, Path]], sets_dir: Path) -> list[Path]:
+    """Write every set's rows of each (union images.csv, run) pair's synthetic embeddings tables, link the runs' real
+    tables, and write the set's images table from the first pair that holds the set, into sets_dir/<set_id>/embed/;
+    returns the paths written. One table per set whichever union also holds it, so a re-run writes the same bytes."""
+    written: list[Path] = []
+    with_images: set[str] = set()
+    for union_csv, run_dir in pairs:
+        written += _slice_run(union_csv, run_dir, sets_dir, with_images)
+    return written
+
+
+def _slice_run(union_csv: Path, run_dir: Path, sets_dir: Path, with_images: set[str]) -> list[Path]:
     union = pd.read_csv(union_csv, dtype=str, keep_default_na=False)
     missing = [c for c in ("prompt_id", "sample_index", "set_id") if c not in union.columns]
     if missing:
@@ -94,9 +103,9 @@ def slice_run(union_csv: Path, run_dir: Path, sets_dir: Path) -> list[Path]:
     for set_id in dict.fromkeys(union["set_id"]):
         folder = sets_dir / set_id / SLICE_DIR
         folder.mkdir(parents=True, exist_ok=True)
-        mine = images["image_id"].map(set_of).eq(set_id).to_numpy()
-        written.append(
-            write_table(
+        if set_id not in with_images:
+            mine = images["image_id"].map(set_of).eq(set_id).to_numpy()
+            table = write_table(
                 images[mine].reset_index(drop=True),
                 folder / IMAGES_TABLE,
                 "images",
@@ -104,7 +113,8 @@ def slice_run(union_csv: Path, run_dir: Path, sets_dir: Path) -> list[Path]:
                 run_id=run_dir.name,
                 extra=images_extra | _origin(images_path, folder, set_id),
             )
-        )
+            written.append(table)
+            with_images.add(set_id)
         written += [_slice_embeddings(path, emb, set_of, set_id, folder) for path, emb in tables.items()]
         written += [_link(path, folder) for path in real]
     return written
