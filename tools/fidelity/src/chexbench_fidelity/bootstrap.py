@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .frechet import fit_gaussian, frechet_distance, frechet_distance_low_rank, psd_sqrt
+from .kid import kernel_matrix
 from .manifold import compute_prdc
 
 
@@ -102,8 +103,6 @@ def kid_replicates(
 ) -> np.ndarray:
     """Unbiased polynomial-kernel MMD² of the whole sets in `reps` prompt-bootstrap replicates: the kernel matrices
     once, then each draw's multiplicity-weighted sums (KID's subsets average this same U-statistic)."""
-    from .kid import kernel_matrix
-
     k_rr, k_ss, k_rs = kernel_matrix(real, real), kernel_matrix(synth, synth), kernel_matrix(real, synth)
     return replicates(units, reps, seed, tick, lambda w_real, w_synth: weighted_mmd2(k_rr, k_ss, k_rs, w_real, w_synth))
 

@@ -23,14 +23,19 @@ class KID:
     values: np.ndarray
 
 
-def _kernel_sum(x: np.ndarray, y: np.ndarray | None, gamma: float, coef: float, degree: int) -> tuple[float, float]:
-    """(sum of all kernel values, sum of the diagonal) of k(x, y); y=None means k(x, x)."""
-    g = x @ x.T if y is None else x @ y.T
+def _polynomial(g: np.ndarray, gamma: float, coef: float, degree: int) -> np.ndarray:
+    """(γ g + c)^degree of Gram products g, in g's dtype, overwriting g."""
     g *= gamma
     g += coef
     p = g * g if degree >= 2 else g  # repeated products: np.power(g, 3) is a libm pow call per element, ~4x slower
     for _ in range(degree - 2):
         p *= g
+    return p
+
+
+def _kernel_sum(x: np.ndarray, y: np.ndarray | None, gamma: float, coef: float, degree: int) -> tuple[float, float]:
+    """(sum of all kernel values, sum of the diagonal) of k(x, y); y=None means k(x, x)."""
+    p = _polynomial(x @ x.T if y is None else x @ y.T, gamma, coef, degree)
     return float(p.sum(dtype=np.float64)), float(np.trace(p, dtype=np.float64))
 
 
@@ -40,7 +45,7 @@ def kernel_matrix(
     """k(x_i, y_j) for every pair, float64 (the Gram product a float32 GEMM, as in the kernel sums)."""
     gamma = 1.0 / x.shape[1] if gamma is None else gamma
     g = np.asarray(x, np.float32) @ np.asarray(y, np.float32).T
-    return (g.astype(np.float64) * gamma + coef) ** degree
+    return _polynomial(g.astype(np.float64), gamma, coef, degree)
 
 
 def _self_offdiagonal_sum(x: np.ndarray, gamma: float, coef: float, degree: int) -> float:

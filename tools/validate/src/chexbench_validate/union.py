@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 from chexbench_common.atomic import atomic_path
 from chexbench_common.errors import BadInputError, BadRowsError
-from chexbench_schema import Embeddings, read_embeddings, read_metadata, read_table, write_embeddings, write_table
+from chexbench_schema import Embeddings, read_embeddings, read_metadata, read_table, write_table
 
 from . import __version__
 from .axes.common import IMAGES_CSV
@@ -41,7 +41,7 @@ def write_union(plan: Path, axis: str, controls: tuple[str, ...], out: Path) -> 
         raise BadInputError(f"{plan}: no {axis} sets; build them first (chexbench-validate build {axis})")
     present = list(dict.fromkeys(sets["control"]))
     unknown = [c for c in controls if c not in present]
-    if unknown and len(unknown) == len(set(controls)):
+    if controls and not set(controls) & set(present):
         raise BadInputError(
             f"--control {', '.join(unknown)}: no such {axis} control in {plan} (controls: {', '.join(present)})"
         )
@@ -132,18 +132,14 @@ def _check_covers(path: Path, image_ids: pd.Series, set_of: dict[str, str]) -> N
 
 def _slice_embeddings(path: Path, emb: Embeddings, set_of: dict[str, str], set_id: str, folder: Path) -> Path:
     mine = emb.frame["image_id"].map(set_of).eq(set_id).to_numpy()
-    meta = emb.metadata.get("extra", {})
-    keep = {k: v for k, v in meta.items() if k not in ("extractor", "weights_sha256", "preprocessing", "dim")}
-    return write_embeddings(
-        emb.frame[mine].reset_index(drop=True),
-        emb.vectors[mine],
+    frame = emb.frame[mine].reset_index(drop=True).assign(vector=list(emb.vectors[mine]))
+    return write_table(
+        frame,
         folder / path.name,
+        "embeddings",
         producer=PRODUCER,
-        extractor=meta["extractor"],
-        weights_sha256=meta["weights_sha256"],
-        preprocessing=meta["preprocessing"],
         run_id=emb.metadata.get("run_id"),
-        extra=keep | _origin(path, folder, set_id),
+        extra=emb.metadata.get("extra", {}) | _origin(path, folder, set_id),
     )
 
 
